@@ -1,0 +1,35 @@
+"""``Annotated`` dependency aliases shared by the routers."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import Depends, Request
+
+from service.config import Settings
+from service.errors import InvalidInput
+from service.state import HeraldState
+
+
+def get_state(request: Request) -> HeraldState:
+    state: HeraldState = request.app.state.herald
+    return state
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+StateDep = Annotated[HeraldState, Depends(get_state)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+async def read_json_body(request: Request) -> Any:
+    """The request body parsed as JSON; malformed JSON is a 422 naming the body."""
+    raw = await request.body()
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput.single(["body"], f"malformed JSON: {exc}", "json_invalid") from None

@@ -1,0 +1,229 @@
+"""Event ingest (single and batch) and the notification feed."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+import orjson
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+from pydantic import AwareDatetime
+from sqlalchemy import text
+
+from service.api.deps import StateDep, read_json_body
+from service.api.responses import JSONBytes, error_responses, json_response, raw_page
+from service.catalog import pattern_to_like
+from service.core.events import EventConflict, RecordContext, register_events
+from service.db import transaction
+from service.errors import Conflict, InvalidInput, NotFound
+from service.schemas.common import DEFAULT_LIMIT, CursorQuery, LimitQuery, decode_cursor, encode_cursor
+from service.schemas.deliveries import delivery_columns, delivery_out
+from service.schemas.event_responses import BatchAccepted, EventAccepted, EventDetail, EventPage
+from service.schemas.events import EventIn, ValidatedEvent, validate_event
+from service.state import HeraldState
+
+router = APIRouter(prefix="/api/v1/events", tags=["events"])
+
+MAX_BATCH_EVENTS = 1000
+EVENT_SCHEMA_REF = "#/components/schemas/EventIn"
+
+
+def record_context(state: HeraldState) -> RecordContext:
+    return RecordContext(
+        anonymizer=state.installation.anonymizer,
+        analytics_subscriber_uuid=state.installation.analytics_subscriber_uuid,
+        telemetry_enabled=state.settings.telemetry_enabled,
+    )
+
+
+def _validated(raw: Any, loc: tuple[str | int, ...]) -> ValidatedEvent:
+    result = validate_event(raw, loc)
+    if isinstance(result, list):
+        raise InvalidInput(result)
+    return result
+
+
+@router.post(
+    "",
+    status_code=202,
+    summary="Record one event",
+    description=(
+        "Validates the event against its type's layer, records it with one delivery per matching "
+        "subscriber in one transaction, and answers 202 once committed. The same `uuid` again with the "
+        "same content answers 200 with the original answer; with different content, 409."
+    ),
+    response_model=EventAccepted,
+    response_model_exclude_none=True,
+    responses={200: {"model": EventAccepted, "description": "A replay: the original answer."}}
+    | error_responses(409, 413, 422, 503),
+    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": EVENT_SCHEMA_REF}}}}},
+)
+async def ingest_event(request: Request, state: StateDep) -> Response:
+    event = _validated(await read_json_body(request), ("body",))
+    try:
+        async with transaction(state.sessions) as session:
+            [recorded] = await register_events(session, record_context(state), [event])
+    except EventConflict as exc:
+        raise Conflict(exc.detail) from None
+    return json_response(recorded.answer(), 200 if recorded.replayed else 202)
+
+
+@router.post(
+    "/batch",
+    status_code=202,
+    summary="Record up to 1000 events in one transaction",
+    description=(
+        "All or nothing: a 422 names the index of every bad event; a conflicting replay answers 409 "
+        "naming its index. A replayed item is answered in place with `replayed: true`."
+    ),
+    response_model=BatchAccepted,
+    response_model_exclude_none=True,
+    responses=error_responses(409, 413, 422, 503),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["events"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "events": {
+                                "type": "array",
+                                "minItems": 1,
+                                "maxItems": MAX_BATCH_EVENTS,
+                                "items": {"$ref": EVENT_SCHEMA_REF},
+                            }
+                        },
+                    }
+                }
+            },
+        }
+    },
+)
+async def ingest_batch(request: Request, state: StateDep) -> Response:
+    body = await read_json_body(request)
+    events = _validated_batch(body)
+    try:
+        async with transaction(state.sessions) as session:
+            recorded = await register_events(session, record_context(state), events)
+    except EventConflict as exc:
+        raise Conflict(f"events[{exc.index}]: {exc.detail}") from None
+    items = [r.answer() | ({"replayed": True} if r.replayed else {}) for r in recorded]
+    return json_response({"items": items}, 202)
+
+
+def _validated_batch(body: Any) -> list[ValidatedEvent]:
+    if not isinstance(body, dict):
+        raise InvalidInput.single(["body"], "expected an object {\"events\": [...]}", "model_attributes_type")
+    unknown = sorted(set(body) - {"events"})
+    if unknown:
+        raise InvalidInput.single(["body", unknown[0]], f"unknown key {unknown[0]!r}", "extra_forbidden")
+    raw_events = body.get("events")
+    if not isinstance(raw_events, list):
+        raise InvalidInput.single(["body", "events"], "events must be a list of events", "list_type")
+    if not 1 <= len(raw_events) <= MAX_BATCH_EVENTS:
+        raise InvalidInput.single(
+            ["body", "events"], f"a batch holds 1 to {MAX_BATCH_EVENTS} events, got {len(raw_events)}", "too_long"
+        )
+    errors: list[dict[str, Any]] = []
+    events: list[ValidatedEvent] = []
+    seen: dict[UUID, int] = {}
+    for index, raw in enumerate(raw_events):
+        result = validate_event(raw, ("body", "events", index))
+        if isinstance(result, list):
+            errors.extend(result)
+            continue
+        if result.uuid is not None:
+            if result.uuid in seen:
+                errors.append(
+                    {
+                        "loc": ["body", "events", index, "uuid"],
+                        "msg": f"uuid {result.uuid} already used by events[{seen[result.uuid]}] of this batch",
+                        "type": "value_error",
+                    }
+                )
+            seen.setdefault(result.uuid, index)
+        events.append(result)
+    if errors:
+        raise InvalidInput(errors)
+    return events
+
+
+@router.get(
+    "",
+    summary="The notification feed",
+    description="Newest first (ingest order). `since` is inclusive, `until` exclusive, on the event timestamp.",
+    response_model=EventPage,
+    responses=error_responses(422, 503),
+)
+async def list_events(
+    state: StateDep,
+    type: Annotated[str | None, Query(max_length=200, description="Exact type or `*` pattern.")] = None,
+    project_uuid: UUID | None = None,
+    job_uuid: UUID | None = None,
+    since: AwareDatetime | None = None,
+    until: AwareDatetime | None = None,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
+) -> Response:
+    after_seq = decode_cursor(cursor)
+    where = ["TRUE"]
+    params: dict[str, Any] = {"limit": limit + 1}
+    if type is not None:
+        if "*" in type:
+            where.append("type LIKE :type_like")
+            params["type_like"] = pattern_to_like(type)
+        else:
+            where.append("type = :type")
+            params["type"] = type
+    for name, value in (("project_uuid", project_uuid), ("job_uuid", job_uuid)):
+        if value is not None:
+            where.append(f"{name} = :{name}")
+            params[name] = value
+    if since is not None:
+        where.append("timestamp >= :since")
+        params["since"] = since
+    if until is not None:
+        where.append("timestamp < :until")
+        params["until"] = until
+    if after_seq is not None:
+        where.append("seq < :after_seq")
+        params["after_seq"] = after_seq
+    sql = text(
+        f"SELECT seq, CAST(payload AS text) AS payload FROM events WHERE {' AND '.join(where)} "
+        "ORDER BY seq DESC LIMIT :limit"
+    )
+    async with state.sessions() as session:
+        rows = (await session.execute(sql, params)).all()
+    next_cursor = encode_cursor(rows[limit - 1].seq) if len(rows) > limit else None
+    return raw_page((row.payload for row in rows[:limit]), next_cursor)
+
+
+@router.get(
+    "/{uuid}",
+    summary="One event and its deliveries",
+    response_model=EventDetail,
+    responses=error_responses(404, 422, 503),
+)
+async def get_event(uuid: UUID, state: StateDep) -> Response:
+    async with state.sessions() as session:
+        payload = (
+            await session.execute(text("SELECT CAST(payload AS text) FROM events WHERE uuid = :uuid"), {"uuid": uuid})
+        ).scalar()
+        if payload is None:
+            raise NotFound(f"event {uuid} not found")
+        deliveries = (
+            await session.execute(
+                text(f"SELECT {delivery_columns()} FROM deliveries WHERE event_uuid = :uuid ORDER BY seq"),
+                {"uuid": uuid},
+            )
+        ).all()
+    body = b'{"event":' + payload.encode() + b',"deliveries":' + orjson.dumps([delivery_out(d) for d in deliveries]) + b"}"
+    return JSONBytes(body)
+
+
+# Referenced by the OpenAPI schema through EVENT_SCHEMA_REF (see service.main.custom_openapi).
+OPENAPI_MODELS = (EventIn,)

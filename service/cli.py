@@ -1,0 +1,113 @@
+"""The ``herald`` command: ``serve``, ``migrate``, ``openapi``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import logging
+import sys
+
+import orjson
+from pydantic import ValidationError
+
+from service import migrations
+from service.config import Settings
+from service.db import EmbeddedPostgres
+from service.logs import configure_logging
+
+logger = logging.getLogger("herald")
+
+
+def is_loopback(host: str) -> bool:
+    """Loopback = 127.0.0.0/8, ::1 and ``localhost`` (API.md)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        # pydantic's message names the variable; values of secrets are not echoed for api_keys.
+        errors = "; ".join(f"HERALD_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        raise SystemExit(f"herald: invalid configuration: {errors}") from None
+
+
+def serve(host: str, port: int) -> int:
+    settings = _load_settings()
+    configure_logging(settings.log_format)
+    if not settings.parsed_api_keys:
+        if not is_loopback(host):
+            logger.error(
+                "refusing to listen on %s without API keys: set HERALD_API_KEYS (e.g. admin:<key>) "
+                "or bind a loopback address",
+                host,
+            )
+            return 2
+        logger.warning("no HERALD_API_KEYS configured: the API is open to anyone on this machine (loopback only)")
+    import uvicorn
+
+    from service.main import create_app
+
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_config=None,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        proxy_headers=False,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 5,
+    )
+    return 0
+
+
+def migrate() -> int:
+    settings = _load_settings()
+    configure_logging(settings.log_format)
+    embedded = None
+    url = settings.database_url
+    if url is None:
+        embedded = EmbeddedPostgres(settings.data_dir)
+        url = embedded.start()
+    try:
+        asyncio.run(migrations.upgrade(url))
+        logger.info("database migrated to %s", migrations.head_revision())
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    return 0
+
+
+def openapi() -> int:
+    from service.main import create_app
+
+    app = create_app(Settings(database_url="postgresql://unused/unused"))
+    sys.stdout.write(orjson.dumps(app.openapi(), option=orjson.OPT_INDENT_2).decode() + "\n")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="herald", description="Herald event and webhook hub")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve_cmd = commands.add_parser("serve", help="apply migrations, then serve HTTP and run the dispatcher")
+    serve_cmd.add_argument("--host", default="127.0.0.1")
+    serve_cmd.add_argument("--port", type=int, default=8000)
+    commands.add_parser("migrate", help="apply database migrations and exit")
+    commands.add_parser("openapi", help="print the OpenAPI schema as JSON")
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        return serve(args.host, args.port)
+    if args.command == "migrate":
+        return migrate()
+    return openapi()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

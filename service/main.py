@@ -1,0 +1,168 @@
+"""The FastAPI application and its lifespan: database, installation identity, HTTP, dispatcher."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import asyncpg
+from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from service import __version__, migrations
+from service.api import event_types, events, health
+from service.api.limits import BodySizeLimit
+from service.config import Settings
+from service.core.analytics import Anonymizer
+from service.db import EmbeddedPostgres, create_engine, redacted, session_factory
+from service.errors import HeraldError, InvalidInput
+from service.schemas.events import EventIn
+from service.state import HeraldState, Installation
+
+logger = logging.getLogger(__name__)
+
+TAGS = [
+    {"name": "events", "description": "Ingest what happened; read the notification feed."},
+    {"name": "event types", "description": "The catalog of event types."},
+    {"name": "health", "description": "Probes for orchestrators (no API key needed)."},
+]
+
+
+async def load_installation(sessions: async_sessionmaker[AsyncSession]) -> Installation:
+    """Read this installation's identity (rows created by the migrations)."""
+    async with sessions() as session:
+        row = (
+            await session.execute(
+                text(
+                    "SELECT i.installation_id, i.anonymization_key, s.uuid AS analytics_uuid "
+                    "FROM installation i, subscribers s WHERE i.id = 1 AND s.kind = 'analytics'"
+                )
+            )
+        ).one()
+    return Installation(
+        installation_id=row.installation_id,
+        anonymizer=Anonymizer(bytes(row.anonymization_key)),
+        analytics_subscriber_uuid=row.analytics_uuid,
+    )
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    async with AsyncExitStack() as stack:
+        embedded: EmbeddedPostgres | None = None
+        database_url = settings.database_url
+        if database_url is None:
+            embedded = EmbeddedPostgres(settings.data_dir)
+            database_url = await embedded.astart()
+            stack.push_async_callback(embedded.astop)
+        if settings.migrate_on_start:
+            await migrations.upgrade(database_url)
+        engine = create_engine(database_url)
+        stack.push_async_callback(engine.dispose)
+        sessions = session_factory(engine)
+        state = HeraldState(
+            settings=settings,
+            database_url=database_url,
+            engine=engine,
+            sessions=sessions,
+            installation=await load_installation(sessions),
+            embedded=embedded,
+        )
+        app.state.herald = state
+        logger.info(
+            "herald started",
+            extra={"database": redacted(database_url), "telemetry": settings.telemetry_enabled},
+        )
+        yield
+        logger.info("herald stopping")
+
+
+def _is_database_unavailable(exc: BaseException) -> bool:
+    if isinstance(exc, OperationalError | InterfaceError | PoolTimeoutError | OSError | TimeoutError):
+        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        exc = exc.orig if exc.orig is not None else exc
+        cause = getattr(exc, "__cause__", None)
+        if cause is not None and cause is not exc:
+            return _is_database_unavailable(cause)
+    return isinstance(
+        exc,
+        asyncpg.PostgresConnectionError
+        | asyncpg.CannotConnectNowError
+        | asyncpg.InterfaceError
+        | asyncpg.exceptions.AdminShutdownError,
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Domain errors → their status; a database that cannot be reached → 503, never a 500."""
+
+    async def herald_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HeraldError)
+        if isinstance(exc, InvalidInput):
+            return JSONResponse({"detail": exc.errors}, status_code=422)
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+
+    async def database_error(request: Request, exc: Exception) -> Response:
+        if _is_database_unavailable(exc):
+            logger.warning("database unavailable: %s", type(exc).__name__)
+            return JSONResponse(
+                {"detail": "database unavailable, retry later"}, status_code=503, headers={"Retry-After": "1"}
+            )
+        raise exc
+
+    app.add_exception_handler(HeraldError, herald_error)
+    for exc_type in (DBAPIError, PoolTimeoutError, OSError, TimeoutError, asyncpg.PostgresError):
+        app.add_exception_handler(exc_type, database_error)
+
+
+def custom_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """The generated schema plus the models referenced only from hand-written request bodies."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes, tags=TAGS
+        )
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        model_schema = EventIn.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(model_schema.pop("$defs", {}))
+        components["EventIn"] = model_schema
+        app.openapi_schema = schema
+        return schema
+
+    return openapi
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the application; nothing touches the database until the lifespan runs."""
+    settings = settings or Settings()
+    app = FastAPI(
+        title="Herald",
+        version=__version__,
+        description=(
+            "The event, notification and webhook-delivery hub of a data-science platform: services POST "
+            "what happened, Herald records it and delivers it, signed, to subscribed webhooks and, "
+            "anonymized, to a telemetry backend."
+        ),
+        lifespan=lifespan,
+        openapi_tags=TAGS,
+    )
+    app.state.settings = settings
+    app.add_middleware(BodySizeLimit, max_event_bytes=settings.max_event_bytes)
+    install_error_handlers(app)
+    for router in (events.router, event_types.router, health.router):
+        app.include_router(router)
+    app.openapi = custom_openapi(app)  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,44 @@
+"""Running Alembic from Herald (``herald migrate``, ``herald serve`` and the readiness check)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+
+# pg_advisory_xact_lock key that serializes migrations across replicas ("herald" in ASCII).
+MIGRATION_LOCK_KEY = 0x68_65_72_61_6C_64
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def alembic_config(database_url: str) -> Config:
+    """An Alembic config for ``database_url`` that leaves the application's logging alone."""
+    config = Config(str(PROJECT_ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(PROJECT_ROOT / "alembic"))
+    # ConfigParser interpolation would choke on a '%' in a password.
+    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    config.attributes["configure_logger"] = False
+    return config
+
+
+def head_revision() -> str | None:
+    """The newest revision shipped with this build."""
+    script = ScriptDirectory(str(PROJECT_ROOT / "alembic"))
+    return script.get_current_head()
+
+
+def upgrade_sync(database_url: str, revision: str = "head") -> None:
+    command.upgrade(alembic_config(database_url), revision)
+
+
+def downgrade_sync(database_url: str, revision: str) -> None:
+    command.downgrade(alembic_config(database_url), revision)
+
+
+async def upgrade(database_url: str, revision: str = "head") -> None:
+    """Apply migrations up to ``revision``; runs in a worker thread (env.py owns its event loop)."""
+    await asyncio.to_thread(upgrade_sync, database_url, revision)

@@ -1,0 +1,5 @@
+"""Imports every table module, so that ``SQLModel.metadata`` knows the whole schema."""
+
+from service.models import deliveries, event_types, events, installation
+
+__all__ = ["deliveries", "event_types", "events", "installation"]

@@ -1,0 +1,67 @@
+"""The transactional outbox: ``deliveries`` and their ``delivery_attempts``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import JSON, BigInteger, Column, DateTime, ForeignKey, Identity, Text, text
+from sqlmodel import Field, SQLModel
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    DELIVERING = "delivering"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+def _tz(nullable: bool = True, **kwargs: Any) -> Any:
+    return Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=nullable, **kwargs))
+
+
+class Delivery(SQLModel, table=True):
+    """One event to one subscriber; the payload is rendered when the event is recorded."""
+
+    __tablename__ = "deliveries"
+
+    uuid: UUID = Field(primary_key=True)
+    seq: int | None = Field(
+        default=None, sa_column=Column(BigInteger, Identity(always=True), nullable=False, unique=True)
+    )
+    event_uuid: UUID = Field(index=True)
+    event_type: str = Field(sa_column=Column(Text, nullable=False))
+    subscriber_uuid: UUID
+    subscriber_kind: str = Field(sa_column=Column(Text, nullable=False))
+    payload: Any = Field(sa_column=Column(JSON, nullable=False))
+    status: str = Field(default=DeliveryStatus.PENDING, sa_column=Column(Text, nullable=False))
+    attempts_count: int = 0
+    next_attempt_at: datetime | None = _tz(server_default=text("now()"))
+    lease_expires_at: datetime | None = _tz()
+    lease_token: UUID | None = None
+    delivered_at: datetime | None = _tz()
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime | None = _tz(nullable=False, server_default=text("now()"))
+    updated_at: datetime | None = _tz(nullable=False, server_default=text("now()"))
+
+
+class DeliveryAttempt(SQLModel, table=True):
+    """One HTTP attempt of a delivery: when, how long, what came back."""
+
+    __tablename__ = "delivery_attempts"
+
+    id: int | None = Field(
+        default=None, sa_column=Column(BigInteger, Identity(always=True), primary_key=True)
+    )
+    delivery_uuid: UUID = Field(
+        sa_column=Column(ForeignKey("deliveries.uuid", ondelete="CASCADE"), nullable=False)
+    )
+    number: int
+    started_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    duration_ms: float
+    status_code: int | None = None
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    response_body: str | None = Field(default=None, sa_column=Column(Text))

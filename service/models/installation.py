@@ -1,0 +1,19 @@
+"""The single ``installation`` row: this installation's random id and its telemetry hashing key."""
+
+from datetime import datetime
+from uuid import UUID
+
+from sqlalchemy import CheckConstraint, Column, DateTime, LargeBinary, SmallInteger, text
+from sqlmodel import Field, SQLModel
+
+
+class Installation(SQLModel, table=True):
+    __tablename__ = "installation"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: int = Field(default=1, sa_column=Column(SmallInteger, primary_key=True))
+    installation_id: UUID
+    anonymization_key: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime = Field(
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=text("now()"))
+    )

@@ -1,0 +1,68 @@
+"""Response (and batch request) shapes of the events API, for validation and the OpenAPI schema."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.schemas.deliveries import DeliveryOut
+
+
+class EventAccepted(BaseModel):
+    """The answer to an ingested event (the original answer again for a replay)."""
+
+    uuid: UUID
+    type: str
+    timestamp: datetime
+    deliveries: int = Field(description="Deliveries scheduled for this event, the analytics one included.")
+    replayed: bool | None = Field(default=None, description="Batch items only: true for a replay.")
+
+
+class BatchAccepted(BaseModel):
+    items: list[EventAccepted]
+
+
+class NotificationPayload(BaseModel):
+    """An event as users see it: root fields, then one nested section per layer."""
+
+    model_config = ConfigDict(extra="allow")
+
+    uuid: UUID
+    type: str
+    timestamp: datetime
+
+
+class EventPage(BaseModel):
+    items: list[NotificationPayload]
+    next_cursor: str | None
+
+
+class EventDetail(BaseModel):
+    event: NotificationPayload
+    deliveries: list[DeliveryOut]
+
+
+class EventTypeOut(BaseModel):
+    name: str
+    description: str
+    optional_filters: list[list[str]]
+
+
+class EventTypeList(BaseModel):
+    items: list[EventTypeOut]
+    next_cursor: None = None
+
+
+def batch_request_schema(event_schema_ref: str) -> dict[str, Any]:
+    """JSON schema of ``{"events": [...]}`` (up to 1000 events)."""
+    return {
+        "type": "object",
+        "required": ["events"],
+        "additionalProperties": False,
+        "properties": {
+            "events": {"type": "array", "minItems": 1, "maxItems": 1000, "items": {"$ref": event_schema_ref}}
+        },
+    }

@@ -1,0 +1,43 @@
+"""What the lifespan builds and the routes use: reached through ``app.state.herald``."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from service.config import Settings
+from service.core.analytics import Anonymizer
+
+if TYPE_CHECKING:
+    from service.db import EmbeddedPostgres
+
+
+class DispatcherHandle(Protocol):
+    """What the rest of the app needs to know of the dispatcher."""
+
+    def is_alive(self) -> bool: ...
+
+
+@dataclass
+class Installation:
+    """This installation's identity, read once from the database at start-up."""
+
+    installation_id: UUID
+    anonymizer: Anonymizer
+    analytics_subscriber_uuid: UUID
+
+
+@dataclass
+class HeraldState:
+    settings: Settings
+    database_url: str
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    installation: Installation
+    embedded: EmbeddedPostgres | None = None
+    dispatcher: DispatcherHandle | None = None
+    started_monotonic: float = field(default_factory=time.monotonic)

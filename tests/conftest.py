@@ -1,0 +1,154 @@
+"""Test fixtures: a real PostgreSQL, a migrated template database, one fresh database per test.
+
+With ``HERALD_DATABASE_URL`` set, databases are created on that server; without it, one embedded
+PostgreSQL (the same wheel Herald uses) is started for the session. The schema always comes from
+the Alembic migrations: a template database is migrated once, then each test gets
+``CREATE DATABASE ... TEMPLATE`` (fast, and real commits that other connections can see).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from sqlalchemy.engine import make_url
+
+from service import migrations
+from service.config import Settings
+from service.db import EmbeddedPostgres, asyncpg_dsn
+from service.main import create_app
+from service.state import HeraldState
+
+
+def _with_database(url: str, name: str) -> str:
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+@dataclass
+class PgServer:
+    """A PostgreSQL server the tests may create and drop databases on."""
+
+    admin_url: str
+    created: list[str]
+
+    async def execute(self, sql: str) -> None:
+        conn = await asyncpg.connect(asyncpg_dsn(self.admin_url))
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    async def create_database(self, template: str | None = None) -> str:
+        name = f"herald_t_{uuid.uuid4().hex[:16]}"
+        suffix = f" TEMPLATE {template}" if template else ""
+        await self.execute(f"CREATE DATABASE {name}{suffix}")
+        self.created.append(name)
+        return _with_database(self.admin_url, name)
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> Iterator[str]:
+    url = os.environ.get("HERALD_DATABASE_URL")
+    if url:
+        yield url
+        return
+    # Short path: PostgreSQL's unix socket path must stay under 107 bytes.
+    data_dir = Path(tempfile.mkdtemp(prefix="hpg", dir="/tmp"))
+    server = EmbeddedPostgres(data_dir)
+    yield server.start()
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+async def pg(pg_admin_url: str) -> AsyncIterator[PgServer]:
+    server = PgServer(admin_url=pg_admin_url, created=[])
+    yield server
+    for name in server.created:
+        await server.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(scope="session")
+async def template_database(pg: PgServer) -> str:
+    """Name of a database migrated to head, used as the template of every test database."""
+    url = await pg.create_database()
+    await migrations.upgrade(url)
+    return make_url(url).database or ""
+
+
+@pytest.fixture
+async def database_url(pg: PgServer, template_database: str) -> str:
+    """A fresh, migrated database for one test."""
+    return await pg.create_database(template=template_database)
+
+
+def make_settings(database_url: str | None, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "migrate_on_start": False,
+        "dispatcher_enabled": False,
+        "api_keys": "",
+        "telemetry_url": None,
+        "allow_private_destinations": True,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@dataclass
+class RunningApp:
+    app: FastAPI
+    client: httpx.AsyncClient
+
+    @property
+    def state(self) -> HeraldState:
+        state: HeraldState = self.app.state.herald
+        return state
+
+
+AppFactory = Callable[..., AbstractAsyncContextManager[RunningApp]]
+
+
+@asynccontextmanager
+async def running_app(settings: Settings) -> AsyncIterator[RunningApp]:
+    """The app with its lifespan running and an in-process client."""
+    app = create_app(settings)
+    async with LifespanManager(app, startup_timeout=60, shutdown_timeout=60) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://herald.test") as client:
+            yield RunningApp(app=app, client=client)
+
+
+@pytest.fixture
+def app_factory(database_url: str) -> AppFactory:
+    """Start the app on this test's database with setting overrides: ``async with app_factory(x=1)``."""
+
+    def factory(**overrides: Any) -> AbstractAsyncContextManager[RunningApp]:
+        return running_app(make_settings(database_url, **overrides))
+
+    return factory
+
+
+@pytest.fixture
+async def herald(app_factory: AppFactory) -> AsyncIterator[RunningApp]:
+    """The app with default test settings (dispatcher off, telemetry off)."""
+    async with app_factory() as running:
+        yield running
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A raw connection to this test's database, for assertions."""
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    yield conn
+    await conn.close()

@@ -1,0 +1,102 @@
+"""The database layer: embedded PostgreSQL, migrations, restarts, concurrent start-ups."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from service import migrations
+from service.db import async_database_url, asyncpg_dsn
+from tests.conftest import PgServer, make_settings, running_app
+from tests.event_samples import sample_event
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("postgresql://u:p@h:5432/d", "postgresql+asyncpg://u:p@h:5432/d"),
+        ("postgresql+asyncpg://u@h/d", "postgresql+asyncpg://u@h/d"),
+        ("postgres://u@h/d", "postgresql+asyncpg://u@h/d"),
+    ],
+)
+def test_database_urls_of_both_spellings_are_accepted(given: str, expected: str) -> None:
+    assert async_database_url(given) == expected
+
+
+def test_a_non_postgresql_url_is_refused() -> None:
+    with pytest.raises(ValueError, match="postgresql"):
+        async_database_url("mysql://u@h/d")
+
+
+async def test_embedded_postgres_start_ingest_read_and_restart_keeps_data(tmp_path: Path) -> None:
+    """No HERALD_DATABASE_URL: the app starts its own PostgreSQL, migrates, and keeps data."""
+    data_dir = Path("/tmp") / f"hemb{tmp_path.name[-12:]}"  # short: unix socket paths are limited
+    settings = make_settings(None, data_dir=data_dir, migrate_on_start=True)
+    body = sample_event("project:created")
+    async with running_app(settings) as running:
+        assert running.state.embedded is not None
+        response = await running.client.post("/api/v1/events", json=body)
+        assert response.status_code == 202
+    try:
+        async with running_app(settings) as running:
+            read = await running.client.get(f"/api/v1/events/{body['uuid']}")
+            assert read.status_code == 200
+            assert read.json()["event"]["project"]["name"] == body["project"]["name"]
+            assert (await running.client.get("/health/ready")).status_code == 200
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+async def test_restart_keeps_data(database_url: str) -> None:
+    body = sample_event("project:cron-job:run:pipeline-run:failed")
+    async with running_app(make_settings(database_url)) as running:
+        assert (await running.client.post("/api/v1/events", json=body)).status_code == 202
+    async with running_app(make_settings(database_url)) as running:
+        read = await running.client.get(f"/api/v1/events/{body['uuid']}")
+        assert read.status_code == 200
+
+
+async def test_migrations_downgrade_and_upgrade_round_trip(pg: PgServer) -> None:
+    url = await pg.create_database()
+    await migrations.upgrade(url)
+    await asyncio.to_thread(migrations.downgrade_sync, url, "base")
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        tables = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        assert {row["tablename"] for row in tables} <= {"alembic_version"}
+    finally:
+        await conn.close()
+    await migrations.upgrade(url)
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM event_types WHERE name <> 'ping'") == 58
+        assert await conn.fetchval("SELECT count(*) FROM event_types WHERE name = 'ping'") == 1
+        assert await conn.fetchval("SELECT count(*) FROM installation") == 1
+        assert await conn.fetchval("SELECT count(*) FROM subscribers WHERE kind = 'analytics'") == 1
+        assert await conn.fetchval("SELECT version_num FROM alembic_version") == migrations.head_revision()
+    finally:
+        await conn.close()
+
+
+async def test_replicas_migrating_at_once_are_serialized(pg: PgServer) -> None:
+    url = await pg.create_database()
+    await asyncio.gather(*(migrations.upgrade(url) for _ in range(3)))
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        assert await conn.fetchval("SELECT version_num FROM alembic_version") == migrations.head_revision()
+        assert await conn.fetchval("SELECT count(*) FROM subscribers WHERE kind = 'analytics'") == 1
+    finally:
+        await conn.close()
+
+
+async def test_installation_identity_is_stable_across_restarts(database_url: str) -> None:
+    async with running_app(make_settings(database_url)) as running:
+        first = running.state.installation
+    async with running_app(make_settings(database_url)) as running:
+        second = running.state.installation
+    assert first.installation_id == second.installation_id
+    assert first.anonymizer("x") == second.anonymizer("x")
