@@ -10,6 +10,7 @@ class HeraldError(Exception):
     """Base of every error Herald answers deliberately."""
 
     status_code = 400
+    headers: dict[str, str] | None = None
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)

@@ -8,7 +8,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import asyncpg
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service import __version__, migrations
 from service.api import event_types, events, health
+from service.api.auth import authorize
 from service.api.limits import BodySizeLimit
 from service.config import Settings
 from service.core.analytics import Anonymizer
@@ -111,7 +112,7 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, HeraldError)
         if isinstance(exc, InvalidInput):
             return JSONResponse({"detail": exc.errors}, status_code=422)
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
     async def database_error(request: Request, exc: Exception) -> Response:
         if _is_database_unavailable(exc):
@@ -158,6 +159,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ),
         lifespan=lifespan,
         openapi_tags=TAGS,
+        dependencies=[Depends(authorize)],
     )
     app.state.settings = settings
     app.add_middleware(BodySizeLimit, max_event_bytes=settings.max_event_bytes)
