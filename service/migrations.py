@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 
 from alembic import command
@@ -13,6 +14,10 @@ from alembic.script import ScriptDirectory
 MIGRATION_LOCK_KEY = 0x68_65_72_61_6C_64
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# Alembic keeps its running environment in module globals: one migration per process at a time
+# (the advisory lock in env.py serializes processes).
+_ALEMBIC_LOCK = threading.Lock()
 
 
 def alembic_config(database_url: str) -> Config:
@@ -32,11 +37,13 @@ def head_revision() -> str | None:
 
 
 def upgrade_sync(database_url: str, revision: str = "head") -> None:
-    command.upgrade(alembic_config(database_url), revision)
+    with _ALEMBIC_LOCK:
+        command.upgrade(alembic_config(database_url), revision)
 
 
 def downgrade_sync(database_url: str, revision: str) -> None:
-    command.downgrade(alembic_config(database_url), revision)
+    with _ALEMBIC_LOCK:
+        command.downgrade(alembic_config(database_url), revision)
 
 
 async def upgrade(database_url: str, revision: str = "head") -> None:

@@ -8,7 +8,9 @@ the Alembic migrations: a template database is migrated once, then each test get
 
 from __future__ import annotations
 
+import asyncio
 import os
+import shutil
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -41,6 +43,8 @@ class PgServer:
 
     admin_url: str
     created: list[str]
+    # A server started for this session only: its databases vanish with it, no need to drop them.
+    ephemeral: bool = False
 
     async def execute(self, sql: str) -> None:
         conn = await asyncpg.connect(asyncpg_dsn(self.admin_url))
@@ -68,14 +72,21 @@ def pg_admin_url() -> Iterator[str]:
     server = EmbeddedPostgres(data_dir)
     yield server.start()
     server.stop()
+    shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
 async def pg(pg_admin_url: str) -> AsyncIterator[PgServer]:
-    server = PgServer(admin_url=pg_admin_url, created=[])
+    server = PgServer(admin_url=pg_admin_url, created=[], ephemeral=not os.environ.get("HERALD_DATABASE_URL"))
     yield server
-    for name in server.created:
-        await server.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    if not server.ephemeral:
+        limit = asyncio.Semaphore(4)
+
+        async def drop(name: str) -> None:
+            async with limit:
+                await server.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+        await asyncio.gather(*(drop(name) for name in server.created))
 
 
 @pytest.fixture(scope="session")
@@ -86,10 +97,50 @@ async def template_database(pg: PgServer) -> str:
     return make_url(url).database or ""
 
 
+# Tables whose rows come from the migrations; every other table is emptied between tests.
+_SEEDED_TABLES = ("alembic_version", "event_types", "installation", "subscribers", "subscriptions")
+_RESET_SQL = """
+DO $$
+DECLARE tables text;
+BEGIN
+    SELECT string_agg(format('%I', tablename), ', ') INTO tables
+    FROM pg_tables WHERE schemaname = 'public' AND tablename <> ALL($1);
+    IF tables IS NOT NULL THEN
+        EXECUTE 'TRUNCATE ' || tables || ' RESTART IDENTITY CASCADE';
+    END IF;
+    DELETE FROM subscribers WHERE kind <> 'analytics';
+END $$;
+"""
+
+
+@pytest.fixture(scope="session")
+def clean_databases() -> list[str]:
+    """Databases emptied after use, handed to the next test (much cheaper than a new one)."""
+    return []
+
+
+async def _reset(url: str) -> bool:
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        await conn.execute("SET lock_timeout = '2s'")
+        seeded = ", ".join(f"'{name}'" for name in _SEEDED_TABLES)
+        await conn.execute(_RESET_SQL.replace("$1", f"ARRAY[{seeded}]::name[]"))
+    except (asyncpg.PostgresError, OSError):
+        return False  # something still holds it: leave it to the final drop
+    finally:
+        await conn.close()
+    return True
+
+
 @pytest.fixture
-async def database_url(pg: PgServer, template_database: str) -> str:
-    """A fresh, migrated database for one test."""
-    return await pg.create_database(template=template_database)
+async def database_url(
+    pg: PgServer, template_database: str, clean_databases: list[str]
+) -> AsyncIterator[str]:
+    """A migrated database with no data but the migrations' rows, for this test alone."""
+    url = clean_databases.pop() if clean_databases else await pg.create_database(template=template_database)
+    yield url
+    if await _reset(url):
+        clean_databases.append(url)
 
 
 def make_settings(database_url: str | None, **overrides: Any) -> Settings:
@@ -102,7 +153,7 @@ def make_settings(database_url: str | None, **overrides: Any) -> Settings:
         "allow_private_destinations": True,
     }
     values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)
 
 
 @dataclass

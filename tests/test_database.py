@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
+import sys
 from pathlib import Path
 
 import asyncpg
@@ -83,12 +85,22 @@ async def test_migrations_downgrade_and_upgrade_round_trip(pg: PgServer) -> None
 
 
 async def test_replicas_migrating_at_once_are_serialized(pg: PgServer) -> None:
+    """Three `herald migrate` processes at once: one migrates, the others wait and find head."""
     url = await pg.create_database()
-    await asyncio.gather(*(migrations.upgrade(url) for _ in range(3)))
+    env = {**os.environ, "HERALD_DATABASE_URL": url}
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "service.cli", "migrate", env=env, stderr=asyncio.subprocess.PIPE
+        )
+        for _ in range(3)
+    ]
+    results = await asyncio.gather(*(proc.communicate() for proc in procs))
+    assert [proc.returncode for proc in procs] == [0, 0, 0], [err.decode()[-500:] for _, err in results]
     conn = await asyncpg.connect(asyncpg_dsn(url))
     try:
         assert await conn.fetchval("SELECT version_num FROM alembic_version") == migrations.head_revision()
         assert await conn.fetchval("SELECT count(*) FROM subscribers WHERE kind = 'analytics'") == 1
+        assert await conn.fetchval("SELECT count(*) FROM event_types") == 59
     finally:
         await conn.close()
 

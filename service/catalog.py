@@ -1,0 +1,307 @@
+"""The event catalog: the 58 event types Herald knows, and subscription patterns over them.
+
+Each type names the layer (``kind``) of the event hierarchy that handles it; ``kind`` is
+also the single-table-inheritance discriminator of ``service/models/events.py``. The
+catalog is plain data so that the API, the migrations and the matching code can use it
+without touching the database.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+PING = "ping"
+PING_DESCRIPTION = "A test delivery sent on request; not a catalog type, never subscribable."
+
+ScopeFilter = tuple[str, ...]
+
+_NO_FILTERS: tuple[ScopeFilter, ...] = ()
+_PROJECT_FILTERS: tuple[ScopeFilter, ...] = (("project_uuid",),)
+_JOB_FILTERS: tuple[ScopeFilter, ...] = (("project_uuid",), ("project_uuid", "job_uuid"))
+
+
+@dataclass(frozen=True)
+class EventTypeInfo:
+    """One catalog entry: ``optional_filters`` lists the subscription scopes the type allows."""
+
+    name: str
+    description: str
+    kind: str
+    optional_filters: tuple[ScopeFilter, ...]
+
+    def optional_filters_json(self) -> list[list[str]]:
+        """``optional_filters`` as API.md shows them, e.g. ``[["project_uuid"]]``."""
+        return [list(scope) for scope in self.optional_filters]
+
+
+# (name, kind, description), in the order of API.md "The catalog".
+_ENTRIES: tuple[tuple[str, str, str], ...] = (
+    ("project:created", "project", "A project was created."),
+    ("project:updated", "project_update", "A project was updated."),
+    ("project:deleted", "project", "A project was deleted."),
+    ("project:pipeline:created", "pipeline", "A pipeline of a project was created."),
+    ("project:pipeline:updated", "pipeline_update", "A pipeline of a project was updated."),
+    ("project:pipeline:deleted", "pipeline", "A pipeline of a project was deleted."),
+    (
+        "project:pipeline:interactive-session:started",
+        "interactive_session",
+        "An interactive session of a pipeline started.",
+    ),
+    (
+        "project:pipeline:interactive-session:stopped",
+        "interactive_session",
+        "An interactive session of a pipeline stopped.",
+    ),
+    (
+        "project:pipeline:interactive-session:service-restarted",
+        "interactive_session",
+        "An interactive session of a pipeline had one of its services restarted.",
+    ),
+    (
+        "project:pipeline:interactive-session:failed",
+        "interactive_session",
+        "An interactive session of a pipeline failed.",
+    ),
+    (
+        "project:pipeline:interactive-session:succeeded",
+        "interactive_session",
+        "An interactive session of a pipeline succeeded.",
+    ),
+    (
+        "project:pipeline:interactive-session:pipeline-run:created",
+        "interactive_pipeline_run",
+        "An interactive pipeline run was created.",
+    ),
+    (
+        "project:pipeline:interactive-session:pipeline-run:started",
+        "interactive_pipeline_run",
+        "An interactive pipeline run started.",
+    ),
+    (
+        "project:pipeline:interactive-session:pipeline-run:cancelled",
+        "interactive_pipeline_run",
+        "An interactive pipeline run was cancelled.",
+    ),
+    (
+        "project:pipeline:interactive-session:pipeline-run:failed",
+        "interactive_pipeline_run",
+        "An interactive pipeline run failed.",
+    ),
+    (
+        "project:pipeline:interactive-session:pipeline-run:succeeded",
+        "interactive_pipeline_run",
+        "An interactive pipeline run succeeded.",
+    ),
+    ("project:environment:created", "environment", "An environment of a project was created."),
+    ("project:environment:deleted", "environment", "An environment of a project was deleted."),
+    (
+        "project:environment:image-build:created",
+        "environment_image_build",
+        "An environment image build was created.",
+    ),
+    (
+        "project:environment:image-build:started",
+        "environment_image_build",
+        "An environment image build started.",
+    ),
+    (
+        "project:environment:image-build:cancelled",
+        "environment_image_build",
+        "An environment image build was cancelled.",
+    ),
+    (
+        "project:environment:image-build:failed",
+        "environment_image_build",
+        "An environment image build failed.",
+    ),
+    (
+        "project:environment:image-build:succeeded",
+        "environment_image_build",
+        "An environment image build succeeded.",
+    ),
+    ("project:one-off-job:created", "one_off_job", "A one-off job was created."),
+    ("project:one-off-job:started", "one_off_job", "A one-off job started."),
+    ("project:one-off-job:deleted", "one_off_job", "A one-off job was deleted."),
+    ("project:one-off-job:cancelled", "one_off_job", "A one-off job was cancelled."),
+    ("project:one-off-job:failed", "one_off_job", "A one-off job failed."),
+    ("project:one-off-job:succeeded", "one_off_job", "A one-off job succeeded."),
+    ("project:one-off-job:updated", "one_off_job_update", "A one-off job was updated."),
+    (
+        "project:one-off-job:pipeline-run:created",
+        "one_off_job_pipeline_run",
+        "A pipeline run of a one-off job was created.",
+    ),
+    (
+        "project:one-off-job:pipeline-run:started",
+        "one_off_job_pipeline_run",
+        "A pipeline run of a one-off job started.",
+    ),
+    (
+        "project:one-off-job:pipeline-run:cancelled",
+        "one_off_job_pipeline_run",
+        "A pipeline run of a one-off job was cancelled.",
+    ),
+    (
+        "project:one-off-job:pipeline-run:failed",
+        "one_off_job_pipeline_run",
+        "A pipeline run of a one-off job failed.",
+    ),
+    (
+        "project:one-off-job:pipeline-run:deleted",
+        "one_off_job_pipeline_run",
+        "A pipeline run of a one-off job was deleted.",
+    ),
+    (
+        "project:one-off-job:pipeline-run:succeeded",
+        "one_off_job_pipeline_run",
+        "A pipeline run of a one-off job succeeded.",
+    ),
+    ("project:cron-job:created", "cron_job", "A cron job was created."),
+    ("project:cron-job:started", "cron_job", "A cron job started."),
+    ("project:cron-job:deleted", "cron_job", "A cron job was deleted."),
+    ("project:cron-job:cancelled", "cron_job", "A cron job was cancelled."),
+    ("project:cron-job:failed", "cron_job", "A cron job failed."),
+    ("project:cron-job:paused", "cron_job", "A cron job was paused."),
+    ("project:cron-job:unpaused", "cron_job", "A cron job was unpaused."),
+    ("project:cron-job:updated", "cron_job_update", "A cron job was updated."),
+    ("project:cron-job:run:started", "cron_job_run", "A run of a cron job started."),
+    ("project:cron-job:run:succeeded", "cron_job_run", "A run of a cron job succeeded."),
+    ("project:cron-job:run:failed", "cron_job_run", "A run of a cron job failed."),
+    (
+        "project:cron-job:run:pipeline-run:created",
+        "cron_job_run_pipeline_run",
+        "A pipeline run of a cron job run was created.",
+    ),
+    (
+        "project:cron-job:run:pipeline-run:started",
+        "cron_job_run_pipeline_run",
+        "A pipeline run of a cron job run started.",
+    ),
+    (
+        "project:cron-job:run:pipeline-run:cancelled",
+        "cron_job_run_pipeline_run",
+        "A pipeline run of a cron job run was cancelled.",
+    ),
+    (
+        "project:cron-job:run:pipeline-run:failed",
+        "cron_job_run_pipeline_run",
+        "A pipeline run of a cron job run failed.",
+    ),
+    (
+        "project:cron-job:run:pipeline-run:deleted",
+        "cron_job_run_pipeline_run",
+        "A pipeline run of a cron job run was deleted.",
+    ),
+    (
+        "project:cron-job:run:pipeline-run:succeeded",
+        "cron_job_run_pipeline_run",
+        "A pipeline run of a cron job run succeeded.",
+    ),
+    ("jupyter:image-build:created", "jupyter_image_build", "A Jupyter image build was created."),
+    ("jupyter:image-build:started", "jupyter_image_build", "A Jupyter image build started."),
+    ("jupyter:image-build:cancelled", "jupyter_image_build", "A Jupyter image build was cancelled."),
+    ("jupyter:image-build:failed", "jupyter_image_build", "A Jupyter image build failed."),
+    ("jupyter:image-build:succeeded", "jupyter_image_build", "A Jupyter image build succeeded."),
+)
+
+
+def _optional_filters(name: str) -> tuple[ScopeFilter, ...]:
+    # The seed's rule: job families may be scoped to a job, other project types to a
+    # project, Jupyter types (no project) not at all.
+    if name.startswith(("project:one-off-job:", "project:cron-job:")):
+        return _JOB_FILTERS
+    if name.startswith("project:"):
+        return _PROJECT_FILTERS
+    return _NO_FILTERS
+
+
+CATALOG: dict[str, EventTypeInfo] = {
+    name: EventTypeInfo(name, description, kind, _optional_filters(name))
+    for name, kind, description in _ENTRIES
+}
+
+# The rows the migrations insert into ``event_types``: the catalog plus ``ping``.
+CATALOG_ROWS: tuple[tuple[str, str], ...] = (
+    *((info.name, info.description) for info in CATALOG.values()),
+    (PING, PING_DESCRIPTION),
+)
+
+# The discriminator of ``ping`` events: the root ``Event`` class.
+PING_KIND = "event"
+
+
+def kind_of(type_name: str) -> str | None:
+    """The layer handling ``type_name`` (``ping`` included), or ``None`` for an unknown type."""
+    if type_name == PING:
+        return PING_KIND
+    info = CATALOG.get(type_name)
+    return info.kind if info is not None else None
+
+
+@lru_cache(maxsize=1024)
+def _pattern_regex(pattern: str) -> re.Pattern[str]:
+    return re.compile(".*".join(re.escape(part) for part in pattern.split("*")), re.DOTALL)
+
+
+def pattern_matches(pattern: str, name: str) -> bool:
+    """Whether ``pattern`` matches ``name``: ``*`` is any run of characters (``:`` included,
+    possibly empty), everything else literal, case-sensitive. ``ping`` is never matched."""
+    if name == PING:
+        return False
+    return _pattern_regex(pattern).fullmatch(name) is not None
+
+
+def expand_pattern(pattern: str) -> list[str]:
+    """The catalog types ``pattern`` matches, in catalog order (never ``ping``)."""
+    return [name for name in CATALOG if pattern_matches(pattern, name)]
+
+
+def pattern_to_like(pattern: str) -> str:
+    """``pattern`` as a SQL ``LIKE`` pattern to be used with ``ESCAPE '\\'``.
+
+    ``\\``, ``%`` and ``_`` are literal in our patterns, so they are escaped; ``*`` → ``%``.
+    """
+    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped.replace("*", "%")
+
+
+def allowed_scopes(pattern: str) -> list[ScopeFilter]:
+    """The scopes allowed by every type ``pattern`` matches (empty when it matches none)."""
+    matched = expand_pattern(pattern)
+    if not matched:
+        return []
+    scopes = list(CATALOG[matched[0]].optional_filters)
+    for name in matched[1:]:
+        scopes = [scope for scope in scopes if scope in CATALOG[name].optional_filters]
+    return scopes
+
+
+def check_scope(pattern: str, has_project: bool, has_job: bool) -> str | None:
+    """Why a subscription with this pattern and scope is not allowed, or ``None`` if it is.
+
+    A scope is allowed only if every type the pattern matches allows it (API.md, "Precise
+    rules"); a job scope needs a project scope too.
+    """
+    matched = expand_pattern(pattern)
+    if not matched:
+        return f"event type pattern {_shorten(pattern)} matches no catalog event type"
+    if has_job and not has_project:
+        return "a job_uuid scope needs a project_uuid too"
+    if not has_project:
+        return None
+    scope: ScopeFilter = ("project_uuid", "job_uuid") if has_job else ("project_uuid",)
+    for name in matched:
+        if scope not in CATALOG[name].optional_filters:
+            what = "job" if has_job else "project"
+            return (
+                f"event type {name!r} (matched by {_shorten(pattern)}) cannot be scoped to a {what}: "
+                f"allowed scopes are {[list(s) for s in CATALOG[name].optional_filters]}"
+            )
+    return None
+
+
+def _shorten(text: str, limit: int = 120) -> str:
+    # Error messages echo user input; keep them bounded.
+    return repr(text if len(text) <= limit else text[:limit] + "…")
