@@ -8,9 +8,7 @@ without touching the database.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from functools import lru_cache
 
 PING = "ping"
 PING_DESCRIPTION = "A test delivery sent on request; not a catalog type, never subscribable."
@@ -240,9 +238,23 @@ def kind_of(type_name: str) -> str | None:
     return info.kind if info is not None else None
 
 
-@lru_cache(maxsize=1024)
-def _pattern_regex(pattern: str) -> re.Pattern[str]:
-    return re.compile(".*".join(re.escape(part) for part in pattern.split("*")), re.DOTALL)
+def _glob_match(pattern: str, name: str) -> bool:
+    # Linear-time wildcard match (no regex: ".*" runs backtrack exponentially on a pattern
+    # like "**********x"). The literal parts between stars must appear in order; matching
+    # each at its leftmost position is always safe, so no backtracking is needed.
+    parts = pattern.split("*")
+    if len(parts) == 1:
+        return pattern == name
+    first, *middle, last = parts
+    if len(name) < len(first) + len(last) or not name.startswith(first) or not name.endswith(last):
+        return False
+    position, end = len(first), len(name) - len(last)
+    for part in middle:
+        found = name.find(part, position, end)
+        if found < 0:
+            return False
+        position = found + len(part)
+    return True
 
 
 def pattern_matches(pattern: str, name: str) -> bool:
@@ -250,7 +262,7 @@ def pattern_matches(pattern: str, name: str) -> bool:
     possibly empty), everything else literal, case-sensitive. ``ping`` is never matched."""
     if name == PING:
         return False
-    return _pattern_regex(pattern).fullmatch(name) is not None
+    return _glob_match(pattern, name)
 
 
 def expand_pattern(pattern: str) -> list[str]:

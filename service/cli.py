@@ -49,7 +49,9 @@ def serve(host: str, port: int) -> int:
                 host,
             )
             return 2
-        logger.warning("no HERALD_API_KEYS configured: the API is open to anyone on this machine (loopback only)")
+        logger.warning(
+            "no HERALD_API_KEYS configured: the API is open to anyone on this machine (loopback only)"
+        )
     import uvicorn
 
     from service.main import create_app

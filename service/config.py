@@ -48,7 +48,8 @@ def parse_api_keys(text: str) -> tuple[ApiKey, ...]:
         if not sep or scope not in ("admin", "ingest") or not key.strip():
             # Never echo the entry: it holds a secret.
             raise ValueError(
-                f"HERALD_API_KEYS entry #{len(keys) + 1} is malformed: expected scope:key with scope admin or ingest"
+                f"HERALD_API_KEYS entry #{len(keys) + 1} is malformed: "
+                "expected scope:key with scope admin or ingest"
             )
         keys.append(ApiKey(scope="admin" if scope == "admin" else "ingest", key=key.strip()))
     return tuple(keys)

@@ -6,9 +6,10 @@ import asyncio
 import threading
 from pathlib import Path
 
-from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
+
+from alembic import command
 
 # pg_advisory_xact_lock key that serializes migrations across replicas ("herald" in ASCII).
 MIGRATION_LOCK_KEY = 0x68_65_72_61_6C_64

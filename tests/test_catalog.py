@@ -228,3 +228,12 @@ def test_error_messages_do_not_echo_huge_patterns() -> None:
     message = check_scope("x" * 10_000, has_project=False, has_job=False)
     assert message is not None
     assert len(message) < 300
+
+
+@pytest.mark.timeout(5)  # a backtracking matcher hangs for minutes on these patterns
+def test_pattern_matching_does_not_backtrack_on_star_runs() -> None:
+    assert not pattern_matches("*" * 200 + "x", "project:cron-job:run:pipeline-run:succeeded")
+    assert not pattern_matches("*a" * 100 + "*q", "a" * 60)
+    assert pattern_matches("p*r*o*j*e*c*t*", "project:created")
+    assert pattern_matches("*:*:*", "project:pipeline:created")
+    assert not pattern_matches("*:*:*:*", "project:pipeline:created")

@@ -33,7 +33,8 @@ async def ready(state: StateDep) -> Response:
         async with asyncio.timeout(READY_CHECK_TIMEOUT_S), state.engine.connect() as conn:
             version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
         checks["database"] = "ok"
-        checks["migrations"] = "ok" if version == head_revision() else f"at {version}, expected {head_revision()}"
+        head = head_revision()
+        checks["migrations"] = "ok" if version == head else f"at {version}, expected {head}"
     except Exception as exc:  # any failure to reach the database means "not ready"
         checks["database"] = f"unavailable ({type(exc).__name__})"
     dispatcher = state.dispatcher

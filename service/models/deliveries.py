@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, ForeignKey, Identity, Text, text
+from sqlalchemy import JSON, BigInteger, Column, DateTime, ForeignKey, Identity, Index, Integer, Text, text
 from sqlmodel import Field, SQLModel
 
 
@@ -27,6 +27,20 @@ class Delivery(SQLModel, table=True):
     """One event to one subscriber; the payload is rendered when the event is recorded."""
 
     __tablename__ = "deliveries"
+    __table_args__ = (
+        # "What is due" reads only pending rows: its cost follows the due rows, not the table.
+        Index("ix_deliveries_due", "next_attempt_at", postgresql_where=text("status = 'pending'")),
+        Index(
+            "ix_deliveries_subscriber_due",
+            "subscriber_uuid",
+            "next_attempt_at",
+            postgresql_where=text("status = 'pending'"),
+        ),
+        Index("ix_deliveries_lease", "lease_expires_at", postgresql_where=text("status = 'delivering'")),
+        Index("ix_deliveries_subscriber_uuid_seq", "subscriber_uuid", "seq"),
+        Index("ix_deliveries_status_seq", "status", "seq"),
+        Index("ix_deliveries_created_at", "created_at"),
+    )
 
     uuid: UUID = Field(primary_key=True)
     seq: int | None = Field(
@@ -37,8 +51,10 @@ class Delivery(SQLModel, table=True):
     subscriber_uuid: UUID
     subscriber_kind: str = Field(sa_column=Column(Text, nullable=False))
     payload: Any = Field(sa_column=Column(JSON, nullable=False))
-    status: str = Field(default=DeliveryStatus.PENDING, sa_column=Column(Text, nullable=False))
-    attempts_count: int = 0
+    status: str = Field(
+        default=DeliveryStatus.PENDING, sa_column=Column(Text, nullable=False, server_default="pending")
+    )
+    attempts_count: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
     next_attempt_at: datetime | None = _tz(server_default=text("now()"))
     lease_expires_at: datetime | None = _tz()
     lease_token: UUID | None = None
@@ -52,6 +68,7 @@ class DeliveryAttempt(SQLModel, table=True):
     """One HTTP attempt of a delivery: when, how long, what came back."""
 
     __tablename__ = "delivery_attempts"
+    __table_args__ = (Index("ix_delivery_attempts_delivery_uuid_number", "delivery_uuid", "number"),)
 
     id: int | None = Field(
         default=None, sa_column=Column(BigInteger, Identity(always=True), primary_key=True)

@@ -1,0 +1,93 @@
+"""Subscribers: one table, one class per kind (``webhook``, ``analytics``).
+
+The single table holds every column; the webhook-only ones (url, secrets, format...) are
+NULL or at their defaults for the analytics subscriber, which the migrations create (there
+is exactly one, enforced by a partial unique index).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, ClassVar
+from uuid import UUID
+
+from sqlalchemy import Boolean, CheckConstraint, Column, DateTime, Index, Text, text
+from sqlmodel import Field, SQLModel
+
+from service.models.base import SingleTableInheritanceMeta
+
+
+class SubscriberKind(StrEnum):
+    WEBHOOK = "webhook"
+    ANALYTICS = "analytics"
+
+
+def _timestamp(*, nullable: bool = True, index: bool = False, server_now: bool = False) -> Any:
+    return Field(
+        default=None,
+        sa_column=Column(
+            DateTime(timezone=True),
+            nullable=nullable,
+            index=index,
+            server_default=text("now()") if server_now else None,
+        ),
+    )
+
+
+class Subscriber(SQLModel, table=True, metaclass=SingleTableInheritanceMeta):
+    """Someone who hears about events; ``kind`` is the single-table-inheritance discriminator."""
+
+    __tablename__ = "subscribers"
+    __table_args__ = (
+        CheckConstraint("kind IN ('webhook', 'analytics')", name="kind"),
+        CheckConstraint("format IN ('standard', 'slack', 'teams', 'discord')", name="format"),
+        CheckConstraint(
+            "content_type IN ('application/json', 'application/x-www-form-urlencoded')", name="content_type"
+        ),
+        CheckConstraint(
+            "kind <> 'webhook' OR (url IS NOT NULL AND secret IS NOT NULL)", name="webhook_fields"
+        ),
+        # At most one analytics subscriber.
+        Index("uq_subscribers_analytics", "kind", unique=True, postgresql_where=text("kind = 'analytics'")),
+    )
+    # eager_defaults: timestamps set by the database come back with RETURNING, so an async
+    # session never needs a lazy load to read them.
+    __mapper_args__: ClassVar[dict[str, Any]] = {"polymorphic_on": "kind", "eager_defaults": True}
+
+    uuid: UUID = Field(primary_key=True)
+    kind: str = Field(sa_type=Text)
+    name: str = Field(sa_type=Text)
+    url: str | None = Field(default=None, sa_type=Text)
+    secret: str | None = Field(default=None, sa_type=Text, repr=False)
+    previous_secret: str | None = Field(default=None, sa_type=Text, repr=False)
+    previous_secret_expires_at: datetime | None = _timestamp()
+    verify_ssl: bool = Field(
+        default=True, sa_column=Column(Boolean, nullable=False, server_default=text("true"))
+    )
+    content_type: str = Field(
+        default="application/json",
+        sa_column=Column(Text, nullable=False, server_default="application/json"),
+    )
+    format: str = Field(default="standard", sa_column=Column(Text, nullable=False, server_default="standard"))
+    enabled: bool = Field(
+        default=True, sa_column=Column(Boolean, nullable=False, server_default=text("true"))
+    )
+    disabled_reason: str | None = Field(default=None, sa_type=Text)
+    # The failure clock: the first failure since the last success (auto-disable reads it).
+    last_success_at: datetime | None = _timestamp()
+    failing_since: datetime | None = _timestamp()
+    created_at: datetime | None = _timestamp(nullable=False, index=True, server_now=True)
+    updated_at: datetime | None = _timestamp(nullable=False, server_now=True)
+
+
+class WebhookSubscriber(Subscriber):
+    """A user's HTTP endpoint: signed POSTs in the standard envelope or a chat format."""
+
+    __mapper_args__ = {"polymorphic_identity": SubscriberKind.WEBHOOK.value}
+
+
+class AnalyticsSubscriber(Subscriber):
+    """The telemetry backend: subscribed to everything, fed only while telemetry is on."""
+
+    __mapper_args__ = {"polymorphic_identity": SubscriberKind.ANALYTICS.value}
