@@ -13,14 +13,16 @@ RUN uv sync --locked --no-dev
 
 # Runtime stage: the virtual environment and the code, run as an unprivileged user.
 FROM python:3.11-slim
-RUN groupadd --system herald && useradd --system --gid herald --home-dir /app --shell /usr/sbin/nologin herald
+# A numeric uid/gid, so that orchestrators can verify "runAsNonRoot" without reading /etc/passwd.
+RUN groupadd --system --gid 10001 herald \
+    && useradd --system --uid 10001 --gid herald --home-dir /app --shell /usr/sbin/nologin herald
 WORKDIR /app
-COPY --from=build --chown=herald:herald /app /app
+COPY --from=build --chown=10001:10001 /app /app
 ENV PATH="/app/.venv/bin:$PATH" \
     PYTHONUNBUFFERED=1 \
     HERALD_DATA_DIR=/app/.herald \
     HERALD_LOG_FORMAT=json
-USER herald
+USER 10001:10001
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/health/live', timeout=2).status == 200 else 1)"]

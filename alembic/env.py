@@ -25,7 +25,9 @@ target_metadata = SQLModel.metadata
 def _database_url() -> str:
     url = config.get_main_option("sqlalchemy.url") or Settings().database_url
     if not url:
-        raise SystemExit("no database URL: set HERALD_DATABASE_URL or run `herald migrate` (embedded PostgreSQL)")
+        raise SystemExit(
+            "no database URL: set HERALD_DATABASE_URL or run `herald migrate` (embedded PostgreSQL)"
+        )
     return async_database_url(url)
 
 

@@ -19,6 +19,10 @@ logger = logging.getLogger(__name__)
 CONNECT_TIMEOUT_S = 3.0
 STATEMENT_TIMEOUT_MS = 30_000
 POOL_TIMEOUT_S = 5.0
+# A transaction a producer waits on (ingest): past this, give up with a 503. The timeouts above
+# cover a server that is gone; a frozen or partitioned one accepts, then never answers. Abandoning
+# a pooled connection adds up to 2 s (SQLAlchemy's graceful close before terminating it).
+INGEST_DEADLINE_S = 3.0
 
 
 def async_database_url(url: str) -> str:
@@ -63,9 +67,16 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 
 @asynccontextmanager
-async def transaction(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """A session inside one transaction, committed on success and rolled back on error."""
-    async with sessions() as session, session.begin():
+async def transaction(
+    sessions: async_sessionmaker[AsyncSession], *, deadline_s: float | None = None
+) -> AsyncIterator[AsyncSession]:
+    """A session inside one transaction, committed on success and rolled back on error.
+
+    With ``deadline_s``, the whole transaction (commit included) must finish in time, else
+    ``TimeoutError`` (a 503): cancelling makes SQLAlchemy drop the connection rather than reuse it.
+    A timeout can hit after the commit reached the server, so only idempotent work belongs here.
+    """
+    async with asyncio.timeout(deadline_s), sessions() as session, session.begin():
         yield session
 
 

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import logging
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+
+# The id of the HTTP request being served (set by ``service.api.middleware.RequestContext``).
+request_id_var: ContextVar[str | None] = ContextVar("herald_request_id", default=None)
 
 # Attributes every LogRecord has; anything else was passed through ``extra=`` and is structured data.
 _STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
@@ -19,6 +23,16 @@ _STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
 
 def _extra(record: logging.LogRecord) -> dict[str, Any]:
     return {key: value for key, value in vars(record).items() if key not in _STANDARD_ATTRS}
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds ``request_id`` to records logged while a request is being served."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        request_id = request_id_var.get()
+        if request_id is not None and not hasattr(record, "request_id"):
+            record.request_id = request_id
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -51,6 +65,7 @@ def configure_logging(fmt: str, level: int = logging.INFO) -> None:
     """Route every logger (uvicorn's included) through one handler in the chosen format."""
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.addFilter(RequestIdFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -59,3 +74,6 @@ def configure_logging(fmt: str, level: int = logging.INFO) -> None:
         logging.getLogger(name).propagate = True
     # Access logs carry full paths and queries; keep them at warning unless asked for.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    # httpx logs every request with its full URL at info: webhook URLs may carry tokens.
+    for name in ("httpx", "httpcore", "hpack"):
+        logging.getLogger(name).setLevel(logging.WARNING)

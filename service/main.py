@@ -17,13 +17,30 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service import __version__, migrations
-from service.api import event_types, events, health
+from service.api import (
+    analytics,
+    deliveries,
+    delivery_actions,
+    event_types,
+    events,
+    health,
+    metrics,
+    subscribers,
+)
 from service.api.auth import authorize
 from service.api.limits import BodySizeLimit
+from service.api.middleware import RequestContext
 from service.config import Settings
-from service.core.analytics import Anonymizer
-from service.db import EmbeddedPostgres, create_engine, redacted, session_factory
+from service.core.analytics import Anonymizer, cancel_undelivered, log_telemetry_status
+from service.core.heartbeat import Heartbeat
+from service.core.retention import RetentionJob
+from service.db import EmbeddedPostgres, create_engine, redacted, session_factory, transaction
+from service.delivery.analytics import ANALYTICS_KIND, BatchDeliverer
+from service.delivery.dispatcher import Dispatcher
+from service.delivery.http import create_http_clients
+from service.delivery.posthog import PostHogDeliverer
 from service.errors import HeraldError, InvalidInput
+from service.metrics import Metrics
 from service.schemas.events import EventIn
 from service.state import HeraldState, Installation
 
@@ -32,7 +49,11 @@ logger = logging.getLogger(__name__)
 TAGS = [
     {"name": "events", "description": "Ingest what happened; read the notification feed."},
     {"name": "event types", "description": "The catalog of event types."},
+    {"name": "subscribers", "description": "Webhooks and their subscriptions; the analytics subscriber."},
+    {"name": "deliveries", "description": "The outbox: every event on its way to every subscriber."},
     {"name": "health", "description": "Probes for orchestrators (no API key needed)."},
+    {"name": "operations", "description": "Prometheus metrics."},
+    {"name": "analytics", "description": "Telemetry: the front-end relay and the analytics event names."},
 ]
 
 
@@ -78,6 +99,55 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             embedded=embedded,
         )
         app.state.herald = state
+        # Connection counts are bounded by the dispatcher's slots, not by the pool (0 = unbounded).
+        clients = create_http_clients(
+            allow_private=settings.allow_private_destinations,
+            timeout_s=settings.delivery_timeout_seconds,
+            max_connections=0,
+        )
+        stack.push_async_callback(clients.aclose)
+        app.state.http_clients = clients
+        batch_deliverers: dict[str, BatchDeliverer] = {}
+        if settings.telemetry_enabled:
+            log_telemetry_status(settings)
+            heartbeat = Heartbeat(
+                sessions,
+                interval_s=settings.heartbeat_interval_seconds,
+                installation_id=state.installation.installation_id,
+                analytics_subscriber_uuid=state.installation.analytics_subscriber_uuid,
+                last_activity=lambda: app.state.last_api_activity,
+            )
+            heartbeat.start()
+            stack.push_async_callback(heartbeat.stop)
+            if settings.dispatcher_enabled:
+                posthog = PostHogDeliverer.from_settings(
+                    settings,
+                    installation_id=state.installation.installation_id,
+                    anonymizer=state.installation.anonymizer,
+                    engine=engine,
+                )
+                stack.push_async_callback(posthog.aclose)  # closed after the dispatcher stops
+                batch_deliverers[ANALYTICS_KIND] = posthog
+        else:
+            # Opted out: what was queued while telemetry was on is not sent either.
+            async with transaction(sessions) as session:
+                log_telemetry_status(settings, cancelled=await cancel_undelivered(session))
+        if settings.dispatcher_enabled:
+            dispatcher = Dispatcher(
+                settings=settings,
+                engine=engine,
+                sessions=sessions,
+                database_url=database_url,
+                clients=clients,
+                batch_deliverers=batch_deliverers,
+                observer=app.state.metrics,
+            )
+            await dispatcher.start()
+            stack.push_async_callback(dispatcher.stop)
+            state.dispatcher = dispatcher
+        retention = RetentionJob(engine, settings.retention_days, metrics=app.state.metrics)
+        retention.start()
+        stack.push_async_callback(retention.stop)
         logger.info(
             "herald started",
             extra={"database": redacted(database_url), "telemetry": settings.telemetry_enabled},
@@ -162,9 +232,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dependencies=[Depends(authorize)],
     )
     app.state.settings = settings
+    app.state.metrics = Metrics()
     app.add_middleware(BodySizeLimit, max_event_bytes=settings.max_event_bytes)
+    # Added last, so outermost: even a 413 from the size limit carries the request id.
+    app.add_middleware(RequestContext, state=app.state)
     install_error_handlers(app)
-    for router in (events.router, event_types.router, health.router):
+    for router in (
+        events.router,
+        event_types.router,
+        subscribers.router,
+        delivery_actions.subscribers_router,
+        deliveries.router,
+        delivery_actions.deliveries_router,
+        analytics.router,
+        health.router,
+        metrics.router,
+    ):
         app.include_router(router)
     app.openapi = custom_openapi(app)  # type: ignore[method-assign]
     return app

@@ -68,7 +68,9 @@ async def test_every_catalog_type_is_ingested_and_read_back(herald: RunningApp, 
 async def test_ingest_answers_202_only_after_commit(herald: RunningApp, db: asyncpg.Connection) -> None:
     response = await herald.client.post("/api/v1/events", json=_event())
     assert response.status_code == 202
-    row = await db.fetchrow("SELECT type, kind FROM events WHERE uuid = $1", uuid.UUID(response.json()["uuid"]))
+    row = await db.fetchrow(
+        "SELECT type, kind FROM events WHERE uuid = $1", uuid.UUID(response.json()["uuid"])
+    )
     assert row is not None
     assert row["type"] == "project:created"
 
@@ -84,7 +86,9 @@ async def test_uuid_and_timestamp_are_assigned_when_absent(herald: RunningApp) -
     assert answer["timestamp"].endswith(("Z", "+00:00"))
 
 
-async def test_same_uuid_same_content_replays_the_original_answer(herald: RunningApp, db: asyncpg.Connection) -> None:
+async def test_same_uuid_same_content_replays_the_original_answer(
+    herald: RunningApp, db: asyncpg.Connection
+) -> None:
     body = _event("project:one-off-job:pipeline-run:failed")
     first = await herald.client.post("/api/v1/events", json=body)
     assert first.status_code == 202
@@ -126,7 +130,9 @@ async def test_batch_is_recorded_in_order(herald: RunningApp) -> None:
     assert all("replayed" not in item for item in items)
 
 
-async def test_batch_is_all_or_nothing_and_names_bad_indexes(herald: RunningApp, db: asyncpg.Connection) -> None:
+async def test_batch_is_all_or_nothing_and_names_bad_indexes(
+    herald: RunningApp, db: asyncpg.Connection
+) -> None:
     events = [_event(), {"type": "project:created"}, _event(), {"type": "no:such:type"}]
     response = await herald.client.post("/api/v1/events/batch", json={"events": events})
     assert response.status_code == 422
@@ -197,8 +203,12 @@ async def test_batch_over_1000_events_is_rejected(herald: RunningApp) -> None:
         (b'"just a string"', ["body"]),
     ],
 )
-async def test_bad_input_is_a_422_naming_the_problem(herald: RunningApp, raw: bytes, loc_start: list[str]) -> None:
-    response = await herald.client.post("/api/v1/events", content=raw, headers={"content-type": "application/json"})
+async def test_bad_input_is_a_422_naming_the_problem(
+    herald: RunningApp, raw: bytes, loc_start: list[str]
+) -> None:
+    response = await herald.client.post(
+        "/api/v1/events", content=raw, headers={"content-type": "application/json"}
+    )
     assert response.status_code == 422
     detail = response.json()["detail"]
     assert detail[0]["loc"][: len(loc_start)] == loc_start
@@ -298,7 +308,13 @@ async def test_feed_time_window_is_inclusive_exclusive(herald: RunningApp) -> No
 
 @pytest.mark.parametrize(
     "params",
-    [{"limit": 501}, {"limit": 0}, {"cursor": "garbage!"}, {"since": "2026-01-01T00:00:00"}, {"project_uuid": "x"}],
+    [
+        {"limit": 501},
+        {"limit": 0},
+        {"cursor": "garbage!"},
+        {"since": "2026-01-01T00:00:00"},
+        {"project_uuid": "x"},
+    ],
 )
 async def test_feed_rejects_bad_query_values(herald: RunningApp, params: dict[str, Any]) -> None:
     response = await herald.client.get("/api/v1/events", params=params)

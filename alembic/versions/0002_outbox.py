@@ -55,12 +55,18 @@ def upgrade() -> None:
             "content_type IN ('application/json', 'application/x-www-form-urlencoded')",
             name="ck_subscribers_content_type",
         ),
-        sa.CheckConstraint("kind <> 'webhook' OR (url IS NOT NULL AND secret IS NOT NULL)", name="ck_subscribers_webhook_fields"),
+        sa.CheckConstraint(
+            "kind <> 'webhook' OR (url IS NOT NULL AND secret IS NOT NULL)",
+            name="ck_subscribers_webhook_fields",
+        ),
     )
     op.create_index("ix_subscribers_created_at", "subscribers", ["created_at"])
     # At most one analytics subscriber, created right here (so it exists from the first start).
     op.create_index(
-        "uq_subscribers_analytics", "subscribers", ["kind"], unique=True,
+        "uq_subscribers_analytics",
+        "subscribers",
+        ["kind"],
+        unique=True,
         postgresql_where=sa.text("kind = 'analytics'"),
     )
 
@@ -71,13 +77,20 @@ def upgrade() -> None:
         sa.Column("kind", sa.Text(), nullable=False),
         sa.Column("event_type", sa.Text(), nullable=False),
         sa.Column("like_pattern", sa.Text(), sa.Computed(LIKE_PATTERN_SQL, persisted=True), nullable=False),
-        sa.Column("has_wildcard", sa.Boolean(), sa.Computed("strpos(event_type, '*') > 0", persisted=True), nullable=False),
+        sa.Column(
+            "has_wildcard",
+            sa.Boolean(),
+            sa.Computed("strpos(event_type, '*') > 0", persisted=True),
+            nullable=False,
+        ),
         sa.Column("project_uuid", UUID, nullable=True),
         sa.Column("job_uuid", UUID, nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=NOW, nullable=False),
         sa.PrimaryKeyConstraint("uuid", name="pk_subscriptions"),
         sa.ForeignKeyConstraint(
-            ["subscriber_uuid"], ["subscribers.uuid"], ondelete="CASCADE",
+            ["subscriber_uuid"],
+            ["subscribers.uuid"],
+            ondelete="CASCADE",
             name="fk_subscriptions_subscriber_uuid_subscribers",
         ),
         sa.CheckConstraint(
@@ -92,11 +105,15 @@ def upgrade() -> None:
         "(subscriber_uuid, event_type, project_uuid, job_uuid) NULLS NOT DISTINCT"
     )
     op.create_index(
-        "ix_subscriptions_exact_event_type", "subscriptions", ["event_type"],
+        "ix_subscriptions_exact_event_type",
+        "subscriptions",
+        ["event_type"],
         postgresql_where=sa.text("NOT has_wildcard"),
     )
     op.create_index(
-        "ix_subscriptions_wildcard", "subscriptions", ["subscriber_uuid"],
+        "ix_subscriptions_wildcard",
+        "subscriptions",
+        ["subscriber_uuid"],
         postgresql_where=sa.text("has_wildcard"),
     )
 
@@ -130,15 +147,21 @@ def upgrade() -> None:
     )
     # "What is due" reads only pending rows: its cost follows the due rows, not the table.
     op.create_index(
-        "ix_deliveries_due", "deliveries", ["next_attempt_at"],
+        "ix_deliveries_due",
+        "deliveries",
+        ["next_attempt_at"],
         postgresql_where=sa.text("status = 'pending'"),
     )
     op.create_index(
-        "ix_deliveries_subscriber_due", "deliveries", ["subscriber_uuid", "next_attempt_at"],
+        "ix_deliveries_subscriber_due",
+        "deliveries",
+        ["subscriber_uuid", "next_attempt_at"],
         postgresql_where=sa.text("status = 'pending'"),
     )
     op.create_index(
-        "ix_deliveries_lease", "deliveries", ["lease_expires_at"],
+        "ix_deliveries_lease",
+        "deliveries",
+        ["lease_expires_at"],
         postgresql_where=sa.text("status = 'delivering'"),
     )
     op.create_index("ix_deliveries_event_uuid", "deliveries", ["event_uuid"])
@@ -158,11 +181,15 @@ def upgrade() -> None:
         sa.Column("response_body", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_delivery_attempts"),
         sa.ForeignKeyConstraint(
-            ["delivery_uuid"], ["deliveries.uuid"], ondelete="CASCADE",
+            ["delivery_uuid"],
+            ["deliveries.uuid"],
+            ondelete="CASCADE",
             name="fk_delivery_attempts_delivery_uuid_deliveries",
         ),
     )
-    op.create_index("ix_delivery_attempts_delivery_uuid_number", "delivery_attempts", ["delivery_uuid", "number"])
+    op.create_index(
+        "ix_delivery_attempts_delivery_uuid_number", "delivery_attempts", ["delivery_uuid", "number"]
+    )
 
     op.execute(
         "INSERT INTO subscribers (uuid, kind, name, enabled) VALUES (gen_random_uuid(), 'analytics', 'analytics', true)"

@@ -1,8 +1,9 @@
 """API keys: ``Authorization: Bearer <key>`` with the scopes ``admin`` and ``ingest``.
 
 One app-wide dependency decides for every route: open routes need nothing, ingest routes take
-either scope, everything else needs ``admin``. With no keys configured the API is open (the CLI
-only allows that on a loopback address).
+either scope, everything else needs ``admin`` — ``/metrics`` included. With no keys configured the
+API (and so ``/metrics``) is open (the CLI only allows that on a loopback address). ``/docs`` and
+``/openapi.json`` are not API routes and need no key.
 """
 
 from __future__ import annotations

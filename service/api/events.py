@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, cast
 from uuid import UUID
 
+import asyncpg
 import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import AwareDatetime
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.api.deps import StateDep, read_json_body
+from service.api.deps import StateDep, get_state, read_json_body
+from service.api.metrics import get_metrics
 from service.api.responses import JSONBytes, error_responses, json_response, raw_page
 from service.catalog import pattern_to_like
-from service.core.events import EventConflict, RecordContext, register_events
-from service.db import transaction
-from service.errors import Conflict, InvalidInput, NotFound
+from service.core.events import EventConflict, RecordContext, Recorded, register_events
+from service.db import INGEST_DEADLINE_S
+from service.errors import Conflict, InvalidInput, NotFound, Unavailable
+from service.metrics import Metrics
 from service.schemas.common import DEFAULT_LIMIT, CursorQuery, LimitQuery, decode_cursor, encode_cursor
 from service.schemas.deliveries import delivery_columns, delivery_out
 from service.schemas.event_responses import BatchAccepted, EventAccepted, EventDetail, EventPage
@@ -26,6 +33,7 @@ from service.state import HeraldState
 router = APIRouter(prefix="/api/v1/events", tags=["events"])
 
 MAX_BATCH_EVENTS = 1000
+BATCH_DEADLINE_PER_EVENT_S = 0.02
 EVENT_SCHEMA_REF = "#/components/schemas/EventIn"
 
 
@@ -35,6 +43,49 @@ def record_context(state: HeraldState) -> RecordContext:
         analytics_subscriber_uuid=state.installation.analytics_subscriber_uuid,
         telemetry_enabled=state.settings.telemetry_enabled,
     )
+
+
+def count_ingested(metrics: Metrics, recorded: list[Recorded]) -> None:
+    for item in recorded:
+        if not item.replayed:
+            metrics.events_ingested(item.type)
+
+
+class DatabaseUnavailable(Unavailable):
+    headers = {"Retry-After": "1"}
+
+
+# After one of these the connection may be broken or mid-statement: it must not be reused.
+_CONNECTION_ERRORS = (
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.AdminShutdownError,
+    OSError,
+    TimeoutError,
+    asyncio.CancelledError,
+)
+
+
+@asynccontextmanager
+async def driver_connection(engine: AsyncEngine, deadline_s: float) -> AsyncIterator[asyncpg.Connection]:
+    """The asyncpg connection under one of the engine's pooled connections (the ingest hot path).
+
+    Statements run on it directly: asyncpg prepares and caches them per connection, and no ORM
+    session wraps them. Everything, checkout included, must finish within ``deadline_s``, else
+    ``TimeoutError`` (a 503). A connection error, or the deadline cutting a statement short,
+    throws the connection away; a broken connection answers 503 too.
+    """
+    async with asyncio.timeout(deadline_s), engine.connect() as conn:
+        pooled = await conn.get_raw_connection()
+        driver = cast(asyncpg.Connection, pooled.driver_connection)
+        try:
+            yield driver
+        except _CONNECTION_ERRORS as exc:
+            driver.terminate()  # at once: a graceful close would wait on a server that may hang
+            await conn.invalidate(exc if isinstance(exc, Exception) else None)
+            if isinstance(exc, asyncpg.InterfaceError):  # not mapped to 503 by service.main
+                raise DatabaseUnavailable("database unavailable, retry later") from exc
+            raise
 
 
 def _validated(raw: Any, loc: tuple[str | int, ...]) -> ValidatedEvent:
@@ -55,17 +106,28 @@ def _validated(raw: Any, loc: tuple[str | int, ...]) -> ValidatedEvent:
     ),
     response_model=EventAccepted,
     response_model_exclude_none=True,
-    responses={200: {"model": EventAccepted, "description": "A replay: the original answer."}}
-    | error_responses(409, 413, 422, 503),
-    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": EVENT_SCHEMA_REF}}}}},
+    responses={
+        200: {"model": EventAccepted, "description": "A replay: the original answer."},
+        **error_responses(409, 413, 422, 503),
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": EVENT_SCHEMA_REF}}},
+        }
+    },
 )
-async def ingest_event(request: Request, state: StateDep) -> Response:
+async def ingest_event(request: Request) -> Response:
+    # State and metrics are read here, not through dependencies: sync ones run in a thread pool.
+    state = get_state(request)
     event = _validated(await read_json_body(request), ("body",))
     try:
-        async with transaction(state.sessions) as session:
-            [recorded] = await register_events(session, record_context(state), [event])
+        # No explicit transaction: recording is one statement, atomic and committed on its own.
+        async with driver_connection(state.engine, INGEST_DEADLINE_S) as conn:
+            [recorded] = await register_events(conn, record_context(state), [event])
     except EventConflict as exc:
         raise Conflict(exc.detail) from None
+    count_ingested(get_metrics(request), [recorded])
     return json_response(recorded.answer(), 200 if recorded.replayed else 202)
 
 
@@ -103,21 +165,26 @@ async def ingest_event(request: Request, state: StateDep) -> Response:
         }
     },
 )
-async def ingest_batch(request: Request, state: StateDep) -> Response:
+async def ingest_batch(request: Request) -> Response:
+    state = get_state(request)
     body = await read_json_body(request)
     events = _validated_batch(body)
+    # A big batch is legitimately slower; fail-fast matters most for single events.
+    deadline_s = INGEST_DEADLINE_S + BATCH_DEADLINE_PER_EVENT_S * len(events)
     try:
-        async with transaction(state.sessions) as session:
-            recorded = await register_events(session, record_context(state), events)
+        # A transaction, so that a conflict found after the insert undoes the whole batch.
+        async with driver_connection(state.engine, deadline_s) as conn, conn.transaction():
+            recorded = await register_events(conn, record_context(state), events)
     except EventConflict as exc:
         raise Conflict(f"events[{exc.index}]: {exc.detail}") from None
+    count_ingested(get_metrics(request), recorded)
     items = [r.answer() | ({"replayed": True} if r.replayed else {}) for r in recorded]
     return json_response({"items": items}, 202)
 
 
 def _validated_batch(body: Any) -> list[ValidatedEvent]:
     if not isinstance(body, dict):
-        raise InvalidInput.single(["body"], "expected an object {\"events\": [...]}", "model_attributes_type")
+        raise InvalidInput.single(["body"], 'expected an object {"events": [...]}', "model_attributes_type")
     unknown = sorted(set(body) - {"events"})
     if unknown:
         raise InvalidInput.single(["body", unknown[0]], f"unknown key {unknown[0]!r}", "extra_forbidden")
@@ -126,7 +193,9 @@ def _validated_batch(body: Any) -> list[ValidatedEvent]:
         raise InvalidInput.single(["body", "events"], "events must be a list of events", "list_type")
     if not 1 <= len(raw_events) <= MAX_BATCH_EVENTS:
         raise InvalidInput.single(
-            ["body", "events"], f"a batch holds 1 to {MAX_BATCH_EVENTS} events, got {len(raw_events)}", "too_long"
+            ["body", "events"],
+            f"a batch holds 1 to {MAX_BATCH_EVENTS} events, got {len(raw_events)}",
+            "too_long",
         )
     errors: list[dict[str, Any]] = []
     events: list[ValidatedEvent] = []
@@ -141,7 +210,7 @@ def _validated_batch(body: Any) -> list[ValidatedEvent]:
                 errors.append(
                     {
                         "loc": ["body", "events", index, "uuid"],
-                        "msg": f"uuid {result.uuid} already used by events[{seen[result.uuid]}] of this batch",
+                        "msg": f"uuid {result.uuid} is already used by events[{seen[result.uuid]}]",
                         "type": "value_error",
                     }
                 )
@@ -155,7 +224,9 @@ def _validated_batch(body: Any) -> list[ValidatedEvent]:
 @router.get(
     "",
     summary="The notification feed",
-    description="Newest first (ingest order). `since` is inclusive, `until` exclusive, on the event timestamp.",
+    description=(
+        "Newest first (ingest order). `since` is inclusive, `until` exclusive, on the event timestamp."
+    ),
     response_model=EventPage,
     responses=error_responses(422, 503),
 )
@@ -192,8 +263,9 @@ async def list_events(
     if after_seq is not None:
         where.append("seq < :after_seq")
         params["after_seq"] = after_seq
+    # Only the constant fragments above are joined in; every value is a bound parameter.
     sql = text(
-        f"SELECT seq, CAST(payload AS text) AS payload FROM events WHERE {' AND '.join(where)} "
+        f"SELECT seq, CAST(payload AS text) AS payload FROM events WHERE {' AND '.join(where)} "  # noqa: S608
         "ORDER BY seq DESC LIMIT :limit"
     )
     async with state.sessions() as session:
@@ -211,17 +283,25 @@ async def list_events(
 async def get_event(uuid: UUID, state: StateDep) -> Response:
     async with state.sessions() as session:
         payload = (
-            await session.execute(text("SELECT CAST(payload AS text) FROM events WHERE uuid = :uuid"), {"uuid": uuid})
+            await session.execute(
+                text("SELECT CAST(payload AS text) FROM events WHERE uuid = :uuid"), {"uuid": uuid}
+            )
         ).scalar()
         if payload is None:
             raise NotFound(f"event {uuid} not found")
         deliveries = (
             await session.execute(
-                text(f"SELECT {delivery_columns()} FROM deliveries WHERE event_uuid = :uuid ORDER BY seq"),
+                text(f"SELECT {delivery_columns()} FROM deliveries WHERE event_uuid = :uuid ORDER BY seq"),  # noqa: S608
                 {"uuid": uuid},
             )
         ).all()
-    body = b'{"event":' + payload.encode() + b',"deliveries":' + orjson.dumps([delivery_out(d) for d in deliveries]) + b"}"
+    body = (
+        b'{"event":'
+        + payload.encode()
+        + b',"deliveries":'
+        + orjson.dumps([delivery_out(d) for d in deliveries])
+        + b"}"
+    )
     return JSONBytes(body)
 
 

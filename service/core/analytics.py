@@ -1,19 +1,176 @@
-"""Telemetry: the anonymized payload shape and the keyed hash that anonymizes identifiers.
+"""Telemetry: the analytics ``Event`` enumeration, the anonymized payload, ``send_event``.
 
 Herald sends every event, completely anonymized, to a PostHog-compatible backend
 (DESIGN.md, "Payloads"). Identifiers are replaced by a keyed hash (HMAC-SHA256 with a
 per-installation secret): stable within one installation, so events about the same
 project can be related, and meaningless outside it.
+
+As in the seed's analytics module, an event must be listed in :class:`Event` to be sent:
+the catalog types (sent for every ingested event), the service's own ``heartbeat-trigger``
+and the client-side events front ends relay through ``POST /api/v1/analytics``.
+:func:`send_event` never touches the network: it writes a delivery for the analytics
+subscriber in the caller's transaction (the outbox), which the dispatcher sends in batches.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import Any
-from uuid import UUID
+import logging
+from enum import StrEnum
+from typing import Any, Literal, cast
+from urllib.parse import urlsplit
+from uuid import UUID, uuid4
 
+import orjson
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy import CursorResult, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.config import Settings
+
+# The dispatcher's LISTEN channel (``service.core.events.DELIVERIES_CHANNEL``; not imported,
+# since that module imports this one).
+_DELIVERIES_CHANNEL = "herald_deliveries"
+
+logger = logging.getLogger(__name__)
+
+
+class Event(StrEnum):
+    """Every event Herald may send as telemetry; a name not listed here is never sent."""
+
+    # The service's own events.
+    HEARTBEAT_TRIGGER = "heartbeat-trigger"
+    # Client-side events, relayed for front ends by ``POST /api/v1/analytics``.
+    VIEW_LOADED = "view:loaded"
+    ALERT_SHOWN = "alert:shown"
+    CONFIRM_SHOWN = "confirm:shown"
+    DEBUG_PING = "debug-ping"
+    PROJECT_PIPELINE_SAVED = "project:pipeline:saved"
+    PROJECT_ONE_OFF_JOB_DUPLICATED = "project:one-off-job:duplicated"
+    PROJECT_CRON_JOB_DUPLICATED = "project:cron-job:duplicated"
+    # The catalog (service/catalog.py): one per ingested event.
+    PROJECT_CREATED = "project:created"
+    PROJECT_UPDATED = "project:updated"
+    PROJECT_DELETED = "project:deleted"
+    PROJECT_PIPELINE_CREATED = "project:pipeline:created"
+    PROJECT_PIPELINE_UPDATED = "project:pipeline:updated"
+    PROJECT_PIPELINE_DELETED = "project:pipeline:deleted"
+    INTERACTIVE_SESSION_STARTED = "project:pipeline:interactive-session:started"
+    INTERACTIVE_SESSION_STOPPED = "project:pipeline:interactive-session:stopped"
+    INTERACTIVE_SESSION_SERVICE_RESTARTED = "project:pipeline:interactive-session:service-restarted"
+    INTERACTIVE_SESSION_FAILED = "project:pipeline:interactive-session:failed"
+    INTERACTIVE_SESSION_SUCCEEDED = "project:pipeline:interactive-session:succeeded"
+    INTERACTIVE_SESSION_PIPELINE_RUN_CREATED = "project:pipeline:interactive-session:pipeline-run:created"
+    INTERACTIVE_SESSION_PIPELINE_RUN_STARTED = "project:pipeline:interactive-session:pipeline-run:started"
+    INTERACTIVE_SESSION_PIPELINE_RUN_CANCELLED = "project:pipeline:interactive-session:pipeline-run:cancelled"
+    INTERACTIVE_SESSION_PIPELINE_RUN_FAILED = "project:pipeline:interactive-session:pipeline-run:failed"
+    INTERACTIVE_SESSION_PIPELINE_RUN_SUCCEEDED = "project:pipeline:interactive-session:pipeline-run:succeeded"
+    PROJECT_ENVIRONMENT_CREATED = "project:environment:created"
+    PROJECT_ENVIRONMENT_DELETED = "project:environment:deleted"
+    PROJECT_ENVIRONMENT_IMAGE_BUILD_CREATED = "project:environment:image-build:created"
+    PROJECT_ENVIRONMENT_IMAGE_BUILD_STARTED = "project:environment:image-build:started"
+    PROJECT_ENVIRONMENT_IMAGE_BUILD_CANCELLED = "project:environment:image-build:cancelled"
+    PROJECT_ENVIRONMENT_IMAGE_BUILD_FAILED = "project:environment:image-build:failed"
+    PROJECT_ENVIRONMENT_IMAGE_BUILD_SUCCEEDED = "project:environment:image-build:succeeded"
+    PROJECT_ONE_OFF_JOB_CREATED = "project:one-off-job:created"
+    PROJECT_ONE_OFF_JOB_STARTED = "project:one-off-job:started"
+    PROJECT_ONE_OFF_JOB_DELETED = "project:one-off-job:deleted"
+    PROJECT_ONE_OFF_JOB_CANCELLED = "project:one-off-job:cancelled"
+    PROJECT_ONE_OFF_JOB_FAILED = "project:one-off-job:failed"
+    PROJECT_ONE_OFF_JOB_SUCCEEDED = "project:one-off-job:succeeded"
+    PROJECT_ONE_OFF_JOB_UPDATED = "project:one-off-job:updated"
+    PROJECT_ONE_OFF_JOB_PIPELINE_RUN_CREATED = "project:one-off-job:pipeline-run:created"
+    PROJECT_ONE_OFF_JOB_PIPELINE_RUN_STARTED = "project:one-off-job:pipeline-run:started"
+    PROJECT_ONE_OFF_JOB_PIPELINE_RUN_CANCELLED = "project:one-off-job:pipeline-run:cancelled"
+    PROJECT_ONE_OFF_JOB_PIPELINE_RUN_FAILED = "project:one-off-job:pipeline-run:failed"
+    PROJECT_ONE_OFF_JOB_PIPELINE_RUN_DELETED = "project:one-off-job:pipeline-run:deleted"
+    PROJECT_ONE_OFF_JOB_PIPELINE_RUN_SUCCEEDED = "project:one-off-job:pipeline-run:succeeded"
+    PROJECT_CRON_JOB_CREATED = "project:cron-job:created"
+    PROJECT_CRON_JOB_STARTED = "project:cron-job:started"
+    PROJECT_CRON_JOB_DELETED = "project:cron-job:deleted"
+    PROJECT_CRON_JOB_CANCELLED = "project:cron-job:cancelled"
+    PROJECT_CRON_JOB_FAILED = "project:cron-job:failed"
+    PROJECT_CRON_JOB_PAUSED = "project:cron-job:paused"
+    PROJECT_CRON_JOB_UNPAUSED = "project:cron-job:unpaused"
+    PROJECT_CRON_JOB_UPDATED = "project:cron-job:updated"
+    PROJECT_CRON_JOB_RUN_STARTED = "project:cron-job:run:started"
+    PROJECT_CRON_JOB_RUN_SUCCEEDED = "project:cron-job:run:succeeded"
+    PROJECT_CRON_JOB_RUN_FAILED = "project:cron-job:run:failed"
+    PROJECT_CRON_JOB_RUN_PIPELINE_RUN_CREATED = "project:cron-job:run:pipeline-run:created"
+    PROJECT_CRON_JOB_RUN_PIPELINE_RUN_STARTED = "project:cron-job:run:pipeline-run:started"
+    PROJECT_CRON_JOB_RUN_PIPELINE_RUN_CANCELLED = "project:cron-job:run:pipeline-run:cancelled"
+    PROJECT_CRON_JOB_RUN_PIPELINE_RUN_FAILED = "project:cron-job:run:pipeline-run:failed"
+    PROJECT_CRON_JOB_RUN_PIPELINE_RUN_DELETED = "project:cron-job:run:pipeline-run:deleted"
+    PROJECT_CRON_JOB_RUN_PIPELINE_RUN_SUCCEEDED = "project:cron-job:run:pipeline-run:succeeded"
+    JUPYTER_IMAGE_BUILD_CREATED = "jupyter:image-build:created"
+    JUPYTER_IMAGE_BUILD_STARTED = "jupyter:image-build:started"
+    JUPYTER_IMAGE_BUILD_CANCELLED = "jupyter:image-build:cancelled"
+    JUPYTER_IMAGE_BUILD_FAILED = "jupyter:image-build:failed"
+    JUPYTER_IMAGE_BUILD_SUCCEEDED = "jupyter:image-build:succeeded"
+
+
+SERVICE_EVENTS: frozenset[Event] = frozenset({Event.HEARTBEAT_TRIGGER})
+CLIENT_EVENTS: frozenset[Event] = frozenset(
+    {
+        Event.VIEW_LOADED,
+        Event.ALERT_SHOWN,
+        Event.CONFIRM_SHOWN,
+        Event.DEBUG_PING,
+        Event.PROJECT_PIPELINE_SAVED,
+        Event.PROJECT_ONE_OFF_JOB_DUPLICATED,
+        Event.PROJECT_CRON_JOB_DUPLICATED,
+    }
+)
+"""The names the relay accepts: catalog events come only through ingest."""
+
+EventSource = Literal["catalog", "client", "service"]
+
+
+def event_source(event: Event) -> EventSource:
+    """Where an event comes from: ingest (``catalog``), a front end (``client``) or Herald itself."""
+    if event in CLIENT_EVENTS:
+        return "client"
+    if event in SERVICE_EVENTS:
+        return "service"
+    return "catalog"
+
+
+def telemetry_off_reason(settings: Settings) -> str | None:
+    """Why telemetry is off (``None`` while it is on), in words an API client or operator reads."""
+    if settings.telemetry_disabled:
+        return "telemetry is disabled (HERALD_TELEMETRY_DISABLED=true)"
+    if settings.telemetry_url is None:
+        return "telemetry is disabled (HERALD_TELEMETRY_URL is not set)"
+    return None
+
+
+def telemetry_origin(url: str) -> str:
+    """``scheme://host`` of the telemetry URL: all of it that logs show."""
+    try:
+        parts = urlsplit(url)
+        return f"{parts.scheme}://{parts.hostname or ''}"
+    except ValueError:
+        return "<invalid url>"
+
+
+def log_telemetry_status(settings: Settings, *, cancelled: int = 0) -> None:
+    """The start-up line saying whether telemetry is on and where it goes (``scheme://host``)."""
+    reason = telemetry_off_reason(settings)
+    if reason is None and settings.telemetry_url is not None:
+        origin = telemetry_origin(settings.telemetry_url)
+        logger.info("telemetry is on: anonymized events go to %s", origin, extra={"telemetry": origin})
+    else:
+        logger.info(
+            "telemetry is off: %s; %d unsent telemetry deliveries cancelled",
+            reason,
+            cancelled,
+            extra={"telemetry": "off", "cancelled": cancelled},
+        )
+
+
+class UnknownEvent(ValueError):
+    """A telemetry event name that is not in :class:`Event`."""
 
 
 class TelemetryData(BaseModel):
@@ -72,3 +229,72 @@ def _canonical(value: UUID | str) -> str:
         return str(UUID(value))
     except ValueError:
         return value
+
+
+# One statement: the delivery and the wake-up of the dispatchers (sent when the caller commits).
+_SEND_SQL = text(
+    f"""
+WITH inserted AS (
+    INSERT INTO deliveries (uuid, event_uuid, event_type, subscriber_uuid, subscriber_kind, payload)
+    VALUES (:uuid, :event_uuid, :event_type, :subscriber_uuid, 'analytics', CAST(:payload AS json))
+    RETURNING 1
+)
+SELECT pg_notify('{_DELIVERIES_CHANNEL}', '') FROM inserted
+"""  # noqa: S608  (a constant channel name, no input)
+)
+
+_CANCEL_SQL = text(
+    """
+UPDATE deliveries
+SET status = 'cancelled', last_error = 'telemetry disabled', next_attempt_at = NULL,
+    lease_expires_at = NULL, lease_token = NULL, updated_at = now()
+WHERE subscriber_kind = 'analytics' AND status IN ('pending', 'delivering')
+"""
+)
+
+
+def parse_event(name: str) -> Event:
+    """The :class:`Event` called ``name``; :class:`UnknownEvent` if there is none."""
+    try:
+        return Event(name)
+    except ValueError:
+        raise UnknownEvent(f"{name[:100]!r} is not an analytics event") from None
+
+
+async def send_event(
+    session: AsyncSession,
+    event: Event | str,
+    data: TelemetryData,
+    *,
+    telemetry_enabled: bool,
+    analytics_subscriber_uuid: UUID,
+) -> bool:
+    """Queue one telemetry event in the caller's transaction; never commits, never sends.
+
+    Refuses (:class:`UnknownEvent`) a name not in :class:`Event`. While telemetry is on, adds
+    one delivery for the analytics subscriber (a fresh event uuid, no ``events`` row: such
+    events are not in the feed) and wakes the dispatchers on commit; returns True. While
+    telemetry is off, writes nothing and returns False. ``data`` must already be anonymized.
+    """
+    name = parse_event(event)
+    if not telemetry_enabled:
+        return False
+    params = {
+        "uuid": uuid4(),
+        "event_uuid": uuid4(),
+        "event_type": name.value,
+        "subscriber_uuid": analytics_subscriber_uuid,
+        "payload": orjson.dumps(data.model_dump()).decode(),
+    }
+    await session.execute(_SEND_SQL, params)
+    return True
+
+
+async def cancel_undelivered(session: AsyncSession) -> int:
+    """Cancel every analytics delivery not sent yet (telemetry was turned off); returns how many.
+
+    Rows another process is sending right now are cancelled too: its completion, guarded by
+    the lease, then changes nothing.
+    """
+    result = cast(CursorResult[Any], await session.execute(_CANCEL_SQL))
+    return result.rowcount

@@ -1,9 +1,16 @@
-"""Recording events: the event row and its deliveries (the outbox) in the caller's transaction.
+"""Recording events: the event row and its deliveries (the outbox) in one statement.
 
 ``register_events`` is the seed's ``register_<event_type>_event`` family folded into one entry
 point: the layer class of each event (``service.models.events``) knows its sections and builds
 its payloads, so there is nothing left that a per-type function would add. Like the seed's
-functions it adds to the caller's session and never commits.
+functions it never commits: it runs on the caller's connection, inside the caller's
+transaction when there is one. Its write is a single statement, so without a transaction it is
+atomic all the same (the single-event route relies on that to save a round trip).
+
+This is the ingest hot path, so it talks to the asyncpg connection under the engine's pool
+directly (one prepared statement, no ORM unit of work), and the layer instances it renders
+payloads with are made the way the ORM makes loaded rows, without ``__init__``: nothing here
+is added to a session.
 """
 
 from __future__ import annotations
@@ -14,13 +21,15 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
+import asyncpg
 import orjson
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import configure_mappers
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.instrumentation import ClassManager, manager_of_class
 
 from service.core.analytics import Anonymizer
 from service.errors import Conflict
-from service.models.events import build_event
+from service.models.events import Event, event_class_for
 from service.schemas.events import ValidatedEvent
 
 # Channel the dispatcher LISTENs on; an ingest that created deliveries NOTIFYs it on commit.
@@ -65,19 +74,16 @@ class EventConflict(Conflict):
 
 # One statement records every new event, the deliveries of every matching enabled webhook
 # (one per subscriber however many of its subscriptions match) and, while telemetry is on,
-# one analytics delivery per event. Replays (uuid already present) insert nothing.
-_RECORD_SQL = text(
-    f"""
+# one analytics delivery per event. Replays (uuid already present) insert nothing. It answers
+# the position (1-based) of each new event in the input and its number of deliveries.
+RECORD_SQL = f"""
 WITH ev AS (
     SELECT * FROM unnest(
-        CAST(:uuids AS uuid[]), CAST(:types AS text[]), CAST(:kinds AS text[]),
-        CAST(:timestamps AS timestamptz[]), CAST(:project_uuids AS uuid[]),
-        CAST(:pipeline_uuids AS uuid[]), CAST(:environment_uuids AS uuid[]),
-        CAST(:job_uuids AS uuid[]), CAST(:pipeline_run_uuids AS uuid[]),
-        CAST(:image_build_uuids AS uuid[]), CAST(:run_numbers AS integer[]),
-        CAST(:sections AS text[]), CAST(:payloads AS text[]), CAST(:telemetry AS text[])
-    ) AS e(uuid, type, kind, timestamp, project_uuid, pipeline_uuid, environment_uuid, job_uuid,
-           pipeline_run_uuid, image_build_uuid, run_number, sections, payload, telemetry)
+        $1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::uuid[], $6::uuid[], $7::uuid[],
+        $8::uuid[], $9::uuid[], $10::uuid[], $11::integer[], $12::text[], $13::text[], $14::text[]
+    ) WITH ORDINALITY
+      AS e(uuid, type, kind, timestamp, project_uuid, pipeline_uuid, environment_uuid, job_uuid,
+           pipeline_run_uuid, image_build_uuid, run_number, sections, payload, telemetry, position)
 ),
 new_events AS (
     INSERT INTO events (uuid, type, kind, timestamp, project_uuid, pipeline_uuid, environment_uuid,
@@ -103,80 +109,134 @@ inserted AS (
     SELECT gen_random_uuid(), ev.uuid, ev.type, m.subscriber_uuid, 'webhook', CAST(ev.payload AS json)
     FROM matched m JOIN ev ON ev.uuid = m.event_uuid
     UNION ALL
-    SELECT gen_random_uuid(), ev.uuid, ev.type, CAST(:analytics_uuid AS uuid), 'analytics',
-           CAST(ev.telemetry AS json)
+    SELECT gen_random_uuid(), ev.uuid, ev.type, $15::uuid, 'analytics', CAST(ev.telemetry AS json)
     FROM ev JOIN new_events n ON n.uuid = ev.uuid
     WHERE ev.telemetry IS NOT NULL
     RETURNING event_uuid
 ),
 counts AS (SELECT event_uuid, count(*) AS deliveries FROM inserted GROUP BY event_uuid),
 notified AS (SELECT pg_notify('{DELIVERIES_CHANNEL}', '') FROM (SELECT 1 FROM inserted LIMIT 1) AS one)
-SELECT n.uuid, coalesce(c.deliveries, 0) AS deliveries
-FROM new_events n LEFT JOIN counts c ON c.event_uuid = n.uuid
+SELECT ev.position, coalesce(c.deliveries, 0) AS deliveries
+FROM new_events n JOIN ev ON ev.uuid = n.uuid LEFT JOIN counts c ON c.event_uuid = n.uuid
 -- Referencing "notified" makes PostgreSQL evaluate it (at most one NOTIFY per statement).
 WHERE (SELECT count(*) FROM notified) >= 0
-"""
-)
+"""  # noqa: S608  (a constant channel name; every value is a parameter)
 
-_EXISTING_SQL = text(
-    """
-SELECT e.uuid, e.type, e.timestamp, e.sections,
+_EXISTING_SQL = """
+SELECT e.uuid, e.type, e.timestamp, CAST(e.sections AS text) AS sections,
        (SELECT count(*) FROM deliveries d WHERE d.event_uuid = e.uuid) AS deliveries
-FROM events e WHERE e.uuid = ANY(CAST(:uuids AS uuid[]))
+FROM events e WHERE e.uuid = ANY($1::uuid[])
 """
-)
+
+# Per layer class, what makes its instances (see _layer_instance).
+_MANAGERS: dict[type[Event], ClassManager[Event]] = {}
+
+
+def _layer_instance(validated: ValidatedEvent, uuid: UUID, timestamp: datetime) -> Event:
+    """The event's layer instance, only to render its payloads.
+
+    Made the way the ORM makes a loaded row (no ``__init__``, no change tracking), which costs
+    a tenth of a full table-model construction: the row itself is written by ``RECORD_SQL``.
+    The payload methods read ``uuid``, ``type``, ``timestamp`` and ``sections`` only.
+    """
+    cls = event_class_for(validated.type)
+    manager = _MANAGERS.get(cls)
+    if manager is None:
+        configure_mappers()  # as building the first instance would: attributes work from then on
+        manager = _MANAGERS[cls] = manager_of_class(cls)
+    event: Event = manager.new_instance()
+    set_committed_value(event, "uuid", uuid)
+    set_committed_value(event, "type", validated.type)
+    set_committed_value(event, "timestamp", timestamp)
+    set_committed_value(event, "sections", validated.sections)
+    return event
+
+
+def _entity(sections: dict[str, Any], section: str, key: str = "uuid") -> str | None:
+    # asyncpg encodes uuid text as uuid: no need to parse it here.
+    value = sections.get(section)
+    return value.get(key) if value is not None else None
 
 
 def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+def _record_args(
+    ctx: RecordContext, events: Sequence[ValidatedEvent], uuids: list[UUID], timestamps: list[datetime]
+) -> list[Any]:
+    """The parameters of ``RECORD_SQL``: one array per column, then the analytics subscriber."""
+    types: list[str] = []
+    kinds: list[str] = []
+    entities: list[list[str | None]] = [[] for _ in range(6)]
+    run_numbers: list[int | None] = []
+    sections: list[str] = []
+    payloads: list[str] = []
+    telemetry: list[str | None] = []
+    for validated, uuid, timestamp in zip(events, uuids, timestamps, strict=True):
+        s = validated.sections
+        types.append(validated.type)
+        kinds.append(validated.kind)
+        # The columns of service.models.events.build_event: job events name their pipeline in the job.
+        for column, value in zip(
+            entities,
+            (
+                _entity(s, "project"),
+                _entity(s, "pipeline") or _entity(s, "job", "pipeline_uuid"),
+                _entity(s, "environment"),
+                _entity(s, "job"),
+                _entity(s, "pipeline_run"),
+                _entity(s, "image_build"),
+            ),
+            strict=True,
+        ):
+            column.append(value)
+        run = s.get("run")
+        run_numbers.append(run.get("number") if run is not None else None)
+        sections.append(_dumps(s))
+        layer = _layer_instance(validated, uuid, timestamp)
+        payloads.append(_dumps(layer.to_notification_payload()))
+        telemetry.append(
+            _dumps(layer.to_telemetry_payload(ctx.anonymizer).model_dump()) if ctx.telemetry_enabled else None
+        )
+    return [
+        uuids, types, kinds, timestamps, *entities, run_numbers, sections, payloads, telemetry,
+        ctx.analytics_subscriber_uuid,
+    ]  # fmt: skip
+
+
 async def register_events(
-    session: AsyncSession, ctx: RecordContext, events: Sequence[ValidatedEvent]
+    conn: asyncpg.Connection, ctx: RecordContext, events: Sequence[ValidatedEvent]
 ) -> list[Recorded]:
-    """Add ``events`` and their deliveries to the session's transaction; never commits.
+    """Record ``events`` and their deliveries on ``conn``, in its transaction if any; never commits.
 
     An event whose uuid already exists is a replay: with the same type and sections (and the
     same timestamp, when the retry gives one) it is answered with the original answer and
     ``replayed=True``; otherwise ``EventConflict`` names it (the caller rolls back).
     """
     now = datetime.now(UTC)
-    models = [build_event(v, v.uuid or uuid4(), v.timestamp or now) for v in events]
-    params: dict[str, Any] = {
-        "uuids": [m.uuid for m in models],
-        "types": [m.type for m in models],
-        "kinds": [m.kind for m in models],
-        "timestamps": [m.timestamp for m in models],
-        "project_uuids": [m.project_uuid for m in models],
-        "pipeline_uuids": [m.pipeline_uuid for m in models],
-        "environment_uuids": [m.environment_uuid for m in models],
-        "job_uuids": [m.job_uuid for m in models],
-        "pipeline_run_uuids": [m.pipeline_run_uuid for m in models],
-        "image_build_uuids": [m.image_build_uuid for m in models],
-        "run_numbers": [m.run_number for m in models],
-        "sections": [_dumps(m.sections) for m in models],
-        "payloads": [_dumps(m.to_notification_payload()) for m in models],
-        "telemetry": [
-            _dumps(m.to_telemetry_payload(ctx.anonymizer).model_dump()) if ctx.telemetry_enabled else None
-            for m in models
-        ],
-        "analytics_uuid": ctx.analytics_subscriber_uuid,
-    }
-    created = {row.uuid: int(row.deliveries) for row in await session.execute(_RECORD_SQL, params)}
+    uuids = [v.uuid or uuid4() for v in events]
+    timestamps = [v.timestamp or now for v in events]
+    rows = await conn.fetch(RECORD_SQL, *_record_args(ctx, events, uuids, timestamps))
+    created = {row[0] - 1: int(row[1]) for row in rows}
     results: list[Recorded | None] = [
-        Recorded(m.uuid, m.type, m.timestamp, created[m.uuid]) if m.uuid in created else None for m in models
+        Recorded(uuids[i], v.type, timestamps[i], created[i]) if i in created else None
+        for i, v in enumerate(events)
     ]
     replays = [i for i, result in enumerate(results) if result is None]
     if replays:
-        rows = await session.execute(_EXISTING_SQL, {"uuids": [models[i].uuid for i in replays]})
-        existing = {row.uuid: row for row in rows}
+        existing = {
+            str(row["uuid"]): row for row in await conn.fetch(_EXISTING_SQL, [uuids[i] for i in replays])
+        }
         for i in replays:
-            row = existing[models[i].uuid]
+            row = existing[str(uuids[i])]
             given = events[i]
-            same = row.type == given.type and row.sections == given.sections
-            if given.timestamp is not None and row.timestamp != given.timestamp:
+            same = row["type"] == given.type and orjson.loads(row["sections"]) == given.sections
+            if given.timestamp is not None and row["timestamp"] != given.timestamp:
                 same = False
             if not same:
-                raise EventConflict(models[i].uuid, i)
-            results[i] = Recorded(row.uuid, row.type, row.timestamp, int(row.deliveries), replayed=True)
+                raise EventConflict(uuids[i], i)
+            results[i] = Recorded(
+                uuids[i], row["type"], row["timestamp"], int(row["deliveries"]), replayed=True
+            )
     return [r for r in results if r is not None]

@@ -1,13 +1,37 @@
-"""Subscriber life cycle shared by the API and the dispatcher."""
+"""Subscriber life cycle shared by the API and the dispatcher: create, change, disable, delete,
+rotate secrets. Functions add to the caller's session and never commit.
+
+Secrets never leave through here except as the return value of ``create_webhook`` (the 201
+answer) and ``rotate_secret``; nothing is logged beyond ``scheme://host`` of a URL.
+"""
 
 from __future__ import annotations
 
-from uuid import UUID
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+from uuid import UUID, uuid4
 
-from sqlalchemy import text
+from sqlalchemy import func, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from service.core.subscriptions import SubscriptionSpec, replace_subscriptions, validate_subscriptions
+from service.delivery.formats import Format, format_for_url
+from service.delivery.signing import generate_secret
+from service.delivery.ssrf import ForbiddenDestination, Resolver, check_url
+from service.errors import Conflict, InvalidInput, NotFound
+from service.models.subscribers import Subscriber, SubscriberKind, WebhookSubscriber
+from service.models.subscriptions import Subscription
+from service.schemas.subscribers import WebhookCreate, WebhookUpdate
+
+logger = logging.getLogger(__name__)
 
 SUBSCRIBER_DISABLED = "subscriber disabled"
+SUBSCRIBER_DELETED = "subscriber deleted"
+DISABLED_THROUGH_API = "disabled through the API"
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 
 _DISABLE_SQL = text(
     """
@@ -27,6 +51,17 @@ WHERE subscriber_uuid = :uuid AND status = 'pending'
 """
 )
 
+# A deleted subscriber's pending and in-flight deliveries end 'cancelled'. Clearing the lease
+# token makes a late completion of an in-flight attempt (which updates by token) a no-op.
+_CANCEL_SQL = text(
+    """
+UPDATE deliveries
+SET status = 'cancelled', last_error = :error, next_attempt_at = NULL, lease_expires_at = NULL,
+    lease_token = NULL, updated_at = now()
+WHERE subscriber_uuid = :uuid AND status IN ('pending', 'delivering')
+"""
+)
+
 
 async def disable_subscriber(session: AsyncSession, subscriber_uuid: UUID, reason: str) -> None:
     """Disable a webhook subscriber with ``reason`` and fail its pending deliveries; never commits."""
@@ -37,3 +72,211 @@ async def disable_subscriber(session: AsyncSession, subscriber_uuid: UUID, reaso
 async def fail_pending_deliveries(session: AsyncSession, subscriber_uuid: UUID) -> None:
     """Mark the subscriber's pending deliveries ``failed`` with reason ``subscriber disabled``."""
     await session.execute(_FAIL_PENDING_SQL, {"uuid": subscriber_uuid, "error": SUBSCRIBER_DISABLED})
+
+
+def destination_origin(url: str) -> str:
+    """``scheme://host`` of a webhook URL: all of it that logs may show."""
+    try:
+        parts = urlsplit(url)
+        return f"{parts.scheme}://{parts.hostname or ''}"
+    except ValueError:
+        return "<invalid url>"
+
+
+async def check_destination(url: str, *, allow_private: bool, resolver: Resolver | None = None) -> None:
+    """Refuse (422 naming ``url``) a webhook URL that is or resolves to a private address."""
+    try:
+        await check_url(url, allow_private=allow_private, resolver=resolver)
+    except ForbiddenDestination as exc:
+        raise InvalidInput.single(["body", "url"], exc.message) from None
+
+
+def _encoding_problem(fmt: str, content_type: str, blame: str) -> dict[str, object] | None:
+    if fmt != "standard" and content_type == FORM_CONTENT_TYPE:
+        return {
+            "loc": ["body", blame],
+            "msg": f"format {fmt!r} sends JSON: content_type {FORM_CONTENT_TYPE} needs format 'standard'",
+            "type": "value_error",
+        }
+    return None
+
+
+@dataclass(frozen=True)
+class NewWebhook:
+    """A validated create request: the body, its format and its merged subscriptions."""
+
+    body: WebhookCreate
+    format: Format
+    subscriptions: list[SubscriptionSpec]
+
+
+def prepare_webhook(body: WebhookCreate) -> NewWebhook:
+    """Validate what the schema cannot: subscriptions against the catalog, format vs. encoding.
+
+    ``format`` left out is chosen from the URL (``service.delivery.formats.format_for_url``).
+    """
+    fmt = body.format or format_for_url(body.url)
+    errors: list[dict[str, object]] = []
+    try:
+        specs = validate_subscriptions(body.subscriptions)
+    except InvalidInput as exc:
+        errors.extend(exc.errors)
+        specs = []
+    blame = "content_type" if "content_type" in body.model_fields_set else "format"
+    problem = _encoding_problem(fmt, body.content_type, blame)
+    if problem is not None:
+        errors.append(problem)
+    if errors:
+        raise InvalidInput(errors)
+    return NewWebhook(body=body, format=fmt, subscriptions=specs)
+
+
+async def create_webhook(
+    session: AsyncSession, new: NewWebhook
+) -> tuple[WebhookSubscriber, list[Subscription]]:
+    """Add a webhook subscriber and its subscriptions; a secret is generated when none was given."""
+    body = new.body
+    subscriber = WebhookSubscriber(
+        uuid=uuid4(),
+        name=body.name,
+        url=body.url,
+        secret=body.secret or generate_secret(),
+        verify_ssl=body.verify_ssl,
+        content_type=body.content_type,
+        format=new.format,
+        enabled=body.enabled,
+        disabled_reason=None if body.enabled else DISABLED_THROUGH_API,
+    )
+    session.add(subscriber)
+    await session.flush()
+    subscriptions = await replace_subscriptions(session, subscriber.uuid, new.subscriptions)
+    logger.info(
+        "webhook created",
+        extra={"subscriber": str(subscriber.uuid), "destination": destination_origin(body.url)},
+    )
+    return subscriber, subscriptions
+
+
+async def get_subscriber(session: AsyncSession, subscriber_uuid: UUID, *, lock: bool = False) -> Subscriber:
+    """The subscriber (webhook or analytics); ``NotFound`` if there is none with this uuid."""
+    query = select(Subscriber).where(col(Subscriber.uuid) == subscriber_uuid)
+    if lock:
+        query = query.with_for_update()
+    subscriber = (await session.execute(query)).scalar_one_or_none()
+    if subscriber is None:
+        raise NotFound(f"subscriber {subscriber_uuid} not found")
+    return subscriber
+
+
+async def _locked_webhook(session: AsyncSession, subscriber_uuid: UUID, refusal: str) -> WebhookSubscriber:
+    subscriber = await get_subscriber(session, subscriber_uuid, lock=True)
+    if not isinstance(subscriber, WebhookSubscriber):
+        raise Conflict(f"the analytics subscriber {refusal}")
+    return subscriber
+
+
+async def list_subscribers(
+    session: AsyncSession, kind: SubscriberKind | None, after: tuple[datetime, UUID] | None, limit: int
+) -> list[Subscriber]:
+    """Subscribers newest first (by ``created_at``, then ``uuid``), after the ``after`` position."""
+    created_at, uuid = col(Subscriber.created_at), col(Subscriber.uuid)
+    query = select(Subscriber).order_by(created_at.desc(), uuid.desc()).limit(limit)
+    if kind is not None:
+        query = query.where(col(Subscriber.kind) == kind.value)
+    if after is not None:
+        query = query.where(tuple_(created_at, uuid) < tuple_(*after))
+    return list((await session.execute(query)).scalars())
+
+
+async def subscribers_by_uuid(session: AsyncSession, uuids: list[UUID]) -> list[Subscriber]:
+    """The subscribers with these uuids, in the given order (unknown ones left out)."""
+    rows = await session.execute(select(Subscriber).where(col(Subscriber.uuid).in_(uuids)))
+    found = {subscriber.uuid: subscriber for subscriber in rows.scalars()}
+    return [found[uuid] for uuid in uuids if uuid in found]
+
+
+async def _database_now(session: AsyncSession) -> datetime:
+    # The database's clock (the transaction's start), the one created_at and the dispatcher's
+    # "previous secret still valid" check (previous_secret_expires_at > now()) use.
+    now: datetime = (await session.execute(select(func.now()))).scalar_one()
+    return now
+
+
+def _set_secret(subscriber: WebhookSubscriber, secret: str, grace_s: float, now: datetime) -> None:
+    # At most one previous secret: a second rotation within the grace period drops the oldest.
+    subscriber.previous_secret = subscriber.secret
+    subscriber.previous_secret_expires_at = now + timedelta(seconds=grace_s)
+    subscriber.secret = secret
+
+
+async def update_webhook(
+    session: AsyncSession,
+    subscriber_uuid: UUID,
+    patch: WebhookUpdate,
+    specs: list[SubscriptionSpec] | None,
+    *,
+    rotation_grace_s: float,
+) -> tuple[WebhookSubscriber, list[Subscription] | None]:
+    """Apply a PATCH: given fields change, ``specs`` (if given) replaces the subscription set.
+
+    Disabling fails the pending deliveries (``subscriber disabled``); ``enabled: true`` clears
+    ``disabled_reason`` and the failure clock. Returns the new subscriptions when replaced.
+    """
+    subscriber = await _locked_webhook(session, subscriber_uuid, "cannot be changed")
+    given = patch.model_fields_set
+    if given & {"format", "content_type"}:
+        fmt = patch.format if patch.format is not None else subscriber.format
+        content_type = patch.content_type if patch.content_type is not None else subscriber.content_type
+        problem = _encoding_problem(
+            fmt, content_type, "content_type" if "content_type" in given else "format"
+        )
+        if problem is not None:
+            raise InvalidInput([problem])
+    for field in ("name", "url", "verify_ssl", "content_type", "format"):
+        if field in given:
+            setattr(subscriber, field, getattr(patch, field))
+    now = await _database_now(session)
+    if patch.secret is not None and patch.secret != subscriber.secret:
+        _set_secret(subscriber, patch.secret, rotation_grace_s, now)
+    disabling = patch.enabled is False and subscriber.enabled
+    if patch.enabled is True:
+        subscriber.enabled, subscriber.disabled_reason, subscriber.failing_since = True, None, None
+    elif disabling:
+        subscriber.enabled, subscriber.disabled_reason = False, DISABLED_THROUGH_API
+    if given:
+        subscriber.updated_at = now
+    await session.flush()
+    if disabling:
+        await fail_pending_deliveries(session, subscriber.uuid)
+    subscriptions = None if specs is None else await replace_subscriptions(session, subscriber.uuid, specs)
+    if "url" in given:
+        logger.info(
+            "webhook destination changed",
+            extra={
+                "subscriber": str(subscriber.uuid),
+                "destination": destination_origin(subscriber.url or ""),
+            },
+        )
+    return subscriber, subscriptions
+
+
+async def delete_webhook(session: AsyncSession, subscriber_uuid: UUID) -> None:
+    """Remove a webhook and its subscriptions; its pending and in-flight deliveries are cancelled
+    (they stay listable by ``subscriber_uuid``)."""
+    subscriber = await _locked_webhook(session, subscriber_uuid, "cannot be deleted")
+    await session.execute(_CANCEL_SQL, {"uuid": subscriber.uuid, "error": SUBSCRIBER_DELETED})
+    await session.delete(subscriber)  # subscriptions go with it (ON DELETE CASCADE)
+    await session.flush()
+    logger.info("webhook deleted", extra={"subscriber": str(subscriber_uuid)})
+
+
+async def rotate_secret(session: AsyncSession, subscriber_uuid: UUID, *, grace_s: float) -> str:
+    """Give the webhook a new secret; the old one keeps signing for ``grace_s`` seconds."""
+    subscriber = await _locked_webhook(session, subscriber_uuid, "has no secret to rotate")
+    secret = generate_secret()
+    now = await _database_now(session)
+    _set_secret(subscriber, secret, grace_s, now)
+    subscriber.updated_at = now
+    await session.flush()
+    logger.info("webhook secret rotated", extra={"subscriber": str(subscriber_uuid)})
+    return secret

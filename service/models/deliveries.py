@@ -40,6 +40,12 @@ class Delivery(SQLModel, table=True):
         Index("ix_deliveries_subscriber_uuid_seq", "subscriber_uuid", "seq"),
         Index("ix_deliveries_status_seq", "status", "seq"),
         Index("ix_deliveries_created_at", "created_at"),
+        # Retention reads the oldest finished deliveries first (migration 0004).
+        Index(
+            "ix_deliveries_retention",
+            "updated_at",
+            postgresql_where=text("status IN ('delivered', 'cancelled', 'failed')"),
+        ),
     )
 
     uuid: UUID = Field(primary_key=True)

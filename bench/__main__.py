@@ -1,0 +1,297 @@
+"""``uv run python -m bench``: Herald's figures beside raw baselines, measured in one run.
+
+Starts PostgreSQL (embedded, or ``HERALD_DATABASE_URL``'s server: the run creates its own
+databases there and drops them at the end), a fast webhook receiver process, Herald
+(``herald serve``) as a subprocess and the raw baselines, all on 127.0.0.1; the load is
+generated from this process. Prints one table and writes ``bench/results.json``.
+
+Order: ingest figures (Herald's dispatcher off, so delivery does not compete for the CPU; the
+events they record leave the delivery backlog), naive send loops, then a second Herald with
+the dispatcher on drains the backlog (throughput and memory), then idle latency, the healthy
+endpoint beside a hanging one, and last the claim query on a database of its own.
+``--quick`` is a smoke run (< 60 s) whose figures are not assessed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Awaitable
+from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid4
+
+import aiohttp
+import asyncpg
+import orjson
+import uvloop
+
+from bench import claim_figures, delivery_figures, ingest_figures, report
+from bench.infra import (
+    Child,
+    Herald,
+    Postgres,
+    Receiver,
+    child_env,
+    free_port,
+    python_module,
+    rss_mib,
+    spawn,
+    start_herald,
+    start_receiver,
+    wait_http,
+)
+from bench.workload import JSON_HEADERS, MAIN_TYPE, batch_body, main_event
+from service.db import asyncpg_dsn
+
+RESULTS_PATH = Path(__file__).with_name("results.json")
+# A smoke run must not overwrite the figures of a real one.
+QUICK_RESULTS_PATH = Path(tempfile.gettempdir()) / "herald-bench-quick.json"
+STARTED_AT = time.monotonic()
+PARTS = ("ingest", "deliveries", "claims")
+
+
+def step(message: str) -> None:
+    print(f"[{time.monotonic() - STARTED_AT:6.1f} s] {message}", flush=True)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run, < 60 s, goals not assessed")
+    parser.add_argument("--only", action="append", choices=PARTS, help="run only these parts (repeatable)")
+    parser.add_argument("--rounds", type=int, help="runs per ingest figure; the median is reported (3)")
+    parser.add_argument("--seconds", type=float, help="length of one single-ingest run (8)")
+    parser.add_argument("--clients", type=int, default=64, help="concurrent single-ingest clients (64)")
+    parser.add_argument("--batches", type=int, help="1000-event batches per batch-ingest run (10)")
+    parser.add_argument("--batch-concurrency", type=int, default=2, help="batches in flight (2)")
+    parser.add_argument("--memory-mark", type=int, help="deliveries before reading Herald's memory (100000)")
+    parser.add_argument("--naive-seconds", type=float, help="length of each naive send loop (5)")
+    parser.add_argument("--latency-samples", type=int, help="idle ingest → receipt samples (200)")
+    parser.add_argument("--isolation-events", type=int, help="healthy endpoint's backlog per run (10000)")
+    parser.add_argument("--claim-sizes", help="small,large not-yet-due rows (10000,1000000)")
+    parser.add_argument("--claims", type=int, help="timed claims per size (200)")
+    parser.add_argument(
+        "--output", type=Path, help=f"results file ({RESULTS_PATH}; with --quick, {QUICK_RESULTS_PATH})"
+    )
+    args = parser.parse_args(argv)
+    quick = args.quick
+    defaults: dict[str, Any] = {
+        "rounds": 1 if quick else 3,
+        "seconds": 1.0 if quick else 8.0,
+        "batches": 1 if quick else 10,
+        "memory_mark": 3_000 if quick else 100_000,
+        "naive_seconds": 1.0 if quick else 5.0,
+        "latency_samples": 15 if quick else 200,
+        "isolation_events": 300 if quick else 10_000,
+        "claim_sizes": "10000,50000" if quick else "10000,1000000",
+        "claims": 20 if quick else 200,
+    }
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    args.only = set(args.only or PARTS)
+    args.output = args.output or (QUICK_RESULTS_PATH if quick else RESULTS_PATH)
+    return args
+
+
+async def start_raw_app(workdir: Path, database_url: str, subscribers: list[UUID]) -> tuple[Child, str]:
+    port = free_port()
+    env = child_env(
+        {"BENCH_RAW_DATABASE_URL": database_url, "BENCH_RAW_SUBSCRIBERS": ",".join(map(str, subscribers))}
+    )
+    child = spawn("raw-app", python_module("bench.raw_app", "--port", str(port)), workdir, env)
+    base_url = f"http://127.0.0.1:{port}"
+    await wait_http(child, f"{base_url}/health")
+    return child, base_url
+
+
+async def pending_deliveries(database_url: str) -> int:
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        return int(await conn.fetchval("SELECT count(*) FROM deliveries WHERE status = 'pending'"))
+    finally:
+        await conn.close()
+
+
+async def top_up(session: aiohttp.ClientSession, herald: Herald, database_url: str, wanted: int) -> int:
+    """Ingest more batches (untimed) until ``wanted`` deliveries wait; return how many wait."""
+    body = batch_body([main_event() for _ in range(1000)])
+    backlog = await pending_deliveries(database_url)
+    while backlog < wanted:
+        async with session.post(
+            f"{herald.base_url}/api/v1/events/batch", data=body, headers=JSON_HEADERS
+        ) as r:
+            if r.status != 202:
+                raise RuntimeError(f"batch ingest -> {r.status}: {(await r.read())[:300]!r}")
+        backlog = await pending_deliveries(database_url)
+    return backlog
+
+
+async def ingest_part(
+    args: argparse.Namespace, session: aiohttp.ClientSession, pg: Postgres, herald: Herald, workdir: Path
+) -> dict[str, Any]:
+    options = ingest_figures.IngestOptions(
+        rounds=args.rounds,
+        seconds=args.seconds,
+        warmup_s=0.5 if args.quick else 1.5,
+        clients=args.clients,
+        batches=args.batches,
+        batch_size=1000,
+        batch_concurrency=args.batch_concurrency,
+    )
+    raw_db = await pg.create_database("raw")
+    raw_subscribers = [uuid4() for _ in range(3)]
+    raw_app, raw_url = await start_raw_app(workdir, raw_db, raw_subscribers)
+    try:
+        step("  single-event ingest ...")
+        single = await ingest_figures.single_ingest(
+            session,
+            f"{herald.base_url}/api/v1/events",
+            f"{raw_url}/events",
+            options,
+            herald.child.pid,
+            raw_app.pid,
+        )
+    finally:
+        raw_app.stop()
+    step("  batch ingest ...")
+    batch = await ingest_figures.batch_ingest(
+        session, herald.base_url, raw_db, raw_subscribers, options, herald.child.pid
+    )
+    return {"single_ingest": single, "batch_ingest": batch}
+
+
+async def deliveries_part(
+    args: argparse.Namespace,
+    session: aiohttp.ClientSession,
+    herald_db: str,
+    receiver: Receiver,
+    workdir: Path,
+    backlog: int,
+) -> dict[str, Any]:
+    step("  naive send loops ...")
+    naive = {
+        f"naive_{name.replace('-', '_')}": await delivery_figures.naive_loop(
+            receiver, name, args.naive_seconds, 64, 0.5 if args.quick else 1.0
+        )
+        for name in ("httpx", "httpx-aiohttp")
+    }
+    step(f"  draining {backlog:,} deliveries ...")
+    herald = await start_herald(workdir, herald_db, dispatcher=True)
+    try:
+        sustained = await delivery_figures.sustained(session, herald, receiver, backlog, args.memory_mark)
+        step("  idle latency ...")
+        latency = await delivery_figures.latency(session, herald, receiver, args.latency_samples, 0.05)
+        step("  healthy endpoint beside a hanging one ...")
+        isolation = await delivery_figures.isolation(session, herald, receiver, args.isolation_events)
+        await asyncio.sleep(3.0)
+        rss_end = rss_mib(herald.child.pid)
+    finally:
+        herald.child.stop()
+    return {
+        "deliveries": {"sustained": sustained, **naive, "rss_end_mib": round(rss_end, 1)},
+        "latency": latency,
+        "isolation": isolation,
+    }
+
+
+async def claims_part(pg: Postgres, sizes: tuple[int, int], count: int) -> dict[str, Any]:
+    return {"claims": await claim_figures.claim_figure(pg, sizes, count, 64)}
+
+
+async def guarded(results: dict[str, Any], part: str, work: Awaitable[dict[str, Any]]) -> None:
+    """Run one part; a failure is recorded (and printed) and the run goes on with the next."""
+    try:
+        results |= await work
+    except Exception:
+        trace = traceback.format_exc()
+        results.setdefault("failures", {})[part] = trace
+        step(f"  {part} FAILED:\n{trace}")
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    workdir = Path(tempfile.mkdtemp(prefix="herald-bench-"))
+    pg = Postgres(workdir)
+    results: dict[str, Any] = {"machine": report.machine(), "quick": args.quick}
+    children: list[Child] = []
+    ok = False
+    started = time.monotonic()
+    try:
+        await pg.start()
+        results["postgres"] = await pg.server_facts() | {"server": pg.description}
+        print(
+            f"PostgreSQL {results['postgres']['version']} ({pg.description}); work dir {workdir}", flush=True
+        )
+        receiver = await start_receiver(workdir)
+        children.append(receiver.child)
+        connector = aiohttp.TCPConnector(limit=0, force_close=False)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            if args.only & {"ingest", "deliveries"}:
+                herald_db = await pg.create_database("herald", migrate=False)  # herald serve migrates
+                herald = await start_herald(workdir, herald_db, dispatcher=False)
+                children.append(herald.child)
+                results["herald_rss_idle_start_mib"] = round(rss_mib(herald.child.pid), 1)
+                for i in range(3):
+                    await delivery_figures.create_webhook(
+                        session, herald.base_url, f"bench {i}", f"{receiver.base_url}/w{i}", MAIN_TYPE
+                    )
+                if "ingest" in args.only:
+                    step("ingest figures (dispatcher off):")
+                    await guarded(results, "ingest", ingest_part(args, session, pg, herald, workdir))
+                backlog = await top_up(session, herald, herald_db, args.memory_mark)
+                herald.child.stop()
+                if "deliveries" in args.only:
+                    step("delivery figures:")
+                    await guarded(
+                        results,
+                        "deliveries",
+                        deliveries_part(args, session, herald_db, receiver, workdir, backlog),
+                    )
+            if "claims" in args.only:
+                step("claim query:")
+                small, large = (int(s) for s in args.claim_sizes.split(","))
+                await guarded(results, "claims", claims_part(pg, (small, large), args.claims))
+        results["anomalies"] = report.anomalies(results)
+        ok = "failures" not in results and not results["anomalies"]
+    finally:
+        for child in children:
+            child.stop()
+        await pg.stop()
+        results["seconds"] = round(time.monotonic() - started, 1)
+        if ok:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            results["logs"] = str(workdir)
+            print(f"failures or anomalies: the processes' logs are kept in {workdir}", file=sys.stderr)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    results = uvloop.run(run(args))
+    results["command"] = "uv run python -m bench " + " ".join(sys.argv[1:])
+    args.output.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2) + b"\n")
+    m = results["machine"]
+    print()
+    print(
+        f"Machine: {m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB; Herald, PostgreSQL, the "
+        "receiver and the load generator share these cores. PostgreSQL "
+        f"{results.get('postgres', {}).get('version', '?')}. Run took {results['seconds']} s."
+    )
+    print(report.markdown(results, assess=not args.quick))
+    print(report.noise(results))
+    for anomaly in results.get("anomalies", []):
+        print(f"ANOMALY: {anomaly}")
+    print(f"CPU shares (% of one core) and details: {args.output}")
+    for part in results.get("failures", {}):
+        print(f"FAILED: {part} (see {args.output})", file=sys.stderr)
+    return 1 if "failures" in results else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""Delivery figures: sustained throughput beside naive send loops, idle latency beside a loopback
+round trip, a healthy endpoint beside a hanging one, and Herald's memory on the way."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+import uuid
+from typing import Any
+
+import aiohttp
+import orjson
+
+from bench.infra import CpuMeter, Herald, Receiver, python_module, rss_mib
+from bench.load import Drain, arrival_counts, percentile, post_json, watch_drain
+from bench.workload import ISOLATION_TYPE, JSON_HEADERS, LATENCY_TYPE, batch_body, simple_event
+
+
+async def create_webhook(
+    session: aiohttp.ClientSession, herald_url: str, name: str, url: str, event_type: str
+) -> str:
+    body = {"name": name, "url": url, "subscriptions": [{"event_type": event_type}]}
+    created = await post_json(session, f"{herald_url}/api/v1/subscribers/webhooks", body)
+    return str(created["uuid"])
+
+
+def _drain_summary(drain: Drain) -> dict[str, Any]:
+    return {
+        "per_s": round(drain.rate.per_s, 1),
+        "arrived": drain.delivered,
+        "duplicates": drain.delivered - drain.unique,
+        "stalled": drain.stalled,
+        "cpu_percent": drain.rate.cpu,
+    }
+
+
+async def sustained(
+    session: aiohttp.ClientSession, herald: Herald, receiver: Receiver, backlog: int, memory_mark: int
+) -> dict[str, Any]:
+    """Drain the backlog the ingest figures left (three webhooks under ``/w``)."""
+    start_rss = rss_mib(herald.child.pid)
+    drain = await watch_drain(
+        session,
+        receiver,
+        ["/w"],
+        backlog,
+        meter=CpuMeter({"herald": [herald.child.pid], "receiver": [receiver.child.pid]}),
+        herald_pid=herald.child.pid,
+        rss_marks=[memory_mark] if backlog >= memory_mark else [],
+    )
+    await asyncio.sleep(3.0)  # let the outcome writer finish and the process settle
+    return _drain_summary(drain) | {
+        "backlog": backlog,
+        "rss_start_mib": round(start_rss, 1),
+        "rss_at_mark_mib": round(drain.rss_marks_mib.get(memory_mark, float("nan")), 1),
+        "memory_mark": memory_mark,
+        "rss_drained_mib": round(rss_mib(herald.child.pid), 1),
+    }
+
+
+async def naive_loop(
+    receiver: Receiver, transport: str, seconds: float, in_flight: int, warmup_s: float
+) -> dict[str, Any]:
+    """One naive send loop in its own process against the receiver's ``/naive`` path."""
+    meter = CpuMeter({"receiver": [receiver.child.pid]})
+    argv = python_module(
+        "bench.naive_sender",
+        "--url",
+        f"{receiver.base_url}/naive",
+        "--seconds",
+        str(seconds),
+        "--transport",
+        transport,
+        "--in-flight",
+        str(in_flight),
+        "--warmup",
+        str(warmup_s),
+    )
+    proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE)
+    meter.start()
+    out, _ = await proc.communicate()
+    cpu = meter.stop()
+    if proc.returncode != 0:
+        raise RuntimeError(f"naive sender ({transport}) failed")
+    result: dict[str, Any] = orjson.loads(out)
+    result["per_s"] = round(result["sent"] / result["seconds"], 1)
+    result["receiver_cpu_percent"] = cpu["receiver"]
+    return result
+
+
+async def latency(
+    session: aiohttp.ClientSession, herald: Herald, receiver: Receiver, samples: int, gap_s: float
+) -> dict[str, Any]:
+    """Ingest → receipt on an idle Herald (one webhook), beside the loopback round trip."""
+    await create_webhook(
+        session, herald.base_url, "bench latency", f"{receiver.base_url}/latency", LATENCY_TYPE
+    )
+    await receiver.arrivals(session)  # forget anything earlier
+    sent: dict[str, float] = {}
+    url = f"{herald.base_url}/api/v1/events"
+    for _ in range(samples):
+        event_id = str(uuid.uuid4())
+        body = orjson.dumps(simple_event(LATENCY_TYPE, event_id))
+        started = time.monotonic()
+        async with session.post(url, data=body, headers=JSON_HEADERS) as response:
+            await response.read()
+        sent[event_id] = started
+        await asyncio.sleep(gap_s)
+    await asyncio.sleep(1.0)
+    arrivals = await receiver.arrivals(session)
+    herald_ms = [(arrivals[k] - t) * 1000 for k, t in sent.items() if k in arrivals]
+
+    round_trips: list[float] = []
+    for _ in range(samples):
+        started = time.monotonic()
+        async with session.post(f"{receiver.base_url}/rtt", data=b"{}", headers=JSON_HEADERS) as response:
+            await response.read()
+        round_trips.append((time.monotonic() - started) * 1000)
+        await asyncio.sleep(gap_s)
+    return {
+        "samples": samples,
+        "received": len(herald_ms),
+        "herald_p50_ms": round(statistics.median(herald_ms), 2) if herald_ms else None,
+        "herald_p99_ms": round(percentile(herald_ms, 99), 2) if herald_ms else None,
+        "loopback_p50_ms": round(statistics.median(round_trips), 2),
+        "loopback_p99_ms": round(percentile(round_trips, 99), 2),
+    }
+
+
+async def _ingest_isolation_events(session: aiohttp.ClientSession, herald: Herald, count: int) -> None:
+    url = f"{herald.base_url}/api/v1/events/batch"
+    left = count
+    while left > 0:
+        size = min(1000, left)
+        async with session.post(
+            url, data=batch_body([simple_event(ISOLATION_TYPE)] * size), headers=JSON_HEADERS
+        ) as response:
+            if response.status != 202:
+                raise RuntimeError(f"batch ingest -> {response.status}: {(await response.read())[:300]!r}")
+        left -= size
+
+
+async def isolation(
+    session: aiohttp.ClientSession, herald: Herald, receiver: Receiver, events: int
+) -> dict[str, Any]:
+    """A healthy endpoint's drain rate alone, then beside an endpoint that never answers."""
+    await create_webhook(
+        session, herald.base_url, "bench healthy", f"{receiver.base_url}/healthy", ISOLATION_TYPE
+    )
+    results: dict[str, Any] = {}
+    for label in ("alone", "beside_hanging"):
+        if label == "beside_hanging":
+            await create_webhook(
+                session, herald.base_url, "bench hanging", f"{receiver.base_url}/hang", ISOLATION_TYPE
+            )
+        base = await arrival_counts(session, receiver, ["/healthy"])
+        await _ingest_isolation_events(session, herald, events)
+        drain = await watch_drain(
+            session,
+            receiver,
+            ["/healthy"],
+            events,
+            meter=CpuMeter({"herald": [herald.child.pid]}),
+            herald_pid=herald.child.pid,
+            base=base,
+        )
+        results[label] = _drain_summary(drain)
+    results["hanging_requests_received"] = await receiver.count(session, "/hang")
+    return results

@@ -1,0 +1,224 @@
+"""The one table of a run, from its results, with each goal checked."""
+
+from __future__ import annotations
+
+import os
+import platform
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Row:
+    figure: str
+    herald: str
+    baseline: str
+    ratio: str
+    goal: str
+    met: bool | None
+
+
+def machine() -> dict[str, Any]:
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.machine(),
+    )
+    mem_kib = int(Path("/proc/meminfo").read_text().split()[1])
+    return {
+        "cores": os.cpu_count(),
+        "cpu": model,
+        "memory_gib": round(mem_kib / 1024 / 1024, 1),
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+    }
+
+
+def _n(value: float | None, digits: int = 0) -> str:
+    if value is None or value != value:  # None or NaN
+        return "n/a"
+    return f"{value:,.{digits}f}"
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None or not b:
+        return None
+    return a / b
+
+
+def _ok(*checks: bool | None) -> bool | None:
+    if any(c is None for c in checks):
+        return None
+    return all(checks)
+
+
+def _at_least(value: float | None, goal: float) -> bool | None:
+    return None if value is None else value >= goal
+
+
+def _at_most(value: float | None, goal: float) -> bool | None:
+    return None if value is None else value <= goal
+
+
+def _single(r: dict[str, Any]) -> Row:
+    herald, raw = r["herald"]["median_per_s"], r["raw"]["median_per_s"]
+    ratio = _ratio(herald, raw)
+    return Row(
+        "single-event HTTP ingest, 3 matching webhooks per event, 64 concurrent clients (events/s)",
+        _n(herald),
+        f"{_n(raw)} (FastAPI + raw asyncpg, same uvicorn settings)",
+        f"{_n(ratio, 2)}x",
+        "≥ 1,500/s and ≥ 0.6x",
+        _ok(_at_least(herald, 1500), _at_least(ratio, 0.6)),
+    )
+
+
+def _batch(r: dict[str, Any]) -> Row:
+    herald, raw = r["herald"]["median_per_s"], r["raw_copy"]["median_per_s"]
+    ratio = _ratio(herald, raw)
+    return Row(
+        "batch ingest, 1000 events per request (events/s)",
+        _n(herald),
+        f"{_n(raw)} (raw asyncpg COPY of the same rows)",
+        f"{_n(ratio, 2)}x",
+        "≥ 20,000/s",
+        _at_least(herald, 20_000),
+    )
+
+
+def _deliveries(r: dict[str, Any]) -> Row:
+    herald = r["sustained"]["per_s"]
+    stock, aio = r["naive_httpx"]["per_s"], r["naive_httpx_aiohttp"]["per_s"]
+    vs_aio, vs_stock = _ratio(herald, aio), _ratio(herald, stock)
+    return Row(
+        "sustained webhook deliveries, 1 process, fast receiver (deliveries/s)",
+        _n(herald),
+        f"(a) {_n(stock)} naive loop, stock httpx, 64 in flight; (b) {_n(aio)} same on httpx-aiohttp",
+        f"{_n(vs_aio, 2)}x (b), {_n(vs_stock, 1)}x (a)",
+        "≥ 2,500/s, ≥ 0.6x (b), ≥ 6x (a)",
+        _ok(_at_least(herald, 2500), _at_least(vs_aio, 0.6), _at_least(vs_stock, 6)),
+    )
+
+
+def _latency(r: dict[str, Any]) -> Row:
+    p50, p99 = r["herald_p50_ms"], r["herald_p99_ms"]
+    return Row(
+        "idle ingest → receipt latency (p50 / p99 ms)",
+        f"{_n(p50, 1)} / {_n(p99, 1)}",
+        f"{_n(r['loopback_p50_ms'], 2)} / {_n(r['loopback_p99_ms'], 2)} (loopback HTTP round trip)",
+        "",
+        "≤ 15 / ≤ 50 ms",
+        _ok(_at_most(p50, 15), _at_most(p99, 50), r["received"] == r["samples"]),
+    )
+
+
+def _isolation(r: dict[str, Any]) -> Row:
+    beside, alone = r["beside_hanging"]["per_s"], r["alone"]["per_s"]
+    ratio = _ratio(beside, alone)
+    return Row(
+        "healthy endpoint beside a hanging one (its deliveries/s)",
+        _n(beside),
+        f"{_n(alone)} (the same endpoint alone)",
+        f"{_n(ratio, 2)}x",
+        "≥ 0.9x",
+        _at_least(ratio, 0.9),
+    )
+
+
+def _claims(r: dict[str, Any]) -> Row:
+    small, large = (k for k in r if k.isdigit())
+    ratio = _ratio(r[large]["median_ms"], r[small]["median_ms"])
+    return Row(
+        f"claim query ({r['limit']} rows) with {int(large):,} not-yet-due rows (ms per claim)",
+        _n(r[large]["median_ms"], 2),
+        f"{_n(r[small]['median_ms'], 2)} (with {int(small):,})",
+        f"{_n(ratio, 2)}x",
+        "≤ 1.5x",
+        _at_most(ratio, 1.5),
+    )
+
+
+def _memory(r: dict[str, Any]) -> Row:
+    s = r["sustained"]
+    growth = r["rss_end_mib"] - s["rss_drained_mib"]
+    return Row(
+        f"resident memory of Herald after {s['memory_mark']:,} deliveries (MiB)",
+        f"{_n(s['rss_at_mark_mib'], 1)}; drained {_n(s['rss_drained_mib'], 1)}; "
+        f"end {_n(r['rss_end_mib'], 1)}",
+        f"{_n(s['rss_start_mib'], 1)} (at start)",
+        f"{_n(_ratio(s['rss_at_mark_mib'], s['rss_start_mib']), 2)}x",
+        "report; no growth after the backlog drains",
+        # "No growth": after the latency and isolation runs, within 10 % of the drained figure.
+        growth <= 0.1 * s["rss_drained_mib"],
+    )
+
+
+ROWS: list[tuple[str, Callable[[dict[str, Any]], Row]]] = [
+    ("single_ingest", _single),
+    ("batch_ingest", _batch),
+    ("deliveries", _deliveries),
+    ("latency", _latency),
+    ("isolation", _isolation),
+    ("claims", _claims),
+    ("deliveries", _memory),
+]
+
+
+def rows(results: dict[str, Any]) -> list[Row]:
+    return [build(results[key]) for key, build in ROWS if key in results]
+
+
+def markdown(results: dict[str, Any], *, assess: bool) -> str:
+    lines = ["| figure | Herald | baseline (same run) | ratio | goal | met |", "|---|---|---|---|---|---|"]
+    for row in rows(results):
+        met = ("yes" if row.met else "no" if row.met is not None else "n/a") if assess else "(smoke)"
+        lines.append(f"| {row.figure} | {row.herald} | {row.baseline} | {row.ratio} | {row.goal} | {met} |")
+    return "\n".join(lines)
+
+
+def anomalies(results: dict[str, Any]) -> list[str]:
+    """What makes a figure untrustworthy whatever its value: errors, losses, duplicates."""
+    found: list[str] = []
+    for part in ("single_ingest", "batch_ingest"):
+        for side, figures in results.get(part, {}).items():
+            if figures.get("errors"):
+                found.append(
+                    f"{part} ({side}): {figures['errors']} failed requests, e.g. {figures['first_error']}"
+                )
+    drains = {"sustained delivery": results.get("deliveries", {}).get("sustained")}
+    drains |= {f"isolation ({k})": v for k, v in results.get("isolation", {}).items() if isinstance(v, dict)}
+    for name, drain in drains.items():
+        if drain is None:
+            continue
+        if drain["stalled"]:
+            found.append(f"{name}: no arrival for 30 s, {drain['arrived']:,} arrived of the backlog")
+        if drain["duplicates"]:
+            found.append(f"{name}: {drain['duplicates']} duplicate deliveries")
+    latency = results.get("latency")
+    if latency and latency["received"] != latency["samples"]:
+        found.append(f"latency: {latency['samples'] - latency['received']} events never arrived")
+    return found
+
+
+def _other_shares(value: Any) -> list[float]:
+    if isinstance(value, dict):
+        found = [float(value["other processes"])] if "other processes" in value else []
+        return found + [x for v in value.values() for x in _other_shares(v)]
+    return []
+
+
+def noise(results: dict[str, Any]) -> str:
+    """How much CPU processes outside the run took while it measured (a shared machine's noise)."""
+    shares = sorted(_other_shares(results))
+    if not shares:
+        return ""
+    median = shares[len(shares) // 2]
+    return (
+        f"Processes outside the benchmark used a median {median:.0f} % (max {shares[-1]:.0f} %) of one "
+        f"core during the measured windows (of {100 * (os.cpu_count() or 1)} % on this machine)."
+    )

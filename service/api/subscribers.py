@@ -1,0 +1,201 @@
+"""Subscribers: webhooks (create, list, read, change, delete, rotate their secret) and the
+analytics subscriber (listed, read-only). The ``test`` and ``recover`` routes live with the
+delivery engine."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from fastapi.routing import APIRoute
+
+from service.api.deps import StateDep
+from service.api.responses import error_responses
+from service.core import subscribers as core
+from service.core.subscriptions import subscribed_to, subscriptions_of, validate_subscriptions
+from service.db import transaction
+from service.delivery.ssrf import Resolver
+from service.errors import InvalidInput
+from service.models.subscribers import Subscriber, SubscriberKind
+from service.schemas.common import DEFAULT_LIMIT, CursorQuery, LimitQuery
+from service.schemas.subscribers import (
+    SecretOut,
+    SubscriberCreated,
+    SubscriberOut,
+    SubscriberPage,
+    SubscriberType,
+    WebhookCreate,
+    WebhookUpdate,
+    decode_subscriber_cursor,
+    encode_subscriber_cursor,
+    subscriber_out,
+)
+from service.state import HeraldState
+
+
+class RedactedValidationRoute(APIRoute):
+    """422 answers without the ``input`` FastAPI echoes by default: a body may hold a secret."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError as exc:
+                errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+                raise InvalidInput(errors) from None
+
+        return route
+
+
+def get_resolver() -> Resolver | None:
+    """The name resolver of the private-destination check (``None``: the system's); tests stub it."""
+    return None
+
+
+ResolverDep = Annotated[Resolver | None, Depends(get_resolver)]
+SubscriberUuid = Annotated[UUID, Path(description="The subscriber's uuid.")]
+
+router = APIRouter(prefix="/api/v1/subscribers", tags=["subscribers"], route_class=RedactedValidationRoute)
+
+
+async def _views(state: HeraldState, subscribers: list[Subscriber]) -> list[SubscriberOut]:
+    async with state.sessions() as session:
+        subscriptions = await subscriptions_of(session, [s.uuid for s in subscribers])
+    telemetry = state.settings.telemetry_enabled
+    return [subscriber_out(s, subscriptions[s.uuid], telemetry_enabled=telemetry) for s in subscribers]
+
+
+# Fixed paths first: they must win over the templated ``/{uuid}`` ones.
+@router.post(
+    "/webhooks",
+    status_code=201,
+    summary="Create a webhook subscriber",
+    description=(
+        "A secret is generated when none is given; this answer is the only one that ever shows it. "
+        "The URL may not point at a private address unless HERALD_ALLOW_PRIVATE_DESTINATIONS is true."
+    ),
+    responses=error_responses(413, 422, 503),
+)
+async def create_webhook(body: WebhookCreate, state: StateDep, resolver: ResolverDep) -> SubscriberCreated:
+    new = core.prepare_webhook(body)
+    allow_private = state.settings.allow_private_destinations
+    await core.check_destination(body.url, allow_private=allow_private, resolver=resolver)
+    async with transaction(state.sessions) as session:
+        subscriber, subscriptions = await core.create_webhook(session, new)
+    view = subscriber_out(subscriber, subscriptions, telemetry_enabled=state.settings.telemetry_enabled)
+    return SubscriberCreated(**view.model_dump(), secret=subscriber.secret or "")
+
+
+@router.get(
+    "",
+    summary="List subscribers",
+    description="Newest first; the analytics subscriber is listed with `type: analytics`.",
+    responses=error_responses(422, 503),
+)
+async def list_subscribers(
+    state: StateDep,
+    type: Annotated[SubscriberType | None, Query(description="Only subscribers of this type.")] = None,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
+) -> SubscriberPage:
+    after = decode_subscriber_cursor(cursor)
+    kind = SubscriberKind(type) if type is not None else None
+    async with state.sessions() as session:
+        found = await core.list_subscribers(session, kind, after, limit + 1)
+    page = found[:limit]
+    last = page[-1] if len(found) > limit else None
+    next_cursor = encode_subscriber_cursor(last.created_at, last.uuid) if last and last.created_at else None
+    return SubscriberPage(items=await _views(state, page), next_cursor=next_cursor)
+
+
+@router.get(
+    "/subscribed-to/{event_type}",
+    summary="Which webhooks an event would be delivered to",
+    description=(
+        "Enabled webhooks with a subscription matching `event_type` (a catalog name). A project- or "
+        "job-scoped subscription counts only when the query gives that `project_uuid` (and `job_uuid`)."
+    ),
+    responses=error_responses(422, 503),
+)
+async def list_subscribed_to(
+    state: StateDep,
+    event_type: Annotated[str, Path(max_length=200, description="A catalog event type.")],
+    project_uuid: Annotated[UUID | None, Query(description="The event's project.")] = None,
+    job_uuid: Annotated[UUID | None, Query(description="The event's job (needs `project_uuid`).")] = None,
+) -> SubscriberPage:
+    async with state.sessions() as session:
+        uuids = await subscribed_to(session, event_type, project_uuid, job_uuid)
+        found = await core.subscribers_by_uuid(session, uuids)
+    return SubscriberPage(items=await _views(state, found), next_cursor=None)
+
+
+@router.get("/{uuid}", summary="One subscriber", responses=error_responses(404, 422, 503))
+async def get_subscriber(uuid: SubscriberUuid, state: StateDep) -> SubscriberOut:
+    async with state.sessions() as session:
+        subscriber = await core.get_subscriber(session, uuid)
+    [view] = await _views(state, [subscriber])
+    return view
+
+
+@router.patch(
+    "/{uuid}",
+    summary="Change a webhook subscriber",
+    description=(
+        "Any writable field; `subscriptions` replaces the set. `enabled: false` fails pending deliveries "
+        "(`subscriber disabled`); `enabled: true` re-enables. The analytics subscriber → 409."
+    ),
+    responses=error_responses(404, 409, 413, 422, 503),
+)
+async def update_webhook(
+    uuid: SubscriberUuid, body: WebhookUpdate, state: StateDep, resolver: ResolverDep
+) -> SubscriberOut:
+    specs = validate_subscriptions(body.subscriptions) if body.subscriptions is not None else None
+    if body.url is not None:
+        allow_private = state.settings.allow_private_destinations
+        await core.check_destination(body.url, allow_private=allow_private, resolver=resolver)
+    grace_s = state.settings.secret_rotation_grace_seconds
+    async with transaction(state.sessions) as session:
+        subscriber, subscriptions = await core.update_webhook(
+            session, uuid, body, specs, rotation_grace_s=grace_s
+        )
+        if subscriptions is None:
+            subscriptions = (await subscriptions_of(session, [uuid]))[uuid]
+    return subscriber_out(subscriber, subscriptions, telemetry_enabled=state.settings.telemetry_enabled)
+
+
+@router.delete(
+    "/{uuid}",
+    status_code=204,
+    summary="Delete a webhook subscriber",
+    description=(
+        "Its subscriptions go; its pending deliveries become `cancelled` and its deliveries stay listable "
+        "by `subscriber_uuid`. The analytics subscriber → 409."
+    ),
+    responses=error_responses(404, 409, 422, 503),
+)
+async def delete_webhook(uuid: SubscriberUuid, state: StateDep) -> Response:
+    async with transaction(state.sessions) as session:
+        await core.delete_webhook(session, uuid)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/{uuid}/rotate-secret",
+    summary="Give a webhook a new secret",
+    description=(
+        "Answers the new secret. The previous one keeps signing (a second signature) for "
+        "HERALD_SECRET_ROTATION_GRACE_SECONDS; at most one previous secret is kept."
+    ),
+    responses=error_responses(404, 409, 422, 503),
+)
+async def rotate_secret(uuid: SubscriberUuid, state: StateDep) -> SecretOut:
+    grace_s = state.settings.secret_rotation_grace_seconds
+    async with transaction(state.sessions) as session:
+        secret = await core.rotate_secret(session, uuid, grace_s=grace_s)
+    return SecretOut(secret=secret)

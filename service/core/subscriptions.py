@@ -1,0 +1,157 @@
+"""Subscription sets: validating them against the catalog, storing them, and asking who matches.
+
+The matching rule is the one ``service.core.events`` applies when it records an event (in
+SQL, in the event's transaction): a subscription matches an event when its pattern matches
+the event's type and its scope, if any, is the event's project (and job). ``subscribed_to``
+asks the same question without an event.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID, uuid4
+
+from sqlalchemy import delete, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from service.catalog import CATALOG, check_scope
+from service.errors import InvalidInput
+from service.models.subscriptions import Subscription
+from service.schemas.subscriptions import SubscriptionIn
+
+Loc = tuple[str | int, ...]
+
+_STAR_RUN = re.compile(r"\*{2,}")
+
+
+@dataclass(frozen=True)
+class SubscriptionSpec:
+    """A validated subscription: pattern as written, scope as given."""
+
+    event_type: str
+    project_uuid: UUID | None = None
+    job_uuid: UUID | None = None
+
+
+def _error(loc: Loc, msg: str) -> dict[str, Any]:
+    return {"loc": list(loc), "msg": msg, "type": "value_error"}
+
+
+def _scope_error(item: SubscriptionIn, loc: Loc) -> dict[str, Any] | None:
+    # "**" means "*"; collapsing runs keeps the catalog's backtracking matcher fast whatever
+    # the input (the pattern itself is stored as written).
+    pattern = _STAR_RUN.sub("*", item.event_type)
+    has_project, has_job = item.project_uuid is not None, item.job_uuid is not None
+    steps: list[tuple[bool, bool, str]] = [(False, False, "event_type")]
+    if has_job and not has_project:
+        steps.append((False, True, "job_uuid"))
+    if has_project:
+        steps.append((True, False, "project_uuid"))
+        if has_job:
+            steps.append((True, True, "job_uuid"))
+    # The first failing step names the field to blame: the pattern, then the project, then the job.
+    for project, job, field in steps:
+        problem = check_scope(pattern, project, job)
+        if problem is not None:
+            return _error((*loc, field), problem)
+    return None
+
+
+def validate_subscriptions(
+    items: Sequence[SubscriptionIn], loc: Loc = ("body", "subscriptions")
+) -> list[SubscriptionSpec]:
+    """Check every subscription against the catalog and merge duplicates (first one wins).
+
+    Raises ``InvalidInput`` naming each bad item's field: a pattern that matches no catalog
+    type, a ``job_uuid`` without ``project_uuid``, a scope a matched type does not allow.
+    """
+    errors: list[dict[str, Any]] = []
+    specs: dict[SubscriptionSpec, None] = {}
+    for index, item in enumerate(items):
+        error = _scope_error(item, (*loc, index))
+        if error is not None:
+            errors.append(error)
+            continue
+        specs.setdefault(SubscriptionSpec(item.event_type, item.project_uuid, item.job_uuid))
+    if errors:
+        raise InvalidInput(errors)
+    return list(specs)
+
+
+async def replace_subscriptions(
+    session: AsyncSession, subscriber_uuid: UUID, specs: Iterable[SubscriptionSpec]
+) -> list[Subscription]:
+    """Make ``specs`` the subscriber's whole subscription set; never commits."""
+    await session.execute(delete(Subscription).where(col(Subscription.subscriber_uuid) == subscriber_uuid))
+    rows = [
+        Subscription.scoped(subscriber_uuid, uuid4(), spec.event_type, spec.project_uuid, spec.job_uuid)
+        for spec in specs
+    ]
+    session.add_all(rows)
+    await session.flush()
+    return sorted(rows, key=_order)
+
+
+def _order(subscription: Subscription) -> tuple[str, str, str]:
+    return (subscription.event_type, str(subscription.project_uuid or ""), str(subscription.job_uuid or ""))
+
+
+async def subscriptions_of(
+    session: AsyncSession, subscriber_uuids: Sequence[UUID]
+) -> dict[UUID, list[Subscription]]:
+    """The subscriptions of each given subscriber, in a stable order (pattern, then scope)."""
+    found: dict[UUID, list[Subscription]] = {uuid: [] for uuid in subscriber_uuids}
+    if not subscriber_uuids:
+        return found
+    rows = await session.execute(
+        select(Subscription).where(col(Subscription.subscriber_uuid).in_(list(subscriber_uuids)))
+    )
+    for subscription in rows.scalars():
+        found[subscription.subscriber_uuid].append(subscription)
+    for subscriptions in found.values():
+        subscriptions.sort(key=_order)
+    return found
+
+
+# Keep in step with the "matched" part of service.core.events._RECORD_SQL.
+_SUBSCRIBED_TO_SQL = text(
+    """
+SELECT w.uuid
+FROM subscribers w
+WHERE w.kind = 'webhook' AND w.enabled AND EXISTS (
+    SELECT 1 FROM subscriptions s
+    WHERE s.subscriber_uuid = w.uuid
+      AND (s.event_type = CAST(:event_type AS text)
+           OR (s.has_wildcard AND CAST(:event_type AS text) LIKE s.like_pattern))
+      AND (s.project_uuid IS NULL OR s.project_uuid = CAST(:project_uuid AS uuid))
+      AND (s.job_uuid IS NULL OR s.job_uuid = CAST(:job_uuid AS uuid))
+)
+ORDER BY w.created_at DESC, w.uuid DESC
+"""
+)
+
+
+def check_event_type(event_type: str, loc: Loc = ("path", "event_type")) -> None:
+    """Refuse (``InvalidInput``) anything but a catalog event type."""
+    if event_type not in CATALOG:
+        shown = event_type if len(event_type) <= 120 else event_type[:120] + "…"
+        raise InvalidInput([_error(loc, f"{shown!r} is not a catalog event type")])
+
+
+async def subscribed_to(
+    session: AsyncSession, event_type: str, project_uuid: UUID | None, job_uuid: UUID | None
+) -> list[UUID]:
+    """The enabled webhooks an event of ``event_type`` in this project/job would be delivered to.
+
+    A scoped subscription counts only when the scope is given and equal: a project scope
+    needs ``project_uuid``, a job scope both ``project_uuid`` and ``job_uuid``.
+    """
+    check_event_type(event_type)
+    if job_uuid is not None and project_uuid is None:
+        raise InvalidInput([_error(("query", "job_uuid"), "a job_uuid needs a project_uuid too")])
+    params = {"event_type": event_type, "project_uuid": project_uuid, "job_uuid": job_uuid}
+    return [row.uuid for row in await session.execute(_SUBSCRIBED_TO_SQL, params)]

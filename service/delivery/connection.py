@@ -1,0 +1,52 @@
+"""One dedicated asyncpg connection for the dispatcher's hot path, reopened after any failure.
+
+The claim loop runs one statement at a time, so a single connection (no pool, no ping, no
+BEGIN/COMMIT: each claim is one autocommit statement) is all it needs. A failed statement may
+leave the connection unusable (e.g. the server restarted), so it is dropped and the next use
+opens a fresh one; the loop's backoff paces the attempts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
+
+from service.db import CONNECT_TIMEOUT_S, STATEMENT_TIMEOUT_MS, asyncpg_dsn
+
+
+class DedicatedConnection:
+    """Lends the same connection to one user at a time; ``close()`` when done."""
+
+    def __init__(self, database_url: str, application_name: str) -> None:
+        self._dsn = asyncpg_dsn(database_url)
+        self._application_name = application_name
+        self._conn: asyncpg.Connection | None = None
+
+    @asynccontextmanager
+    async def use(self) -> AsyncIterator[asyncpg.Connection]:
+        """The connection, opened if needed; dropped if the block raises."""
+        if self._conn is None or self._conn.is_closed():
+            self._conn = await asyncpg.connect(
+                self._dsn,
+                timeout=CONNECT_TIMEOUT_S,
+                command_timeout=STATEMENT_TIMEOUT_MS / 1000,
+                server_settings={"application_name": self._application_name},
+            )
+        try:
+            yield self._conn
+        except BaseException:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                conn.terminate()
+            raise
+
+    async def close(self) -> None:
+        """Close the connection, if open."""
+        conn, self._conn = self._conn, None
+        if conn is not None and not conn.is_closed():
+            try:
+                await conn.close(timeout=CONNECT_TIMEOUT_S)
+            except (OSError, asyncpg.PostgresError, TimeoutError):
+                conn.terminate()

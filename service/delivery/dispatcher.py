@@ -1,0 +1,320 @@
+"""The delivery loop: claim due deliveries, fan them out, write what happened, stop gracefully.
+
+One :class:`Dispatcher` per process, started and stopped by the lifespan. Its state is
+explicit: the deliveries in flight (per subscriber, against ``HERALD_DELIVERY_CONCURRENCY``
+and ``HERALD_DELIVERY_PER_SUBSCRIBER_CONCURRENCY``), a wake-up event (set by NOTIFY, by a
+freed slot that may let more rows through, by stop), the outcome writer and the listener.
+
+The bounds are applied when claiming, not after: a claim never takes more rows than there
+are free slots, for the process and for each subscriber, so a claimed delivery is sent at
+once and a hanging endpoint only ever holds its own slots. No database transaction is open
+during an HTTP call: claims and outcome batches are short transactions of their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+import logging
+import random
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from uuid import UUID
+
+import orjson
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from service.config import Settings
+from service.core.events import DELIVERIES_CHANNEL
+from service.core.subscribers import destination_origin
+from service.delivery import claims
+from service.delivery.analytics import BatchDeliverers
+from service.delivery.backoff import backoff_s, is_transient
+from service.delivery.batches import BatchRunner
+from service.delivery.connection import DedicatedConnection
+from service.delivery.http import HttpClients
+from service.delivery.listener import WakeupListener
+from service.delivery.outcomes import AttemptObserver, completion_of
+from service.delivery.retry import Gone
+from service.delivery.webhook import AttemptRecord, send_attempt
+from service.delivery.writer import OutcomeWriter
+
+logger = logging.getLogger(__name__)
+
+OUTCOME_FLUSH_ON_STOP_S = 5.0
+
+
+@dataclass(frozen=True)
+class DispatcherStats:
+    """A snapshot for metrics: what is in flight and what happened so far."""
+
+    in_flight: int
+    in_flight_by_subscriber: dict[UUID, int]
+    outcomes_queued: int
+    listener_connected: bool
+    listener_connections: int
+    """How many times the listener connected (more than one: it reconnected)."""
+    counters: dict[str, int]
+    """``claimed``, ``attempts``, ``delivered``, ``pending`` (rescheduled), ``failed``, ``cancelled``,
+    ``stale`` (lease lost), ``released_expired``, ``handed_back``, ``subscribers_disabled``..."""
+
+
+async def _finish_or_cancel(tasks: list[asyncio.Task[None]], timeout_s: float) -> None:
+    """Let ``tasks`` finish for ``timeout_s``, then cancel the rest and wait for them to end."""
+    if not tasks:
+        return
+    _, late = await asyncio.wait(tasks, timeout=timeout_s) if timeout_s > 0 else (set(), set(tasks))
+    for task in late:
+        task.cancel()
+    await asyncio.gather(*late, return_exceptions=True)
+
+
+class Dispatcher:
+    """Claims due deliveries and delivers them; ``start()`` once, ``stop()`` once."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        engine: AsyncEngine,
+        sessions: async_sessionmaker[AsyncSession],
+        database_url: str,
+        clients: HttpClients,
+        batch_deliverers: BatchDeliverers | None = None,
+        observer: AttemptObserver | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._settings = settings
+        self._engine = engine
+        self._clients = clients
+        self._observer = observer
+        self._rng = rng or random.Random()
+        self._concurrency = settings.delivery_concurrency
+        self._per_subscriber = settings.delivery_per_subscriber_concurrency
+        self.counters: Counter[str] = Counter()
+        self._writer = OutcomeWriter(
+            sessions, disable_after_s=settings.disable_after_seconds, counters=self.counters
+        )
+        self._listener = WakeupListener(database_url, DELIVERIES_CHANNEL, self.wake)
+        self._claims_connection = DedicatedConnection(database_url, "herald-dispatcher")
+        self._batches = [
+            BatchRunner(
+                kind,
+                deliverer,
+                engine=engine,
+                settings=settings,
+                writer=self._writer,
+                counters=self.counters,
+                observer=observer,
+            )
+            for kind, deliverer in (batch_deliverers or {}).items()
+        ]
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._in_flight: dict[UUID, tuple[claims.ClaimedDelivery, asyncio.Task[None]]] = {}
+        self._busy: Counter[UUID] = Counter()
+        # Subscribers that answered 410, not claimed for until that outcome (a disable) is written.
+        self._held: Counter[UUID] = Counter()
+        # Where the last claim may have left due rows behind (a bound cut it): a slot freed
+        # there is worth another claim; anywhere else it is not.
+        self._cut_subscribers: set[UUID] = set()
+        self._cut_globally = False
+        self._loop_task: asyncio.Task[None] | None = None
+        self._writer_task: asyncio.Task[None] | None = None
+        self._listener_task: asyncio.Task[None] | None = None
+        self._batch_tasks: list[asyncio.Task[None]] = []
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the loop, the outcome writer, the listener and any batch deliverers."""
+        if self._settings.lease_seconds <= self._settings.delivery_timeout_seconds:
+            logger.warning(
+                "HERALD_LEASE_SECONDS <= HERALD_DELIVERY_TIMEOUT_SECONDS: leases may expire mid-attempt"
+            )
+        self._writer_task = asyncio.create_task(self._writer.run(), name="herald-outcomes")
+        self._listener_task = asyncio.create_task(self._listener.run(), name="herald-listener")
+        self._loop_task = asyncio.create_task(self._run(), name="herald-dispatcher")
+        self._batch_tasks = [asyncio.create_task(r.run(), name=f"herald-{r.kind}") for r in self._batches]
+        logger.info(
+            "dispatcher started",
+            extra={"concurrency": self._concurrency, "per_subscriber": self._per_subscriber},
+        )
+
+    def is_alive(self) -> bool:
+        """Whether the loop and the outcome writer are running (for ``/health/ready``)."""
+        tasks = (self._loop_task, self._writer_task, *self._batch_tasks)
+        return all(task is not None and not task.done() for task in tasks)
+
+    def wake(self) -> None:
+        """Make the loop claim now (e.g. new deliveries were committed)."""
+        self._wake.set()
+        for runner in self._batches:
+            runner.wake()
+
+    async def stop(self, grace_s: float | None = None) -> None:
+        """Stop claiming, let attempts in flight finish for ``grace_s``, hand the rest back, flush."""
+        grace_s = self._settings.shutdown_grace_seconds if grace_s is None else grace_s
+        self._stopping.set()
+        self._wake.set()
+        for runner in self._batches:
+            runner.stop()
+        if self._loop_task is not None:  # it ends after its current claim
+            await _finish_or_cancel([self._loop_task], max(grace_s, 1.0))
+        # Batch runners end after their request in flight, which gets the same grace.
+        await _finish_or_cancel([task for _, task in self._in_flight.values()] + self._batch_tasks, grace_s)
+        unfinished = [claimed for claimed, _ in self._in_flight.values()]
+        unfinished += [c for runner in self._batches for c in runner.unfinished()]
+        if not await self._writer.close(OUTCOME_FLUSH_ON_STOP_S):
+            logger.warning(
+                "outcomes left unwritten; their leases will expire", extra={"n": self._writer.queued}
+            )
+        if unfinished:
+            try:
+                self.counters["handed_back"] += await claims.hand_back(self._engine, unfinished)
+            except Exception:
+                logger.warning("handing back deliveries failed; their leases will expire", exc_info=True)
+        await self._claims_connection.close()
+        await _finish_or_cancel([t for t in (self._writer_task, self._listener_task) if t is not None], 0)
+        logger.info("dispatcher stopped", extra={"handed_back": len(unfinished)})
+
+    def stats(self) -> DispatcherStats:
+        """Counters and in-flight figures for the metrics endpoint."""
+        return DispatcherStats(
+            in_flight=len(self._in_flight) + sum(len(r.unfinished()) for r in self._batches),
+            in_flight_by_subscriber=dict(self._busy),
+            outcomes_queued=self._writer.queued,
+            listener_connected=self._listener.connected,
+            listener_connections=self._listener.connections,
+            counters=dict(self.counters),
+        )
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        failures = 0
+        released_at = float("-inf")
+        while not self._stopping.is_set():
+            self._wake.clear()
+            try:
+                if loop.time() - released_at >= self._settings.poll_interval_seconds:
+                    released_at = loop.time()
+                    released = await claims.release_expired(self._engine)
+                    self.counters["released_expired"] += released
+                await self._claim()
+                failures = 0
+            except Exception as exc:
+                failures += 1
+                logger.warning(
+                    "claiming deliveries failed: %s", type(exc).__name__, exc_info=not is_transient(exc)
+                )
+                # Not cut short by wake-ups: finishing attempts must not hammer a database that is away.
+                await self._sleep(backoff_s(failures), self._stopping)
+                continue
+            # The poll also picks up retries falling due and other replicas' released leases.
+            await self._sleep(self._settings.poll_interval_seconds, self._wake)
+
+    @staticmethod
+    async def _sleep(timeout_s: float, event: asyncio.Event) -> None:
+        """Wait for ``event`` at most ``timeout_s`` (stop sets both events)."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                await event.wait()
+        except TimeoutError:
+            pass
+
+    async def _claim(self) -> None:
+        free = self._concurrency - len(self._in_flight)
+        if free <= 0:
+            self._cut_globally = True
+            return
+        busy = dict(self._busy) | dict.fromkeys(self._held, self._per_subscriber)
+        # Until this claim's result is known, any freed slot may matter.
+        self._cut_globally = True
+        async with self._claims_connection.use() as conn:
+            claimed = await claims.claim_webhooks(
+                conn,
+                limit=free,
+                per_subscriber=self._per_subscriber,
+                busy=busy,
+                lease_s=self._settings.lease_seconds,
+            )
+        self.counters["claims"] += 1
+        self.counters["claimed"] += len(claimed)
+        taken = Counter(c.subscriber_uuid for c in claimed)
+        self._cut_globally = len(claimed) >= free
+        self._cut_subscribers = {s for s, n in busy.items() if n >= self._per_subscriber}
+        self._cut_subscribers |= {s for s, n in taken.items() if n >= self._per_subscriber - busy.get(s, 0)}
+        for delivery in claimed:
+            self._start(delivery)
+        # Slots freed while the claim ran went unnoticed: claim again if they could be used.
+        if (self._cut_globally and len(self._in_flight) < self._concurrency) or any(
+            self._busy[s] < self._per_subscriber for s in self._cut_subscribers
+        ):
+            self._wake.set()
+
+    def _start(self, delivery: claims.ClaimedDelivery) -> None:
+        task = asyncio.create_task(self._deliver(delivery))
+        self._in_flight[delivery.uuid] = (delivery, task)
+        self._busy[delivery.subscriber_uuid] += 1
+
+    async def _deliver(self, delivery: claims.ClaimedDelivery) -> None:
+        target = delivery.target
+        assert target is not None
+        try:
+            record = await send_attempt(
+                self._clients,
+                target,
+                msg_id=str(delivery.event_uuid),
+                event_type=delivery.event_type,
+                delivery_uuid=str(delivery.uuid),
+                attempt=delivery.attempt_number,
+                event=orjson.loads(delivery.payload),
+                timeout_s=self._settings.delivery_timeout_seconds,
+            )
+        except Exception:
+            # A bug must not keep the delivery leased: record it as a failed attempt.
+            logger.exception("delivery attempt crashed", extra={"delivery": str(delivery.uuid)})
+            now = datetime.now(UTC)
+            record = AttemptRecord(delivery.attempt_number, now, 0.0, None, "internal error", None)
+        self._finish(delivery, record, destination_origin(target.url))
+
+    def _finish(self, delivery: claims.ClaimedDelivery, record: AttemptRecord, destination: str) -> None:
+        subscriber = delivery.subscriber_uuid
+        completion = completion_of(
+            delivery, record, destination=destination, waits=self._settings.retry_waits_seconds, rng=self._rng
+        )
+        if isinstance(completion.outcome, Gone):
+            self._held[subscriber] += 1
+            completion = dataclasses.replace(
+                completion, on_written=functools.partial(self._release_hold, subscriber)
+            )
+        self._writer.put(completion)
+        self.counters["attempts"] += 1
+        if self._observer is not None:
+            self._observer.observe_attempt(record.duration_ms / 1000, "success" if record.ok else "failure")
+        if not record.ok:
+            logger.info(
+                "delivery attempt failed",
+                extra={
+                    "delivery": str(delivery.uuid),
+                    "destination": destination,
+                    "attempt": record.number,
+                    "reason": record.error or record.status_code,
+                },
+            )
+        del self._in_flight[delivery.uuid]
+        self._busy[subscriber] -= 1
+        if self._busy[subscriber] <= 0:
+            del self._busy[subscriber]
+        if self._cut_globally or subscriber in self._cut_subscribers:
+            self._wake.set()
+
+    def _release_hold(self, subscriber: UUID) -> None:
+        self._held[subscriber] -= 1
+        if self._held[subscriber] <= 0:
+            del self._held[subscriber]
+        self._wake.set()

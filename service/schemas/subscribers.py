@@ -1,0 +1,305 @@
+"""Subscriber requests and answers (API.md, "Subscribers").
+
+The secret appears in one answer only, ``SubscriberCreated`` (and ``SecretOut`` of
+rotate-secret); every other model leaves it out by construction.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+from uuid import UUID
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+)
+
+from service.delivery.formats import ContentType, Format
+from service.delivery.signing import decode_secret
+from service.errors import InvalidInput
+from service.models.subscribers import Subscriber
+from service.models.subscriptions import Subscription
+from service.schemas.subscriptions import EXAMPLE_JOB, EXAMPLE_PROJECT, SubscriptionIn, SubscriptionOut
+
+SubscriberType = Literal["webhook", "analytics"]
+
+NAME_MAX_CHARS = 100
+URL_MAX_CHARS = 2048
+SUBSCRIPTIONS_MAX = 1000
+
+_EXAMPLE_UUID = "5b0f3a9e-8d0c-4c86-9a53-2f1c8e1d7a41"
+_EXAMPLE_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # noqa: S105 - a documentation example
+
+
+def _check_name(value: str) -> str:
+    if not value.strip():
+        raise ValueError("name must not be blank")
+    return value
+
+
+def _check_url(value: str) -> str:
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise ValueError("url must not contain whitespace or control characters")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018  (raises ValueError for a bad port)
+    except ValueError:
+        raise ValueError("url is not a valid URL") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ValueError("url must be an http:// or https:// URL")
+    if not parts.hostname:
+        raise ValueError("url must name a host")
+    return value
+
+
+def _check_secret(value: str) -> str:
+    # decode_secret's messages never quote the secret.
+    decode_secret(value)
+    return value
+
+
+Name = Annotated[
+    str,
+    Field(min_length=1, max_length=NAME_MAX_CHARS, description="A label for people (1 to 100 characters)."),
+    AfterValidator(_check_name),
+]
+Url = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=URL_MAX_CHARS,
+        description="Where to POST: an http(s) URL, kept as written. Never logged beyond `scheme://host`.",
+    ),
+    AfterValidator(_check_url),
+]
+Secret = Annotated[
+    str,
+    Field(
+        description="`whsec_` followed by the standard base64 of 24 to 64 random bytes.",
+        examples=[_EXAMPLE_SECRET],
+    ),
+    AfterValidator(_check_secret),
+]
+
+
+class WebhookCreate(BaseModel):
+    """A new webhook subscriber."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "CI failures to Slack",
+                    "url": "https://hooks.slack.com/services/T000/B000/XXXX",
+                    "subscriptions": [{"event_type": "project:*:pipeline-run:failed"}],
+                },
+                {
+                    "name": "Nightly job monitor",
+                    "url": "https://ops.example.com/herald",
+                    "secret": _EXAMPLE_SECRET,
+                    "subscriptions": [
+                        {
+                            "event_type": "project:one-off-job:*",
+                            "project_uuid": EXAMPLE_PROJECT,
+                            "job_uuid": EXAMPLE_JOB,
+                        }
+                    ],
+                },
+            ]
+        },
+    )
+
+    name: Name
+    url: Url
+    secret: Secret | None = Field(
+        default=None, description="Generated when absent; shown only in the 201 answer."
+    )
+    verify_ssl: bool = True
+    content_type: ContentType = "application/json"
+    format: Format | None = Field(
+        default=None,
+        description=(
+            "`standard`, or a chat format (JSON only). When omitted: `slack` for hooks.slack.com, "
+            "`discord` for discord.com/api/webhooks/…, `teams` for *.webhook.office.com, else `standard`."
+        ),
+    )
+    enabled: bool = True
+    subscriptions: list[SubscriptionIn] = Field(
+        default_factory=list, max_length=SUBSCRIPTIONS_MAX, description="Duplicates are merged."
+    )
+
+
+class WebhookUpdate(BaseModel):
+    """Fields to change; absent ones stay. ``subscriptions`` replaces the whole set."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"enabled": True},
+                {"url": "https://ops.example.com/herald/v2", "subscriptions": [{"event_type": "*:failed"}]},
+            ]
+        },
+    )
+
+    name: Name | None = None
+    url: Url | None = None
+    secret: Secret | None = Field(
+        default=None,
+        description=(
+            "A secret of your choosing; as with rotate-secret, the old one keeps signing "
+            "during the grace period."
+        ),
+    )
+    verify_ssl: bool | None = None
+    content_type: ContentType | None = None
+    format: Format | None = Field(default=None, description="Changes only when given.")
+    enabled: bool | None = Field(
+        default=None,
+        description=(
+            "`false` disables (pending deliveries fail with `subscriber disabled`); `true` re-enables and "
+            "clears `disabled_reason` and the failure clock."
+        ),
+    )
+    subscriptions: list[SubscriptionIn] | None = Field(default=None, max_length=SUBSCRIPTIONS_MAX)
+
+    @field_validator("*")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        # Defaults are not validated: only an explicit null gets here.
+        if value is None:
+            raise ValueError("may be left out but not null")
+        return value
+
+
+class SubscriberOut(BaseModel):
+    """A subscriber (never its secret)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "uuid": _EXAMPLE_UUID,
+                    "type": "webhook",
+                    "name": "Nightly job monitor",
+                    "url": "https://ops.example.com/herald",
+                    "verify_ssl": True,
+                    "content_type": "application/json",
+                    "format": "standard",
+                    "enabled": True,
+                    "disabled_reason": None,
+                    "subscriptions": [
+                        {
+                            "event_type": "project:one-off-job:*",
+                            "project_uuid": EXAMPLE_PROJECT,
+                            "job_uuid": EXAMPLE_JOB,
+                        }
+                    ],
+                    "last_success_at": "2026-11-24T09:15:02.113Z",
+                    "failing_since": None,
+                    "created_at": "2026-11-20T16:03:44.520Z",
+                    "updated_at": "2026-11-20T16:03:44.520Z",
+                }
+            ]
+        }
+    )
+
+    uuid: UUID
+    type: SubscriberType
+    name: str
+    url: str | None = Field(description="null for the analytics subscriber.")
+    verify_ssl: bool
+    content_type: ContentType
+    format: Format
+    enabled: bool = Field(description="For the analytics subscriber: whether telemetry is on.")
+    disabled_reason: str | None
+    subscriptions: list[SubscriptionOut]
+    last_success_at: datetime | None
+    failing_since: datetime | None = Field(description="First failure since the last success.")
+    created_at: datetime
+    updated_at: datetime
+
+
+class SubscriberCreated(SubscriberOut):
+    """The created webhook, with its secret: the only answer that ever shows it."""
+
+    secret: str = Field(examples=[_EXAMPLE_SECRET])
+
+
+class SecretOut(BaseModel):
+    """The new secret after a rotation."""
+
+    secret: str = Field(examples=[_EXAMPLE_SECRET])
+
+
+TELEMETRY_OFF = "telemetry is off (HERALD_TELEMETRY_URL unset or HERALD_TELEMETRY_DISABLED true)"
+
+
+def subscriber_out(
+    subscriber: Subscriber, subscriptions: Sequence[Subscription], *, telemetry_enabled: bool
+) -> SubscriberOut:
+    """The API's view of a subscriber. The analytics one is enabled exactly while telemetry is on."""
+    enabled, disabled_reason = subscriber.enabled, subscriber.disabled_reason
+    if subscriber.kind == "analytics":
+        enabled, disabled_reason = telemetry_enabled, None if telemetry_enabled else TELEMETRY_OFF
+    return SubscriberOut.model_validate(
+        {
+            "uuid": subscriber.uuid,
+            "type": subscriber.kind,
+            "name": subscriber.name,
+            "url": subscriber.url,
+            "verify_ssl": subscriber.verify_ssl,
+            "content_type": subscriber.content_type,
+            "format": subscriber.format,
+            "enabled": enabled,
+            "disabled_reason": disabled_reason,
+            "subscriptions": [
+                SubscriptionOut(event_type=s.event_type, project_uuid=s.project_uuid, job_uuid=s.job_uuid)
+                for s in subscriptions
+            ],
+            "last_success_at": subscriber.last_success_at,
+            "failing_since": subscriber.failing_since,
+            "created_at": subscriber.created_at,
+            "updated_at": subscriber.updated_at,
+        }
+    )
+
+
+class SubscriberPage(BaseModel):
+    items: list[SubscriberOut]
+    next_cursor: str | None
+
+
+# Subscribers have no sequence number: their pages are ordered by (created_at, uuid), newest first.
+def encode_subscriber_cursor(created_at: datetime, uuid: UUID) -> str:
+    """An opaque cursor pointing just past the subscriber created at ``created_at`` with ``uuid``."""
+    delta = created_at - _EPOCH
+    micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return base64.urlsafe_b64encode(f"t{micros}:{uuid.hex}".encode()).decode().rstrip("=")
+
+
+def decode_subscriber_cursor(cursor: str | None) -> tuple[datetime, UUID] | None:
+    """The position inside ``cursor``; a malformed cursor is a 422 naming the parameter."""
+    if cursor is None:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        if not raw.startswith("t"):
+            raise ValueError
+        micros_text, uuid_hex = raw[1:].split(":")
+        created_at = _EPOCH + timedelta(microseconds=int(micros_text))
+        return created_at, UUID(hex=uuid_hex)
+    except (ValueError, binascii.Error, UnicodeDecodeError, OverflowError, OSError):
+        raise InvalidInput.single(["query", "cursor"], "invalid cursor", "value_error") from None
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
