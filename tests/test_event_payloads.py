@@ -354,6 +354,34 @@ def test_telemetry_carries_no_free_text_and_no_raw_identifier(type_name: str) ->
     assert not uuids_in(text)
 
 
+def _with_status(value: Any, status: str) -> Any:
+    if isinstance(value, dict):
+        return {key: status if key == "status" else _with_status(item, status) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_with_status(item, status) for item in value]
+    return value
+
+
+@pytest.mark.parametrize("type_name", ALL_TYPES)
+def test_telemetry_keeps_known_statuses_and_hides_free_text_ones(type_name: str) -> None:
+    canary = "Zq9 leak in a status"
+    body = sample_event(type_name)
+    leaky = validate_event(_with_status(body, canary))
+    assert not isinstance(leaky, list)
+    event = build_event(leaky, UUID(body["uuid"]), datetime(2026, 1, 2, tzinfo=UTC))
+    text = json.dumps(event.to_telemetry_payload(ANONYMIZER).model_dump())
+    assert canary not in text
+    if "job" in body or "pipeline_run" in body or "run" in body:
+        assert '"OTHER"' in text
+    known = validate_event(_with_status(body, "FAILURE"))
+    assert not isinstance(known, list)
+    known_event = build_event(known, UUID(body["uuid"]), datetime(2026, 1, 2, tzinfo=UTC))
+    if "job" in body:
+        assert known_event.to_telemetry_payload(ANONYMIZER).event_properties["project"]["job"]["status"] == (
+            "FAILURE"
+        )
+
+
 @pytest.mark.parametrize("type_name", ALL_TYPES)
 def test_telemetry_has_the_same_layers_with_hashed_identifiers(type_name: str) -> None:
     body, event = sample(type_name)

@@ -30,6 +30,25 @@ SAFE_CHANGED_OBJECTS = frozenset(
 )
 
 
+# Statuses of the platform's jobs, runs and builds. ``status`` is a free string from the
+# producer; anything outside this vocabulary becomes "OTHER" in telemetry, so that no
+# producer text can travel through it.
+KNOWN_STATUSES = frozenset(
+    {
+        *("PENDING", "STARTED", "RUNNING", "SUCCESS", "FAILURE", "ABORTED", "CANCELLED"),
+        *("PAUSED", "DONE", "QUEUED", "SCHEDULED", "SUCCEEDED", "FAILED", "STOPPED"),
+    }
+)
+
+
+def telemetry_status(section: dict[str, Any]) -> dict[str, str]:
+    """``{"status": ...}`` for telemetry: a known status as given, any other as "OTHER"."""
+    if "status" not in section:
+        return {}
+    status = section["status"]
+    return {"status": status if status in KNOWN_STATUSES else "OTHER"}
+
+
 def pick(section: dict[str, Any], *keys: str) -> dict[str, Any]:
     """The given keys of ``section`` that are present, in that order (absent stays absent)."""
     return {key: deepcopy(section[key]) for key in keys if key in section}
@@ -77,7 +96,11 @@ def pipeline_run_telemetry(
 ) -> None:
     """Add a ``pipeline_run`` layer under ``path``: hashed uuids, status, numbers and counts
     (step titles and parameter values stay out)."""
-    properties = {"uuid": anonymize(run["uuid"]), **pick(run, "status", "number", "number_in_run")}
+    properties = {
+        "uuid": anonymize(run["uuid"]),
+        **telemetry_status(run),
+        **pick(run, "number", "number_in_run"),
+    }
     if "failed_steps" in run:
         properties["failed_steps"] = [{"uuid": anonymize(step["uuid"])} for step in run["failed_steps"]]
     node(data.event_properties, *path)["pipeline_run"] = properties

@@ -33,6 +33,7 @@ from service.models.event_payloads import (
     pick,
     pipeline_run_notification,
     pipeline_run_telemetry,
+    telemetry_status,
     update_notification,
     update_telemetry,
 )
@@ -234,7 +235,7 @@ class JobEvent(ProjectEvent):
     def to_telemetry_payload(self, anonymize: Anonymize) -> TelemetryData:
         data = super().to_telemetry_payload(anonymize)
         job = self.sections["job"]
-        properties: dict[str, Any] = {"uuid": anonymize(job["uuid"]), "status": job["status"]}
+        properties: dict[str, Any] = {"uuid": anonymize(job["uuid"]), **telemetry_status(job)}
         if "pipeline_uuid" in job:
             properties["pipeline_uuid"] = anonymize(job["pipeline_uuid"])
         data.event_properties["project"]["job"] = properties
@@ -326,8 +327,11 @@ class CronJobRunEvent(CronJobEvent):
 
     def to_telemetry_payload(self, anonymize: Anonymize) -> TelemetryData:
         data = super().to_telemetry_payload(anonymize)
-        run = pick(self.sections["run"], "number", "total_pipeline_runs", "status")  # numbers and a status
-        data.event_properties["project"]["job"]["run"] = run
+        run = self.sections["run"]
+        data.event_properties["project"]["job"]["run"] = {
+            **pick(run, "number", "total_pipeline_runs"),
+            **telemetry_status(run),
+        }
         return data
 
 
