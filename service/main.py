@@ -9,6 +9,7 @@ from typing import Any
 
 import asyncpg
 from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
@@ -192,7 +193,14 @@ def install_error_handlers(app: FastAPI) -> None:
             )
         raise exc
 
+    async def validation_error(request: Request, exc: Exception) -> Response:
+        # FastAPI echoes each offending "input" by default; a body may hold a webhook secret.
+        assert isinstance(exc, RequestValidationError)
+        errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+        return JSONResponse({"detail": errors}, status_code=422)
+
     app.add_exception_handler(HeraldError, herald_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
     for exc_type in (DBAPIError, PoolTimeoutError, OSError, TimeoutError, asyncpg.PostgresError):
         app.add_exception_handler(exc_type, database_error)
 

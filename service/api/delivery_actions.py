@@ -16,7 +16,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 
 from service.api.deps import StateDep
 from service.api.responses import error_responses, json_response
-from service.api.subscribers import RedactedValidationRoute, ResolverDep
+from service.api.subscribers import ResolverDep
 from service.core import subscribers as core
 from service.db import transaction
 from service.delivery.http import HttpClients
@@ -29,9 +29,7 @@ from service.models.subscribers import WebhookSubscriber
 from service.schemas.deliveries import DeliveryOut, delivery_out
 from service.schemas.subscribers import WebhookCreate
 
-subscribers_router = APIRouter(
-    prefix="/api/v1/subscribers", tags=["subscribers"], route_class=RedactedValidationRoute
-)
+subscribers_router = APIRouter(prefix="/api/v1/subscribers", tags=["subscribers"])
 deliveries_router = APIRouter(prefix="/api/v1/deliveries", tags=["deliveries"])
 
 SubscriberUuid = Annotated[UUID, Path(description="The subscriber's uuid.")]

@@ -4,14 +4,11 @@ delivery engine."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response
-from fastapi.routing import APIRoute
 
 from service.api.deps import StateDep
 from service.api.responses import error_responses
@@ -19,7 +16,6 @@ from service.core import subscribers as core
 from service.core.subscriptions import subscribed_to, subscriptions_of, validate_subscriptions
 from service.db import transaction
 from service.delivery.ssrf import Resolver
-from service.errors import InvalidInput
 from service.models.subscribers import Subscriber, SubscriberKind
 from service.schemas.common import DEFAULT_LIMIT, CursorQuery, LimitQuery
 from service.schemas.subscribers import (
@@ -37,22 +33,6 @@ from service.schemas.subscribers import (
 from service.state import HeraldState
 
 
-class RedactedValidationRoute(APIRoute):
-    """422 answers without the ``input`` FastAPI echoes by default: a body may hold a secret."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def route(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except RequestValidationError as exc:
-                errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
-                raise InvalidInput(errors) from None
-
-        return route
-
-
 def get_resolver() -> Resolver | None:
     """The name resolver of the private-destination check (``None``: the system's); tests stub it."""
     return None
@@ -61,7 +41,7 @@ def get_resolver() -> Resolver | None:
 ResolverDep = Annotated[Resolver | None, Depends(get_resolver)]
 SubscriberUuid = Annotated[UUID, Path(description="The subscriber's uuid.")]
 
-router = APIRouter(prefix="/api/v1/subscribers", tags=["subscribers"], route_class=RedactedValidationRoute)
+router = APIRouter(prefix="/api/v1/subscribers", tags=["subscribers"])
 
 
 async def _views(state: HeraldState, subscribers: list[Subscriber]) -> list[SubscriberOut]:
