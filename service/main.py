@@ -76,6 +76,38 @@ async def load_installation(sessions: async_sessionmaker[AsyncSession]) -> Insta
     )
 
 
+async def _start_telemetry(
+    stack: AsyncExitStack, app: FastAPI, state: HeraldState
+) -> dict[str, BatchDeliverer]:
+    """Heartbeat and the PostHog deliverer while telemetry is on; the opt-out clean-up otherwise."""
+    settings, installation = state.settings, state.installation
+    if not settings.telemetry_enabled:
+        # Opted out: what was queued while telemetry was on is not sent either.
+        async with transaction(state.sessions) as session:
+            log_telemetry_status(settings, cancelled=await cancel_undelivered(session))
+        return {}
+    log_telemetry_status(settings)
+    heartbeat = Heartbeat(
+        state.sessions,
+        interval_s=settings.heartbeat_interval_seconds,
+        installation_id=installation.installation_id,
+        analytics_subscriber_uuid=installation.analytics_subscriber_uuid,
+        last_activity=lambda: app.state.last_api_activity,
+    )
+    heartbeat.start()
+    stack.push_async_callback(heartbeat.stop)
+    if not settings.dispatcher_enabled:
+        return {}
+    posthog = PostHogDeliverer.from_settings(
+        settings,
+        installation_id=installation.installation_id,
+        anonymizer=installation.anonymizer,
+        engine=state.engine,
+    )
+    stack.push_async_callback(posthog.aclose)  # closed after the dispatcher stops
+    return {ANALYTICS_KIND: posthog}
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
@@ -91,55 +123,31 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(database_url)
         stack.push_async_callback(engine.dispose)
         sessions = session_factory(engine)
+        # Connection counts are bounded by the dispatcher's slots, not by the pool (0 = unbounded).
+        http = create_http_clients(
+            allow_private=settings.allow_private_destinations,
+            timeout_s=settings.delivery_timeout_seconds,
+            max_connections=0,
+        )
+        stack.push_async_callback(http.aclose)
         state = HeraldState(
             settings=settings,
             database_url=database_url,
             engine=engine,
             sessions=sessions,
             installation=await load_installation(sessions),
+            http=http,
             embedded=embedded,
         )
         app.state.herald = state
-        # Connection counts are bounded by the dispatcher's slots, not by the pool (0 = unbounded).
-        clients = create_http_clients(
-            allow_private=settings.allow_private_destinations,
-            timeout_s=settings.delivery_timeout_seconds,
-            max_connections=0,
-        )
-        stack.push_async_callback(clients.aclose)
-        app.state.http_clients = clients
-        batch_deliverers: dict[str, BatchDeliverer] = {}
-        if settings.telemetry_enabled:
-            log_telemetry_status(settings)
-            heartbeat = Heartbeat(
-                sessions,
-                interval_s=settings.heartbeat_interval_seconds,
-                installation_id=state.installation.installation_id,
-                analytics_subscriber_uuid=state.installation.analytics_subscriber_uuid,
-                last_activity=lambda: app.state.last_api_activity,
-            )
-            heartbeat.start()
-            stack.push_async_callback(heartbeat.stop)
-            if settings.dispatcher_enabled:
-                posthog = PostHogDeliverer.from_settings(
-                    settings,
-                    installation_id=state.installation.installation_id,
-                    anonymizer=state.installation.anonymizer,
-                    engine=engine,
-                )
-                stack.push_async_callback(posthog.aclose)  # closed after the dispatcher stops
-                batch_deliverers[ANALYTICS_KIND] = posthog
-        else:
-            # Opted out: what was queued while telemetry was on is not sent either.
-            async with transaction(sessions) as session:
-                log_telemetry_status(settings, cancelled=await cancel_undelivered(session))
+        batch_deliverers = await _start_telemetry(stack, app, state)
         if settings.dispatcher_enabled:
             dispatcher = Dispatcher(
                 settings=settings,
                 engine=engine,
                 sessions=sessions,
                 database_url=database_url,
-                clients=clients,
+                clients=http,
                 batch_deliverers=batch_deliverers,
                 observer=app.state.metrics,
             )

@@ -14,6 +14,7 @@ from service.core.analytics import Anonymizer
 
 if TYPE_CHECKING:
     from service.db import EmbeddedPostgres
+    from service.delivery.http import HttpClients
 
 
 class DispatcherHandle(Protocol):
@@ -38,6 +39,8 @@ class HeraldState:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     installation: Installation
+    http: HttpClients
+    """Shared HTTP clients (webhook deliveries and test pings)."""
     embedded: EmbeddedPostgres | None = None
     dispatcher: DispatcherHandle | None = None
     started_monotonic: float = field(default_factory=time.monotonic)

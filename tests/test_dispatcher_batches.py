@@ -39,7 +39,7 @@ def _dispatcher(herald: RunningApp, deliverer: BatchDeliverer) -> Dispatcher:
         engine=state.engine,
         sessions=state.sessions,
         database_url=state.database_url,
-        clients=herald.app.state.http_clients,
+        clients=herald.state.http,
         batch_deliverers={ANALYTICS_KIND: deliverer},
     )
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Self
 from uuid import UUID
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path
 from fastapi.responses import Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
@@ -19,7 +19,6 @@ from service.api.responses import error_responses, json_response
 from service.api.subscribers import ResolverDep
 from service.core import subscribers as core
 from service.db import transaction
-from service.delivery.http import HttpClients
 from service.delivery.requeue import recover, redeliver
 from service.delivery.retry import status_reason
 from service.delivery.signing import generate_secret
@@ -66,11 +65,6 @@ class Recovered(BaseModel):
     scheduled: int = Field(description="How many failed deliveries are due again.")
 
 
-def _clients(request: Request) -> HttpClients:
-    clients: HttpClients = request.app.state.http_clients
-    return clients
-
-
 def _ping_result(record: AttemptRecord) -> PingResult:
     error = record.error
     if error is None and not record.ok and record.status_code is not None:
@@ -80,8 +74,8 @@ def _ping_result(record: AttemptRecord) -> PingResult:
     )
 
 
-async def _ping(request: Request, state: StateDep, target: WebhookTarget) -> PingResult:
-    record = await send_ping(_clients(request), target, timeout_s=state.settings.delivery_timeout_seconds)
+async def _ping(state: StateDep, target: WebhookTarget) -> PingResult:
+    record = await send_ping(state.http, target, timeout_s=state.settings.delivery_timeout_seconds)
     return _ping_result(record)
 
 
@@ -96,9 +90,7 @@ async def _ping(request: Request, state: StateDep, target: WebhookTarget) -> Pin
     response_model=PingResult,
     responses=error_responses(413, 422, 503),
 )
-async def test_new_webhook(
-    body: WebhookCreate, request: Request, state: StateDep, resolver: ResolverDep
-) -> PingResult:
+async def test_new_webhook(body: WebhookCreate, state: StateDep, resolver: ResolverDep) -> PingResult:
     new = core.prepare_webhook(body)
     await core.check_destination(
         body.url, allow_private=state.settings.allow_private_destinations, resolver=resolver
@@ -112,7 +104,7 @@ async def test_new_webhook(
         content_type=body.content_type,
         fmt=new.format,
     )
-    return await _ping(request, state, target)
+    return await _ping(state, target)
 
 
 @subscribers_router.post(
@@ -125,7 +117,7 @@ async def test_new_webhook(
     response_model=PingResult,
     responses=error_responses(404, 409, 422, 503),
 )
-async def test_webhook(uuid: SubscriberUuid, request: Request, state: StateDep) -> PingResult:
+async def test_webhook(uuid: SubscriberUuid, state: StateDep) -> PingResult:
     async with state.sessions() as session:
         subscriber = await core.get_subscriber(session, uuid)
     if not isinstance(subscriber, WebhookSubscriber) or subscriber.url is None or subscriber.secret is None:
@@ -142,7 +134,7 @@ async def test_webhook(uuid: SubscriberUuid, request: Request, state: StateDep) 
         content_type=subscriber.content_type,
         fmt=subscriber.format,
     )
-    return await _ping(request, state, target)
+    return await _ping(state, target)
 
 
 @subscribers_router.post(
