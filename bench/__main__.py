@@ -46,6 +46,7 @@ from bench.infra import (
     start_receiver,
     wait_http,
 )
+from bench.load import arrival_counts
 from bench.workload import JSON_HEADERS, MAIN_TYPE, batch_body, main_event
 from service.db import asyncpg_dsn
 
@@ -182,9 +183,12 @@ async def deliveries_part(
         for name in ("httpx", "httpx-aiohttp")
     }
     step(f"  draining {backlog:,} deliveries ...")
+    base = await arrival_counts(session, receiver, ["/w"])
     herald = await start_herald(workdir, herald_db, dispatcher=True)
     try:
-        sustained = await delivery_figures.sustained(session, herald, receiver, backlog, args.memory_mark)
+        sustained = await delivery_figures.sustained(
+            session, herald, receiver, backlog, args.memory_mark, herald_db, base
+        )
         step("  idle latency ...")
         latency = await delivery_figures.latency(session, herald, receiver, args.latency_samples, 0.05)
         step("  healthy endpoint beside a hanging one ...")

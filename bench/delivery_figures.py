@@ -10,11 +10,13 @@ import uuid
 from typing import Any
 
 import aiohttp
+import asyncpg
 import orjson
 
 from bench.infra import CpuMeter, Herald, Receiver, python_module, rss_mib
 from bench.load import Drain, arrival_counts, percentile, post_json, watch_drain
 from bench.workload import ISOLATION_TYPE, JSON_HEADERS, LATENCY_TYPE, batch_body, simple_event
+from service.db import asyncpg_dsn
 
 
 async def create_webhook(
@@ -31,14 +33,35 @@ def _drain_summary(drain: Drain) -> dict[str, Any]:
         "arrived": drain.delivered,
         "duplicates": drain.delivered - drain.unique,
         "stalled": drain.stalled,
+        "tail_seconds": drain.tail_s,
         "cpu_percent": drain.rate.cpu,
     }
 
 
+async def delivery_states(database_url: str) -> dict[str, int]:
+    """How many deliveries are in each status (to explain a drain that stalled)."""
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        rows = await conn.fetch("SELECT status, count(*) AS n FROM deliveries GROUP BY status")
+        return {row["status"]: int(row["n"]) for row in rows}
+    finally:
+        await conn.close()
+
+
 async def sustained(
-    session: aiohttp.ClientSession, herald: Herald, receiver: Receiver, backlog: int, memory_mark: int
+    session: aiohttp.ClientSession,
+    herald: Herald,
+    receiver: Receiver,
+    backlog: int,
+    memory_mark: int,
+    database_url: str,
+    base: tuple[int, int],
 ) -> dict[str, Any]:
-    """Drain the backlog the ingest figures left (three webhooks under ``/w``)."""
+    """Drain the backlog the ingest figures left (three webhooks under ``/w``).
+
+    ``base`` is what the receiver had counted before this Herald started: its dispatcher
+    begins at once, often before the first reading here.
+    """
     start_rss = rss_mib(herald.child.pid)
     drain = await watch_drain(
         session,
@@ -48,6 +71,9 @@ async def sustained(
         meter=CpuMeter({"herald": [herald.child.pid], "receiver": [receiver.child.pid]}),
         herald_pid=herald.child.pid,
         rss_marks=[memory_mark] if backlog >= memory_mark else [],
+        base=base,
+        # Longer than a lease (60 s): rows a claim lost come back when it expires.
+        stall_s=90.0,
     )
     await asyncio.sleep(3.0)  # let the outcome writer finish and the process settle
     return _drain_summary(drain) | {
@@ -56,6 +82,7 @@ async def sustained(
         "rss_at_mark_mib": round(drain.rss_marks_mib.get(memory_mark, float("nan")), 1),
         "memory_mark": memory_mark,
         "rss_drained_mib": round(rss_mib(herald.child.pid), 1),
+        "states_after_drain": await delivery_states(database_url),
     }
 
 

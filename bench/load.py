@@ -118,6 +118,8 @@ class Drain:
     rate: Rate
     rss_marks_mib: dict[int, float]
     stalled: bool
+    tail_s: float
+    """From 95 % of the backlog to its last delivery (or to giving up)."""
 
 
 async def watch_drain(
@@ -177,7 +179,8 @@ async def watch_drain(
         rate = Rate(high_at[1] - low_at[1], high_at[0] - low_at[0], cpu=cpu)
     else:
         rate = Rate(0, 0.0)
-    return Drain(total - base_count, unique - base_unique, rate, marks, stalled)
+    tail_s = time.monotonic() - high_at[0] if high_at is not None else float("nan")
+    return Drain(total - base_count, unique - base_unique, rate, marks, stalled, round(tail_s, 1))
 
 
 def percentile(values: Sequence[float], q: float) -> float:

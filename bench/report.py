@@ -195,8 +195,13 @@ def anomalies(results: dict[str, Any]) -> list[str]:
     for name, drain in drains.items():
         if drain is None:
             continue
+        if drain.get("tail_seconds", 0) > 10:
+            found.append(f"{name}: the last 5 % took {drain['tail_seconds']} s to arrive")
         if drain["stalled"]:
-            found.append(f"{name}: no arrival for 30 s, {drain['arrived']:,} arrived of the backlog")
+            found.append(
+                f"{name}: gave up waiting, {drain['arrived']:,} arrived of the backlog; "
+                f"deliveries by status then: {drain.get('states_after_drain', '?')}"
+            )
         if drain["duplicates"]:
             found.append(f"{name}: {drain['duplicates']} duplicate deliveries")
     latency = results.get("latency")

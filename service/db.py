@@ -44,7 +44,7 @@ def redacted(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def create_engine(url: str, *, pool_size: int = 20, max_overflow: int = 20) -> AsyncEngine:
+def create_engine(url: str, *, pool_size: int = 40, max_overflow: int = 10) -> AsyncEngine:
     """An asyncpg-backed engine with fail-fast timeouts (created in the lifespan, never at import)."""
     connect_args: dict[str, Any] = {
         "timeout": CONNECT_TIMEOUT_S,
@@ -56,7 +56,9 @@ def create_engine(url: str, *, pool_size: int = 20, max_overflow: int = 20) -> A
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_timeout=POOL_TIMEOUT_S,
-        pool_pre_ping=True,
+        # No pre-ping (three round trips per checkout on the hot path): a connection found broken
+        # is invalidated with the whole pool, so after a database restart one request fails (503).
+        pool_pre_ping=False,
         pool_recycle=1800,
         connect_args=connect_args,
     )

@@ -63,7 +63,7 @@ def required_scope(method: str, path_template: str) -> Scope | None:
     return "admin"
 
 
-def authorize(
+async def authorize(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 ) -> None:
     settings: Settings = request.app.state.settings

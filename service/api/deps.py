@@ -12,12 +12,12 @@ from service.errors import InvalidInput
 from service.state import HeraldState
 
 
-def get_state(request: Request) -> HeraldState:
+async def get_state(request: Request) -> HeraldState:
     state: HeraldState = request.app.state.herald
     return state
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 

@@ -16,8 +16,7 @@ from pydantic import AwareDatetime
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.api.deps import StateDep, get_state, read_json_body
-from service.api.metrics import get_metrics
+from service.api.deps import StateDep, read_json_body
 from service.api.responses import JSONBytes, error_responses, json_response, raw_page
 from service.catalog import pattern_to_like
 from service.core.events import EventConflict, RecordContext, Recorded, register_events
@@ -58,6 +57,8 @@ class DatabaseUnavailable(Unavailable):
 # After one of these the connection may be broken or mid-statement: it must not be reused.
 _CONNECTION_ERRORS = (
     asyncpg.InterfaceError,
+    # A connection left mid-operation by a cancelled request ("cannot switch to state").
+    asyncpg.InternalClientError,
     asyncpg.PostgresConnectionError,
     asyncpg.exceptions.AdminShutdownError,
     OSError,
@@ -83,7 +84,7 @@ async def driver_connection(engine: AsyncEngine, deadline_s: float) -> AsyncIter
         except _CONNECTION_ERRORS as exc:
             driver.terminate()  # at once: a graceful close would wait on a server that may hang
             await conn.invalidate(exc if isinstance(exc, Exception) else None)
-            if isinstance(exc, asyncpg.InterfaceError):  # not mapped to 503 by service.main
+            if isinstance(exc, asyncpg.InterfaceError | asyncpg.InternalClientError):  # not 503 in main
                 raise DatabaseUnavailable("database unavailable, retry later") from exc
             raise
 
@@ -119,7 +120,7 @@ def _validated(raw: Any, loc: tuple[str | int, ...]) -> ValidatedEvent:
 )
 async def ingest_event(request: Request) -> Response:
     # State and metrics are read here, not through dependencies: sync ones run in a thread pool.
-    state = get_state(request)
+    state: HeraldState = request.app.state.herald
     event = _validated(await read_json_body(request), ("body",))
     try:
         # No explicit transaction: recording is one statement, atomic and committed on its own.
@@ -127,7 +128,7 @@ async def ingest_event(request: Request) -> Response:
             [recorded] = await register_events(conn, record_context(state), [event])
     except EventConflict as exc:
         raise Conflict(exc.detail) from None
-    count_ingested(get_metrics(request), [recorded])
+    count_ingested(request.app.state.metrics, [recorded])
     return json_response(recorded.answer(), 200 if recorded.replayed else 202)
 
 
@@ -166,7 +167,7 @@ async def ingest_event(request: Request) -> Response:
     },
 )
 async def ingest_batch(request: Request) -> Response:
-    state = get_state(request)
+    state: HeraldState = request.app.state.herald
     body = await read_json_body(request)
     events = _validated_batch(body)
     # A big batch is legitimately slower; fail-fast matters most for single events.
@@ -177,7 +178,7 @@ async def ingest_batch(request: Request) -> Response:
             recorded = await register_events(conn, record_context(state), events)
     except EventConflict as exc:
         raise Conflict(f"events[{exc.index}]: {exc.detail}") from None
-    count_ingested(get_metrics(request), recorded)
+    count_ingested(request.app.state.metrics, recorded)
     items = [r.answer() | ({"replayed": True} if r.replayed else {}) for r in recorded]
     return json_response({"items": items}, 202)
 

@@ -14,7 +14,7 @@ from service.metrics import Metrics
 router = APIRouter(tags=["operations"])
 
 
-def get_metrics(request: Request) -> Metrics:
+async def get_metrics(request: Request) -> Metrics:
     metrics: Metrics = request.app.state.metrics
     return metrics
 

@@ -94,15 +94,29 @@ new_events AS (
     ON CONFLICT (uuid) DO NOTHING
     RETURNING uuid
 ),
-matched AS (
-    SELECT DISTINCT ev.uuid AS event_uuid, s.subscriber_uuid
-    FROM ev
-    JOIN new_events n ON n.uuid = ev.uuid
-    JOIN subscriptions s
-      ON (s.event_type = ev.type OR (s.has_wildcard AND ev.type LIKE s.like_pattern))
+-- Three index-friendly branches instead of one OR-join (which compares every event with every
+-- subscription): exact types by ix_subscriptions_exact_event_type, unscoped patterns, and
+-- project-scoped patterns by ix_subscriptions_wildcard_project. A job scope is checked last.
+candidates AS (
+    SELECT ev.uuid AS event_uuid, s.subscriber_uuid, s.job_uuid, ev.job_uuid AS event_job_uuid
+    FROM ev JOIN new_events n ON n.uuid = ev.uuid
+    JOIN subscriptions s ON s.event_type = ev.type AND NOT s.has_wildcard
      AND (s.project_uuid IS NULL OR s.project_uuid = ev.project_uuid)
-     AND (s.job_uuid IS NULL OR s.job_uuid = ev.job_uuid)
-    JOIN subscribers w ON w.uuid = s.subscriber_uuid AND w.kind = 'webhook' AND w.enabled
+    UNION ALL
+    SELECT ev.uuid, s.subscriber_uuid, NULL, NULL
+    FROM ev JOIN new_events n ON n.uuid = ev.uuid
+    JOIN subscriptions s ON s.has_wildcard AND s.project_uuid IS NULL AND ev.type LIKE s.like_pattern
+    UNION ALL
+    SELECT ev.uuid, s.subscriber_uuid, s.job_uuid, ev.job_uuid
+    FROM ev JOIN new_events n ON n.uuid = ev.uuid
+    JOIN subscriptions s
+      ON s.has_wildcard AND s.project_uuid = ev.project_uuid AND ev.type LIKE s.like_pattern
+),
+matched AS (
+    SELECT DISTINCT c.event_uuid, c.subscriber_uuid
+    FROM candidates c
+    JOIN subscribers w ON w.uuid = c.subscriber_uuid AND w.kind = 'webhook' AND w.enabled
+    WHERE c.job_uuid IS NULL OR c.job_uuid = c.event_job_uuid
 ),
 inserted AS (
     INSERT INTO deliveries (uuid, event_uuid, event_type, subscriber_uuid, subscriber_kind, payload)

@@ -52,7 +52,7 @@ class Subscription(SQLModel, table=True, metaclass=SingleTableInheritanceMeta):
             postgresql_nulls_not_distinct=True,
         ),
         Index("ix_subscriptions_exact_event_type", "event_type", postgresql_where=text("NOT has_wildcard")),
-        Index("ix_subscriptions_wildcard", "subscriber_uuid", postgresql_where=text("has_wildcard")),
+        Index("ix_subscriptions_wildcard_project", "project_uuid", postgresql_where=text("has_wildcard")),
     )
     __mapper_args__: ClassVar[dict[str, Any]] = {"polymorphic_on": "kind", "eager_defaults": True}
 
