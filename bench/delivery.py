@@ -292,6 +292,20 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def postgres_cpu_s() -> float:
+    """CPU seconds used so far by the machine's live PostgreSQL processes (backends come and go)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        if "(postgres)" in text or "(postmaster)" in text:
+            fields = text.rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def sustained_rate(times: list[float]) -> float:
     """Receipts per second between the 10 % and 90 % marks (no warm-up, no tail)."""
     times = sorted(times)
@@ -301,8 +315,12 @@ def sustained_rate(times: list[float]) -> float:
 
 async def drain(
     dbs: Databases, receiver: Receiver, paths: list[str], events: int, measured: str, **settings: str
-) -> tuple[float, float]:
-    """Ingest a backlog with the dispatcher off, then time its delivery: (deliveries/s, CPU us each)."""
+) -> tuple[float, float, float]:
+    """Ingest a backlog with the dispatcher off, then time its delivery.
+
+    Returns deliveries/s and the CPU microseconds per delivery of Herald and of PostgreSQL
+    (approximate: backends that exit during the run are not counted).
+    """
     url = await dbs.fresh()
     async with herald(url, dispatcher_enabled="false") as (client, _):
         await create_webhooks(client, [receiver.url(path) for path in paths])
@@ -310,12 +328,12 @@ async def drain(
     await receiver.reset()
     expected = events * sum(path.startswith(measured) for path in paths)
     async with herald(url, dispatcher_enabled="true", **settings) as (_, pid):
-        cpu_before_s = cpu_s(pid)
+        cpu_before_s, pg_before_s = cpu_s(pid), postgres_cpu_s()
         stats = await wait_for_count(receiver, measured, expected, timeout_s=300)
-        cpu_used_s = cpu_s(pid) - cpu_before_s
+        cpu_used_s, pg_used_s = cpu_s(pid) - cpu_before_s, postgres_cpu_s() - pg_before_s
     assert stats["received"] >= expected, stats["received"]
     times = [t for path, ts in stats["times"].items() if path.startswith(measured) for t in ts]
-    return sustained_rate(times), cpu_used_s / expected * 1e6
+    return sustained_rate(times), cpu_used_s / expected * 1e6, pg_used_s / expected * 1e6
 
 
 async def steady(
@@ -382,12 +400,11 @@ async def main(args: argparse.Namespace) -> None:
             server = make_url(dbs.admin_url).host or "embedded"
             print(f"receiver on 127.0.0.1:{receiver.port}; database server {server}")
             if "throughput" in args.scenarios:
-                rate, cpu_us = await drain(
-                    dbs, receiver, [f"/fast{i}" for i in range(subs)], args.events, "/fast"
-                )
+                paths = [f"/fast{i}" for i in range(subs)]
+                rate, cpu_us, pg_us = await drain(dbs, receiver, paths, args.events, "/fast")
                 print(
                     f"throughput: {subs} webhooks x {args.events:,} events: {rate:,.0f} deliveries/s "
-                    f"(herald CPU {cpu_us:.0f} us per delivery)"
+                    f"(CPU per delivery: herald {cpu_us:.0f} us, postgres {pg_us:.0f} us)"
                 )
             if "steady" in args.scenarios:
                 print("steady:", await steady(dbs, receiver, subs, args.steady_rate, args.steady_seconds))
@@ -401,16 +418,23 @@ async def main(args: argparse.Namespace) -> None:
                 )
             if "hanging" in args.scenarios:
                 # Alternated rounds: the machine's other load drifts; medians compare like with like.
-                solo_rates, beside_rates = [], []
+                solo_runs, beside_runs = [], []
                 for _ in range(args.rounds):
-                    solo_rates.append((await drain(dbs, receiver, ["/fast0"], args.hang_events, "/fast"))[0])
-                    beside = await drain(dbs, receiver, ["/fast0", "/hang"], args.hang_events, "/fast")
-                    beside_rates.append(beside[0])
-                solo, with_hang = statistics.median(solo_rates), statistics.median(beside_rates)
-                pairs = ", ".join(f"{a:,.0f}/{b:,.0f}" for a, b in zip(solo_rates, beside_rates, strict=True))
+                    solo_runs.append(await drain(dbs, receiver, ["/fast0"], args.hang_events, "/fast"))
+                    beside_runs.append(
+                        await drain(dbs, receiver, ["/fast0", "/hang"], args.hang_events, "/fast")
+                    )
+                solo = statistics.median(run[0] for run in solo_runs)
+                with_hang = statistics.median(run[0] for run in beside_runs)
+                cpu_solo = statistics.median(run[1] for run in solo_runs)
+                cpu_beside = statistics.median(run[1] for run in beside_runs)
+                pairs = ", ".join(
+                    f"{a[0]:,.0f}/{b[0]:,.0f}" for a, b in zip(solo_runs, beside_runs, strict=True)
+                )
                 print(
                     f"hanging: healthy webhook alone {solo:,.0f}/s, beside a hanging one {with_hang:,.0f}/s "
-                    f"({with_hang / solo:.0%} of solo; medians of {args.rounds} alternated rounds: {pairs})"
+                    f"({with_hang / solo:.0%} of solo; medians of {args.rounds} alternated rounds: {pairs}); "
+                    f"herald CPU per healthy delivery {cpu_solo:.0f} us alone, {cpu_beside:.0f} us beside"
                 )
     finally:
         receiver.stop()

@@ -15,6 +15,7 @@ import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from http.cookiejar import CookieJar, DefaultCookiePolicy
+from typing import Any
 
 import aiohttp
 import httpx
@@ -74,6 +75,22 @@ class HttpClients:
             await self.unverified.aclose()
 
 
+class WebhookClient(httpx.AsyncClient):
+    """The httpx client of the webhooks, keeping a handle on the aiohttp session under it.
+
+    :func:`post_webhook` sends on that session directly: same pool, resolver guard, TLS and
+    cookie policy, but without ``httpx.AsyncClient``'s per-request machinery (URL and header
+    models, cookie extraction, auth and redirect hooks), which costs twice the CPU of the
+    request itself: measured at 64 in flight on loopback, ~410-450 us of CPU per POST through
+    ``AsyncClient``, ~200-250 us through the transport alone, ~130-150 us on the session.
+    """
+
+    def __init__(self, *, session: aiohttp.ClientSession, allow_private: bool, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.session = session
+        self.allow_private = allow_private
+
+
 def _no_cookies() -> CookieJar:
     # A receiver's Set-Cookie must never ride along to another subscriber on the same host.
     return CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
@@ -100,7 +117,9 @@ def _client(
         trust_env=False,  # environment proxies would connect for us, past the guard
     )
     transport = AiohttpTransport(verify=verify, client=session)
-    return httpx.AsyncClient(
+    return WebhookClient(
+        session=session,
+        allow_private=allow_private,
         transport=_GuardedTransport(transport, allow_private=allow_private),
         timeout=httpx.Timeout(timeout_s),
         follow_redirects=False,
@@ -162,6 +181,10 @@ async def post_webhook(
     attempt so a receiver trickling bytes cannot hold a delivery slot. Raises
     ``httpx.HTTPError`` subclasses (``describe_error`` turns them into a reason).
     """
+    if isinstance(client, WebhookClient):
+        return await _post_on_session(
+            client, url, content=content, headers=headers, timeout_s=timeout_s, max_body_bytes=max_body_bytes
+        )
     excerpt = bytearray()
     try:
         async with asyncio.timeout(timeout_s):
@@ -177,3 +200,44 @@ async def post_webhook(
         retry_after=response.headers.get("retry-after"),
         body_excerpt=bytes(excerpt),
     )
+
+
+async def _post_on_session(
+    client: WebhookClient,
+    url: str,
+    *,
+    content: bytes,
+    headers: Mapping[str, str],
+    timeout_s: float,
+    max_body_bytes: int,
+) -> WebhookResponse:
+    """:func:`post_webhook` on the aiohttp session: same checks, same errors (httpx classes, the
+    aiohttp original as ``__cause__`` for ``describe_error``)."""
+    if not client.allow_private:
+        try:
+            check_literal_host(url, allow_private=False)
+        except DestinationRefused as exc:
+            raise httpx.ConnectError(exc.strerror or "destination refused") from exc
+    excerpt = bytearray()
+    try:
+        async with asyncio.timeout(timeout_s):
+            async with client.session.post(
+                url,
+                data=content,
+                headers={"accept-encoding": "identity", **headers},
+                allow_redirects=False,
+                auto_decompress=False,
+                timeout=aiohttp.ClientTimeout(sock_connect=timeout_s, sock_read=timeout_s),
+            ) as response:
+                async for chunk in response.content.iter_chunked(16384):
+                    excerpt += chunk[: max_body_bytes - len(excerpt)]
+                    if len(excerpt) >= max_body_bytes:
+                        break
+                return WebhookResponse(response.status, response.headers.get("retry-after"), bytes(excerpt))
+    except TimeoutError as exc:
+        raise httpx.ReadTimeout(f"no complete answer within {timeout_s:g}s") from exc
+    except aiohttp.ClientConnectorError as exc:
+        raise httpx.ConnectError("could not connect") from exc
+    except aiohttp.ClientError as exc:
+        # aiohttp's message can quote the full URL, so it is not copied.
+        raise httpx.RemoteProtocolError("invalid response from receiver") from exc

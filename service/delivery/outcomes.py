@@ -188,6 +188,9 @@ SET last_success_at = greatest(s.last_success_at, u.success_at),
         ELSE u.failure_since END
 FROM u
 WHERE s.uuid = u.uuid AND s.kind = 'webhook'
+  -- A healthy webhook's row is rewritten at most once a second, not on every flush.
+  AND (u.failure_since IS NOT NULL OR s.failing_since IS NOT NULL OR s.last_success_at IS NULL
+       OR s.last_success_at < u.success_at - interval '1 second')
 RETURNING s.uuid, s.enabled, s.failing_since
 """
 )
@@ -224,9 +227,10 @@ async def write_completions(
     """Write a batch of completions in the session's transaction (never commits).
 
     Updates the deliveries still held under their lease, records every attempt, moves the
-    subscribers' failure clock, disables a subscriber that answered 410 or has been failing
-    for more than ``disable_after_s``. Returns counts per final delivery status, plus
-    ``stale`` for completions that changed nothing.
+    subscribers' failure clock (``last_success_at`` to within a second), disables a
+    subscriber that answered 410 or has been failing for more than ``disable_after_s``.
+    Returns counts per final delivery status, plus ``stale`` for completions that changed
+    nothing.
     """
     clock = clock_updates(batch)
     subscribers = sorted({c.delivery.subscriber_uuid for c in batch})
