@@ -88,7 +88,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "memory_mark": 3_000 if quick else 100_000,
         "naive_seconds": 1.0 if quick else 5.0,
         "latency_samples": 15 if quick else 200,
-        "isolation_events": 300 if quick else 10_000,
+        # Enough that the backlog outlasts the drain watcher's sampling even at quick-mode sizes.
+        "isolation_events": 2_000 if quick else 10_000,
         "claim_sizes": "10000,50000" if quick else "10000,1000000",
         "claims": 20 if quick else 200,
     }
