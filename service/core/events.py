@@ -29,7 +29,7 @@ from sqlalchemy.orm.instrumentation import ClassManager, manager_of_class
 
 from service.core.analytics import Anonymizer
 from service.errors import Conflict
-from service.models.events import Event, event_class_for
+from service.models.events import ENTITY_COLUMNS, Event, entity_values, event_class_for
 from service.schemas.events import ValidatedEvent
 
 # Channel the dispatcher LISTENs on; an ingest that created deliveries NOTIFYs it on commit.
@@ -166,12 +166,6 @@ def _layer_instance(validated: ValidatedEvent, uuid: UUID, timestamp: datetime) 
     return event
 
 
-def _entity(sections: dict[str, Any], section: str, key: str = "uuid") -> str | None:
-    # asyncpg encodes uuid text as uuid: no need to parse it here.
-    value = sections.get(section)
-    return value.get(key) if value is not None else None
-
-
 def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
@@ -182,7 +176,7 @@ def _record_args(
     """The parameters of ``RECORD_SQL``: one array per column, then the analytics subscriber."""
     types: list[str] = []
     kinds: list[str] = []
-    entities: list[list[str | None]] = [[] for _ in range(6)]
+    entities: list[list[str | None]] = [[] for _ in ENTITY_COLUMNS]
     run_numbers: list[int | None] = []
     sections: list[str] = []
     payloads: list[str] = []
@@ -191,22 +185,10 @@ def _record_args(
         s = validated.sections
         types.append(validated.type)
         kinds.append(validated.kind)
-        # The columns of service.models.events.build_event: job events name their pipeline in the job.
-        for column, value in zip(
-            entities,
-            (
-                _entity(s, "project"),
-                _entity(s, "pipeline") or _entity(s, "job", "pipeline_uuid"),
-                _entity(s, "environment"),
-                _entity(s, "job"),
-                _entity(s, "pipeline_run"),
-                _entity(s, "image_build"),
-            ),
-            strict=True,
-        ):
+        uuids_of_entities, run_number = entity_values(s)
+        for column, value in zip(entities, uuids_of_entities, strict=True):
             column.append(value)
-        run = s.get("run")
-        run_numbers.append(run.get("number") if run is not None else None)
+        run_numbers.append(run_number)
         sections.append(_dumps(s))
         layer = _layer_instance(validated, uuid, timestamp)
         payloads.append(_dumps(layer.to_notification_payload()))

@@ -379,30 +379,54 @@ def event_class_for(type_name: str) -> type[Event]:
     return EVENT_CLASSES[kind]
 
 
+# The indexed entity columns, in table order, filled from the validated sections.
+ENTITY_COLUMNS = (
+    "project_uuid",
+    "pipeline_uuid",
+    "environment_uuid",
+    "job_uuid",
+    "pipeline_run_uuid",
+    "image_build_uuid",
+)
+
+
+def entity_values(sections: dict[str, Any]) -> tuple[tuple[str | None, ...], int | None]:
+    """The ``ENTITY_COLUMNS`` values (uuid text or ``None``) and the cron run number."""
+
+    def entity(section: str, key: str = "uuid") -> str | None:
+        value = sections.get(section)
+        return value.get(key) if value is not None else None
+
+    uuids = (
+        entity("project"),
+        # Job events name their pipeline in the job section.
+        entity("pipeline") or entity("job", "pipeline_uuid"),
+        entity("environment"),
+        entity("job"),
+        entity("pipeline_run"),
+        entity("image_build"),
+    )
+    run = sections.get("run")
+    return uuids, run.get("number") if run is not None else None
+
+
 def build_event(validated: ValidatedEvent, uuid: UUID, timestamp: datetime) -> Event:
     """The event row for a validated body: its layer's class, with the entity columns filled.
 
     ``payload`` is left unset: the caller stores ``to_notification_payload()`` there.
     """
-    sections = validated.sections
-
-    def entity_uuid(section: str, key: str = "uuid") -> UUID | None:
-        value = sections.get(section, {}).get(key)
-        return UUID(value) if value is not None else None
-
+    uuids, run_number = entity_values(validated.sections)
+    columns: dict[str, Any] = {
+        name: UUID(value) if value is not None else None
+        for name, value in zip(ENTITY_COLUMNS, uuids, strict=True)
+    }
     return event_class_for(validated.type)(
         uuid=uuid,
         type=validated.type,
         timestamp=timestamp,
-        sections=sections,
-        project_uuid=entity_uuid("project"),
-        # Job events name their pipeline in the job section.
-        pipeline_uuid=entity_uuid("pipeline") or entity_uuid("job", "pipeline_uuid"),
-        environment_uuid=entity_uuid("environment"),
-        job_uuid=entity_uuid("job"),
-        pipeline_run_uuid=entity_uuid("pipeline_run"),
-        image_build_uuid=entity_uuid("image_build"),
-        run_number=sections.get("run", {}).get("number"),
+        sections=validated.sections,
+        run_number=run_number,
+        **columns,
     )
 
 
