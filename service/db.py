@@ -8,10 +8,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import asyncpg
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from service.errors import Unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -119,3 +122,42 @@ class EmbeddedPostgres:
 
     async def astop(self) -> None:
         await asyncio.to_thread(self.stop)
+
+
+class DatabaseUnavailable(Unavailable):
+    headers = {"Retry-After": "1"}
+
+
+# After one of these the connection may be broken or mid-statement: it must not be reused.
+_CONNECTION_ERRORS = (
+    asyncpg.InterfaceError,
+    # A connection left mid-operation by a cancelled request ("cannot switch to state").
+    asyncpg.InternalClientError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.AdminShutdownError,
+    OSError,
+    TimeoutError,
+    asyncio.CancelledError,
+)
+
+
+@asynccontextmanager
+async def driver_connection(engine: AsyncEngine, deadline_s: float) -> AsyncIterator[asyncpg.Connection]:
+    """The asyncpg connection under one of the engine's pooled connections (the ingest hot path).
+
+    Statements run on it directly: asyncpg prepares and caches them per connection, and no ORM
+    session wraps them. Everything, checkout included, must finish within ``deadline_s``, else
+    ``TimeoutError`` (a 503). A connection error, or the deadline cutting a statement short,
+    throws the connection away; a broken connection answers 503 too.
+    """
+    async with asyncio.timeout(deadline_s), engine.connect() as conn:
+        pooled = await conn.get_raw_connection()
+        driver = cast(asyncpg.Connection, pooled.driver_connection)
+        try:
+            yield driver
+        except _CONNECTION_ERRORS as exc:
+            driver.terminate()  # at once: a graceful close would wait on a server that may hang
+            await conn.invalidate(exc if isinstance(exc, Exception) else None)
+            if isinstance(exc, asyncpg.InterfaceError | asyncpg.InternalClientError):  # not 503 in main
+                raise DatabaseUnavailable("database unavailable, retry later") from exc
+            raise

@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 from uuid import UUID
 
-import asyncpg
 import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import AwareDatetime
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.api.deps import StateDep, read_json_body
 from service.api.responses import JSONBytes, error_responses, json_response, raw_page
 from service.catalog import pattern_to_like
 from service.core.events import EventConflict, RecordContext, Recorded, register_events
-from service.db import INGEST_DEADLINE_S
-from service.errors import Conflict, InvalidInput, NotFound, Unavailable
+from service.db import INGEST_DEADLINE_S, driver_connection
+from service.errors import Conflict, InvalidInput, NotFound
 from service.metrics import Metrics
 from service.schemas.common import DEFAULT_LIMIT, CursorQuery, LimitQuery, decode_cursor, encode_cursor
 from service.schemas.deliveries import delivery_columns, delivery_out
@@ -48,45 +43,6 @@ def count_ingested(metrics: Metrics, recorded: list[Recorded]) -> None:
     for item in recorded:
         if not item.replayed:
             metrics.events_ingested(item.type)
-
-
-class DatabaseUnavailable(Unavailable):
-    headers = {"Retry-After": "1"}
-
-
-# After one of these the connection may be broken or mid-statement: it must not be reused.
-_CONNECTION_ERRORS = (
-    asyncpg.InterfaceError,
-    # A connection left mid-operation by a cancelled request ("cannot switch to state").
-    asyncpg.InternalClientError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.exceptions.AdminShutdownError,
-    OSError,
-    TimeoutError,
-    asyncio.CancelledError,
-)
-
-
-@asynccontextmanager
-async def driver_connection(engine: AsyncEngine, deadline_s: float) -> AsyncIterator[asyncpg.Connection]:
-    """The asyncpg connection under one of the engine's pooled connections (the ingest hot path).
-
-    Statements run on it directly: asyncpg prepares and caches them per connection, and no ORM
-    session wraps them. Everything, checkout included, must finish within ``deadline_s``, else
-    ``TimeoutError`` (a 503). A connection error, or the deadline cutting a statement short,
-    throws the connection away; a broken connection answers 503 too.
-    """
-    async with asyncio.timeout(deadline_s), engine.connect() as conn:
-        pooled = await conn.get_raw_connection()
-        driver = cast(asyncpg.Connection, pooled.driver_connection)
-        try:
-            yield driver
-        except _CONNECTION_ERRORS as exc:
-            driver.terminate()  # at once: a graceful close would wait on a server that may hang
-            await conn.invalidate(exc if isinstance(exc, Exception) else None)
-            if isinstance(exc, asyncpg.InterfaceError | asyncpg.InternalClientError):  # not 503 in main
-                raise DatabaseUnavailable("database unavailable, retry later") from exc
-            raise
 
 
 def _validated(raw: Any, loc: tuple[str | int, ...]) -> ValidatedEvent:
