@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import ipaddress
 import logging
 import sys
@@ -38,6 +39,23 @@ def _load_settings() -> Settings:
         raise SystemExit(f"herald: invalid configuration: {errors}") from None
 
 
+# Young-generation size of the cyclic garbage collector (CPython's default: 700 allocations).
+GC_YOUNG_THRESHOLD = 10_000
+
+
+def tune_garbage_collector() -> None:
+    """Keep the cyclic garbage collector from doubling the CPU of big requests.
+
+    A 1000-event batch holds some 10^5 containers for the length of the request. With CPython's
+    default thresholds they reach the oldest generation and set off full collections, each of
+    which walks every object of the process (~80 ms per batch, measured with bench/). Start-up
+    objects are frozen out of the collector's sight and the young generation is made larger.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 20)
+
+
 def serve(host: str, port: int) -> int:
     settings = _load_settings()
     configure_logging(settings.log_format)
@@ -56,8 +74,10 @@ def serve(host: str, port: int) -> int:
 
     from service.main import create_app
 
+    app = create_app(settings)
+    tune_garbage_collector()
     uvicorn.run(
-        create_app(settings),
+        app,
         host=host,
         port=port,
         log_config=None,

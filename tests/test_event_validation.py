@@ -13,9 +13,11 @@ import pytest
 from service.catalog import CATALOG
 from service.schemas.event_sections import SECTIONS_BY_KIND
 from service.schemas.events import (
+    MAX_JSON_DEPTH,
     ErrorDict,
     EventIn,
     ValidatedEvent,
+    storable_json_text,
     validate_event,
 )
 from tests.event_samples import sample_event
@@ -372,6 +374,29 @@ def test_very_deep_nesting_is_refused_without_recursion() -> None:
     assert len(errors(body)) == 1
 
 
+def test_json_text_with_an_escaped_nul_is_not_storable_text() -> None:
+    assert storable_json_text(b'{"name": "plain \\u00e9"}')
+    assert not storable_json_text(b'{"name": "nul \\u0000"}')
+    # An escaped backslash followed by "u0000" is plain text, but a false alarm only costs the full check.
+    assert not storable_json_text(b'{"name": "\\\\u0000"}')
+
+
+@pytest.mark.parametrize("depth", [122, 123, 124, 125, 100_000])
+def test_checked_text_still_gets_the_nesting_limit_exactly(depth: int) -> None:
+    leaves: list[Any] = ["leaf", [], {}, [1]]
+    for leaf in leaves:
+        deep: Any = leaf
+        for _ in range(depth):
+            deep = [deep]
+        body = sample_event("project:updated")
+        body["update"]["changes"][0]["new_value"] = deep
+        full = validate_event(body, ("body",))
+        checked = validate_event(body, ("body",), text_checked=True)
+        assert full == checked
+        # new_value sits at depth 4; the deepest value is the leaf, or the 1 inside [1].
+        assert isinstance(full, ValidatedEvent) == (4 + depth + (leaf == [1]) <= MAX_JSON_DEPTH)
+
+
 def test_moderate_nesting_and_huge_numbers_in_free_values_are_accepted() -> None:
     nested: Any = {"n": 10**100}
     for _ in range(40):
@@ -395,8 +420,11 @@ def _garbage(rng: random.Random, depth: int = 0) -> Any:
 def test_random_garbage_never_raises() -> None:
     rng = random.Random(1234)
     for _ in range(3000):
-        result = validate_event(_garbage(rng), ("body",))
+        garbage = _garbage(rng)
+        result = validate_event(garbage, ("body",))
         assert isinstance(result, list | ValidatedEvent)
+        # Garbage holds no unstorable text: the checked-text path must agree.
+        assert validate_event(garbage, ("body",), text_checked=True) == result
 
 
 def test_random_corruptions_of_valid_bodies_never_raise() -> None:

@@ -215,6 +215,53 @@ async def test_bad_input_is_a_422_naming_the_problem(
     assert detail[0]["msg"]
 
 
+def _json_with(type_name: str, where: tuple[str, str], json_value: bytes) -> bytes:
+    """A sample body as JSON text, with ``json_value`` (raw JSON) put at ``where``."""
+    body = sample_event(type_name)
+    body[where[0]][where[1]] = "@@here@@"
+    return orjson.dumps(body).replace(b'"@@here@@"', json_value)
+
+
+NESTED_200 = b"[" * 200 + b"1" + b"]" * 200
+
+
+@pytest.mark.parametrize(
+    ("json_value", "loc"),
+    [
+        (b'"nul \\u0000 inside"', ["body", "project", "name"]),
+        (b'{"key \\u0000": 1}', ["body", "pipeline_run", "parameters"]),
+        (NESTED_200, ["body", "pipeline_run", "parameters"]),
+    ],
+)
+async def test_values_postgresql_cannot_store_are_a_422_in_single_and_batch_ingest(
+    herald: RunningApp, db: asyncpg.Connection, json_value: bytes, loc: list[str]
+) -> None:
+    type_name = "project:one-off-job:pipeline-run:failed"
+    where = ("project", "name") if loc[1] == "project" else ("pipeline_run", "parameters")
+    text = _json_with(type_name, where, json_value)
+    headers = {"content-type": "application/json"}
+    single = await herald.client.post("/api/v1/events", content=text, headers=headers)
+    assert single.status_code == 422, single.text
+    assert single.json()["detail"][0]["loc"][: len(loc)] == loc
+    good = orjson.dumps(sample_event("project:created"))
+    batch = await herald.client.post(
+        "/api/v1/events/batch", content=b'{"events": [' + good + b"," + text + b"]}", headers=headers
+    )
+    assert batch.status_code == 422, batch.text
+    assert batch.json()["detail"][0]["loc"][: len(loc) + 2] == ["body", "events", 1, *loc[1:]]
+    assert await db.fetchval("SELECT count(*) FROM events") == 0
+
+
+async def test_an_escaped_backslash_before_u0000_is_plain_text(herald: RunningApp) -> None:
+    text = _json_with("project:created", ("project", "name"), b'"C:\\\\u0000 folder"')
+    response = await herald.client.post(
+        "/api/v1/events", content=text, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 202, response.text
+    event = (await herald.client.get(f"/api/v1/events/{response.json()['uuid']}")).json()["event"]
+    assert event["project"]["name"] == "C:\\u0000 folder"
+
+
 async def test_unknown_top_level_key_and_missing_section_are_named(herald: RunningApp) -> None:
     body = _event("project:pipeline:created")
     body["surprise"] = 1

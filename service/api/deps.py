@@ -28,7 +28,11 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 async def read_json_body(request: Request) -> Any:
     """The request body parsed as JSON; malformed JSON is a 422 naming the body."""
-    raw = await request.body()
+    return parse_json_body(await request.body())
+
+
+def parse_json_body(raw: bytes) -> Any:
+    """``raw`` parsed as JSON (orjson); malformed JSON is a 422 naming the body."""
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from pydantic import AwareDatetime
 from sqlalchemy import text
 
-from service.api.deps import StateDep, read_json_body
+from service.api.deps import StateDep, parse_json_body
 from service.api.responses import JSONBytes, error_responses, json_response, raw_page
 from service.catalog import pattern_to_like
 from service.core.events import EventConflict, RecordContext, Recorded, register_events
@@ -21,7 +21,7 @@ from service.metrics import Metrics
 from service.schemas.common import DEFAULT_LIMIT, CursorQuery, LimitQuery, decode_cursor, encode_cursor
 from service.schemas.deliveries import delivery_columns, delivery_out
 from service.schemas.event_responses import BatchAccepted, EventAccepted, EventDetail, EventPage
-from service.schemas.events import EventIn, ValidatedEvent, validate_event
+from service.schemas.events import EventIn, ValidatedEvent, storable_json_text, validate_event
 from service.state import HeraldState
 
 router = APIRouter(prefix="/api/v1/events", tags=["events"])
@@ -45,8 +45,8 @@ def count_ingested(metrics: Metrics, recorded: list[Recorded]) -> None:
             metrics.events_ingested(item.type)
 
 
-def _validated(raw: Any, loc: tuple[str | int, ...]) -> ValidatedEvent:
-    result = validate_event(raw, loc)
+def _validated(text: bytes) -> ValidatedEvent:
+    result = validate_event(parse_json_body(text), ("body",), text_checked=storable_json_text(text))
     if isinstance(result, list):
         raise InvalidInput(result)
     return result
@@ -77,7 +77,7 @@ def _validated(raw: Any, loc: tuple[str | int, ...]) -> ValidatedEvent:
 async def ingest_event(request: Request) -> Response:
     # State and metrics are read here, not through dependencies: sync ones run in a thread pool.
     state: HeraldState = request.app.state.herald
-    event = _validated(await read_json_body(request), ("body",))
+    event = _validated(await request.body())
     try:
         # No explicit transaction: recording is one statement, atomic and committed on its own.
         async with driver_connection(state.engine, INGEST_DEADLINE_S) as conn:
@@ -124,8 +124,7 @@ async def ingest_event(request: Request) -> Response:
 )
 async def ingest_batch(request: Request) -> Response:
     state: HeraldState = request.app.state.herald
-    body = await read_json_body(request)
-    events = _validated_batch(body)
+    events = _validated_batch(await request.body())
     # A big batch is legitimately slower; fail-fast matters most for single events.
     deadline_s = INGEST_DEADLINE_S + BATCH_DEADLINE_PER_EVENT_S * len(events)
     try:
@@ -139,7 +138,9 @@ async def ingest_batch(request: Request) -> Response:
     return json_response({"items": items}, 202)
 
 
-def _validated_batch(body: Any) -> list[ValidatedEvent]:
+def _validated_batch(text: bytes) -> list[ValidatedEvent]:
+    body = parse_json_body(text)
+    text_checked = storable_json_text(text)
     if not isinstance(body, dict):
         raise InvalidInput.single(["body"], 'expected an object {"events": [...]}', "model_attributes_type")
     unknown = sorted(set(body) - {"events"})
@@ -158,7 +159,7 @@ def _validated_batch(body: Any) -> list[ValidatedEvent]:
     events: list[ValidatedEvent] = []
     seen: dict[UUID, int] = {}
     for index, raw in enumerate(raw_events):
-        result = validate_event(raw, ("body", "events", index))
+        result = validate_event(raw, ("body", "events", index), text_checked=text_checked)
         if isinstance(result, list):
             errors.extend(result)
             continue

@@ -8,10 +8,11 @@ everything else, and never copy free text.
 from __future__ import annotations
 
 from collections.abc import Callable
-from copy import deepcopy
 from datetime import datetime
 from typing import Any
 from uuid import UUID
+
+import orjson
 
 from service.core.analytics import TelemetryData
 
@@ -49,9 +50,17 @@ def telemetry_status(section: dict[str, Any]) -> dict[str, str]:
     return {"status": status if status in KNOWN_STATUSES else "OTHER"}
 
 
+def copy_json(value: Any) -> Any:
+    """A deep copy of JSON-ready data (sections are): a payload never aliases its event's sections.
+
+    Containers make a round trip through orjson, several times cheaper than ``copy.deepcopy``.
+    """
+    return orjson.loads(orjson.dumps(value)) if isinstance(value, dict | list) else value
+
+
 def pick(section: dict[str, Any], *keys: str) -> dict[str, Any]:
     """The given keys of ``section`` that are present, in that order (absent stays absent)."""
-    return {key: deepcopy(section[key]) for key in keys if key in section}
+    return {key: copy_json(section[key]) for key in keys if key in section}
 
 
 def node(tree: dict[str, Any], *path: str) -> dict[str, Any]:
@@ -63,7 +72,7 @@ def node(tree: dict[str, Any], *path: str) -> dict[str, Any]:
 
 def update_notification(update: dict[str, Any]) -> dict[str, Any]:
     """An entity's ``update`` layer: ``{"changes": [...]}`` as the producer gave them."""
-    return {"changes": deepcopy(update["changes"])}
+    return {"changes": copy_json(update["changes"])}
 
 
 def update_telemetry(data: TelemetryData, path: tuple[str, ...], update: dict[str, Any]) -> None:

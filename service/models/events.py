@@ -13,7 +13,6 @@ Nesting choices: interactive pipeline runs sit under the session that runs them
 
 from __future__ import annotations
 
-from copy import deepcopy
 from datetime import datetime
 from typing import Any, ClassVar
 from uuid import UUID
@@ -27,6 +26,7 @@ from service.core.analytics import TelemetryData
 from service.models.base import SingleTableInheritanceMeta
 from service.models.event_payloads import (
     Anonymize,
+    copy_json,
     image_build_notification,
     image_build_telemetry,
     node,
@@ -163,7 +163,7 @@ class InteractiveSessionEvent(PipelineEvent):
     def to_notification_payload(self) -> dict[str, Any]:
         payload = super().to_notification_payload()
         # The session section is optional; the layer is always there.
-        payload["project"]["pipeline"]["session"] = deepcopy(self.sections.get("session", {}))
+        payload["project"]["pipeline"]["session"] = copy_json(self.sections.get("session", {}))
         return payload
 
     def to_telemetry_payload(self, anonymize: Anonymize) -> TelemetryData:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from uuid import UUID
 
 from pydantic import (
@@ -72,15 +72,22 @@ class _Section(BaseModel):
     """A section of an event body: unknown keys are refused, ``null`` means "not given"."""
 
     model_config = ConfigDict(extra="forbid")
+    # The optional fields where an explicit null means "left out", per class.
+    null_means_absent: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        optional = {name for name, field in cls.model_fields.items() if not field.is_required()}
+        cls.null_means_absent = frozenset(optional - _NULL_ALLOWED)
 
     @model_validator(mode="before")
     @classmethod
     def _null_is_absent(cls, data: Any) -> Any:
         # Optional fields left out must stay out of the payloads (never null), so an
         # explicit null on an optional field is treated as leaving it out.
-        if isinstance(data, dict):
-            optional = {name for name, field in cls.model_fields.items() if not field.is_required()}
-            return {k: v for k, v in data.items() if not (v is None and k in optional - _NULL_ALLOWED)}
+        if isinstance(data, dict) and None in data.values():
+            return {k: v for k, v in data.items() if not (v is None and k in cls.null_means_absent)}
         return data
 
 

@@ -116,16 +116,29 @@ _UUID_ADAPTER: TypeAdapter[UUID] = TypeAdapter(UUID)
 _TIMESTAMP_ADAPTER: TypeAdapter[datetime] = TypeAdapter(Timestamp)
 
 
-def validate_event(raw: object, loc: tuple[str | int, ...] = ("body",)) -> ValidatedEvent | list[ErrorDict]:
+def storable_json_text(text: bytes) -> bool:
+    """Whether every string that ``orjson.loads(text)`` gives can be stored and sent back out.
+
+    orjson refuses NaN, infinities and unpaired surrogates, so the one unstorable value it lets
+    through is the NUL character, which JSON text can only spell as the escape ``\\u0000``.
+    """
+    return b"\\u0000" not in text
+
+
+def validate_event(
+    raw: object, loc: tuple[str | int, ...] = ("body",), *, text_checked: bool = False
+) -> ValidatedEvent | list[ErrorDict]:
     """Validate one ingest body; never raises for any parsed JSON value.
 
     Returns the ``ValidatedEvent``, or every problem found as FastAPI-shaped errors whose
     ``loc`` starts with ``loc`` (``("body",)`` for a single event, ``("body", "events", i)``
     for a batch item). The route turns a list into a 422 (``RequestValidationError``).
+    ``text_checked`` says that ``raw`` was parsed by orjson from a text that
+    ``storable_json_text`` passed, so that only the nesting depth is left to check.
     """
     if not isinstance(raw, dict):
         return [_error(loc, "Input should be a valid dictionary", "dict_type")]
-    errors = _unstorable_values(raw, loc)
+    errors = _unstorable_values(raw, loc) if not text_checked or _too_deep(raw) else []
 
     kind: str | None = None
     type_name = raw.get("type")
@@ -227,6 +240,21 @@ def _unstorable_values(raw: dict[Any, Any], loc: tuple[str | int, ...]) -> list[
         elif isinstance(value, float) and not math.isfinite(value):
             errors.append(_error((*loc, *path), "Input should be a finite number", "finite_number"))
     return errors
+
+
+def _too_deep(raw: dict[Any, Any]) -> bool:
+    """Whether some value of ``raw`` lies deeper than ``MAX_JSON_DEPTH`` (one level at a time)."""
+    level: list[Any] = [raw]
+    for _ in range(MAX_JSON_DEPTH):
+        level = [
+            child
+            for container in level
+            for child in (container.values() if isinstance(container, dict) else container)
+            if isinstance(child, dict | list)
+        ]
+        if not level:
+            return False
+    return any(level)  # a non-empty container at the limit holds a value below it
 
 
 _BAD_TEXT = "Text must not contain NUL characters or unpaired surrogates"
