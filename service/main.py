@@ -8,7 +8,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import asyncpg
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
@@ -28,7 +28,7 @@ from service.api import (
     metrics,
     subscribers,
 )
-from service.api.auth import authorize
+from service.api.auth import ApiKeys, document_security
 from service.api.limits import BodySizeLimit
 from service.api.middleware import RequestContext
 from service.config import Settings
@@ -226,6 +226,7 @@ def custom_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
         model_schema = EventIn.model_json_schema(ref_template="#/components/schemas/{model}")
         components.update(model_schema.pop("$defs", {}))
         components["EventIn"] = model_schema
+        document_security(schema)
         app.openapi_schema = schema
         return schema
 
@@ -245,12 +246,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ),
         lifespan=lifespan,
         openapi_tags=TAGS,
-        dependencies=[Depends(authorize)],
     )
     app.state.settings = settings
     app.state.metrics = Metrics()
+    # The last added is the outermost: the request id goes on every answer, and a request without
+    # a valid key is refused before its body is read.
     app.add_middleware(BodySizeLimit, max_event_bytes=settings.max_event_bytes)
-    # Added last, so outermost: even a 413 from the size limit carries the request id.
+    app.add_middleware(ApiKeys, keys=settings.parsed_api_keys)
     app.add_middleware(RequestContext, state=app.state)
     install_error_handlers(app)
     for router in (

@@ -60,6 +60,33 @@ async def test_the_401_comes_before_body_validation(secured: RunningApp) -> None
     assert response.status_code == 401
 
 
+async def test_the_401_comes_before_the_body_is_read_or_measured(app_factory: AppFactory) -> None:
+    async with app_factory(api_keys=KEYS, max_event_bytes=2048) as running:
+        oversized = b"x" * 10_000
+        response = await running.client.post("/api/v1/events", content=oversized)
+        assert response.status_code == 401
+        assert response.headers["x-request-id"]
+        wrong_scope = await running.client.post(
+            "/api/v1/subscribers/webhooks", content=oversized, headers=bearer(INGEST_KEY)
+        )
+        assert wrong_scope.status_code == 403
+
+
+async def test_an_api_path_without_a_route_needs_a_key_before_it_is_a_404(secured: RunningApp) -> None:
+    assert (await secured.client.get("/api/v1/nothing-here")).status_code == 401
+    assert (await secured.client.get("/api/v1/nothing-here", headers=bearer(INGEST_KEY))).status_code == 403
+    assert (await secured.client.get("/api/v1/nothing-here", headers=bearer(ADMIN_KEY))).status_code == 404
+    # Outside the API, an unknown path is simply not found.
+    assert (await secured.client.get("/nothing-here")).status_code == 404
+
+
+async def test_ingest_key_works_with_a_trailing_slash_and_head(secured: RunningApp) -> None:
+    headers = bearer(INGEST_KEY)
+    assert (await secured.client.head("/api/v1/event-types", headers=headers)).status_code != 403
+    slash = await secured.client.post("/api/v1/events/", json=sample_event("project:created"), headers=headers)
+    assert slash.status_code in (202, 307), slash.text
+
+
 @pytest.mark.parametrize(
     ("method", "path"),
     [
@@ -140,6 +167,9 @@ async def test_openapi_declares_the_bearer_scheme_for_swagger(secured: RunningAp
     ingest_op = schema["paths"]["/api/v1/events"]["post"]
     assert {name: []} in ingest_op["security"]
     assert {name: []} in schema["paths"]["/api/v1/subscribers"]["get"]["security"]
+    assert {name: []} in schema["paths"]["/api/v1/subscribers/{uuid}"]["get"]["security"]
+    assert {name: []} in schema["paths"]["/metrics"]["get"]["security"]
+    assert "security" not in schema["paths"]["/health/ready"]["get"]
     docs = await secured.client.get("/docs")
     assert "swagger-ui" in docs.text
 

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from sqlalchemy.engine import make_url
 
 from service import migrations
-from service.db import async_database_url, asyncpg_dsn
+from service.db import DatabaseUnavailable, async_database_url, asyncpg_dsn, create_engine, driver_connection
 from tests.conftest import PgServer, make_settings, running_app
 from tests.event_samples import sample_event
 
@@ -112,3 +113,39 @@ async def test_installation_identity_is_stable_across_restarts(database_url: str
         second = running.state.installation
     assert first.installation_id == second.installation_id
     assert first.anonymizer("x") == second.anonymizer("x")
+
+
+async def test_a_database_that_refuses_the_connection_is_unavailable_not_an_error(database_url: str) -> None:
+    # A server that answers but refuses (here: no such database), as during a shutdown or a restart.
+    engine = create_engine(str(make_url(database_url).set(database="herald_no_such_database")))
+    try:
+        with pytest.raises(DatabaseUnavailable):
+            async with driver_connection(engine, deadline_s=5.0):
+                pass
+    finally:
+        await engine.dispose()
+
+
+async def test_a_driver_connection_broken_mid_use_is_thrown_away(database_url: str) -> None:
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        with pytest.raises(asyncpg.PostgresConnectionError):  # answered 503 (service.main)
+            async with driver_connection(engine, deadline_s=5.0) as conn:
+                await conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+        # The pool's only connection was replaced: the next checkout works.
+        async with driver_connection(engine, deadline_s=5.0) as conn:
+            assert await conn.fetchval("SELECT 1") == 1
+    finally:
+        await engine.dispose()
+
+
+async def test_the_deadline_cuts_a_hanging_statement_and_frees_the_connection(database_url: str) -> None:
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        with pytest.raises(TimeoutError):
+            async with driver_connection(engine, deadline_s=0.3) as conn:
+                await conn.execute("SELECT pg_sleep(10)")
+        async with driver_connection(engine, deadline_s=5.0) as conn:
+            assert await conn.fetchval("SELECT 2") == 2
+    finally:
+        await engine.dispose()

@@ -1,23 +1,25 @@
 """API keys: ``Authorization: Bearer <key>`` with the scopes ``admin`` and ``ingest``.
 
-One app-wide dependency decides for every route: open routes need nothing, ingest routes take
-either scope, everything else needs ``admin`` — ``/metrics`` included. With no keys configured the
-API (and so ``/metrics``) is open (the CLI only allows that on a loopback address). ``/docs`` and
-``/openapi.json`` are not API routes and need no key.
+``ApiKeys``, a pure ASGI middleware, decides before any route runs or any body is read: the
+ingest routes take either scope, every other path of the API (``/api/...``, ``/metrics``) needs
+``admin``, and the rest (``/health/*``, ``/docs``, ``/openapi.json``) is open. With no keys
+configured the API (and so ``/metrics``) is open (the CLI only allows that on a loopback
+address). A path under ``/api/`` that matches no route still needs a key, so routes cannot be
+probed without one. ``document_security`` declares the scheme in the OpenAPI schema.
 """
 
 from __future__ import annotations
 
 import hmac
-from typing import Annotated
+from typing import Any
 
-from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+import orjson
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.config import ApiKey, Scope, Settings
-from service.errors import HeraldError
+from service.config import ApiKey
+from service.config import Scope as KeyScope
 
-# Routes (method, path template) an ``ingest`` key may call.
+# Routes (method, path) an ``ingest`` key may call. All are fixed paths, no parameters.
 INGEST_ROUTES = frozenset(
     {
         ("POST", "/api/v1/events"),
@@ -27,21 +29,20 @@ INGEST_ROUTES = frozenset(
         ("GET", "/api/v1/analytics/events"),
     }
 )
-OPEN_PREFIXES = ("/health/",)
+GUARDED_PREFIXES = ("/api/", "/metrics")
 
-bearer = HTTPBearer(
-    auto_error=False,
-    description="An API key from HERALD_API_KEYS (`admin` scope: everything; `ingest`: sending events).",
-)
+SCHEME_NAME = "HTTPBearer"
+SECURITY_SCHEME = {
+    "type": "http",
+    "scheme": "bearer",
+    "description": (
+        "An API key from HERALD_API_KEYS (`admin` scope: everything; `ingest`: sending events)."
+    ),
+}
 
-
-class Unauthorized(HeraldError):
-    status_code = 401
-    headers = {"WWW-Authenticate": "Bearer"}
-
-
-class Forbidden(HeraldError):
-    status_code = 403
+MISSING_KEY = "missing API key: send Authorization: Bearer <key>"
+UNKNOWN_KEY = "unknown API key"
+WRONG_SCOPE = "this API key's scope (ingest) does not allow this operation"
 
 
 def find_key(keys: tuple[ApiKey, ...], presented: str) -> ApiKey | None:
@@ -54,29 +55,67 @@ def find_key(keys: tuple[ApiKey, ...], presented: str) -> ApiKey | None:
     return found
 
 
-def required_scope(method: str, path_template: str) -> Scope | None:
-    """The scope a route needs: ``None`` (open), ``"ingest"`` (either key) or ``"admin"``."""
-    if path_template.startswith(OPEN_PREFIXES):
+def required_scope(method: str, path: str) -> KeyScope | None:
+    """The scope a request needs: ``None`` (open), ``"ingest"`` (either key) or ``"admin"``."""
+    if not path.startswith(GUARDED_PREFIXES):
         return None
-    if (method, path_template) in INGEST_ROUTES:
+    # HEAD is answered like GET; a trailing slash is redirected to the route without it.
+    if ("GET" if method == "HEAD" else method, path.rstrip("/")) in INGEST_ROUTES:
         return "ingest"
     return "admin"
 
 
-async def authorize(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-) -> None:
-    settings: Settings = request.app.state.settings
-    keys = settings.parsed_api_keys
-    route = request.scope.get("route")
-    template = getattr(route, "path", request.url.path)
-    needed = required_scope(request.method, template)
+def bearer_token(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """The credentials of an ``Authorization: Bearer <token>`` header, else ``None``."""
+    for name, value in headers:
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").strip().partition(" ")
+            token = token.strip()
+            return token if scheme.lower() == "bearer" and token else None
+    return None
+
+
+def refusal(keys: tuple[ApiKey, ...], method: str, path: str, token: str | None) -> tuple[int, str] | None:
+    """Why a request may not go on, as (status, detail), or ``None`` when it may."""
+    needed = required_scope(method, path)
     if not keys or needed is None:
-        return
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise Unauthorized("missing API key: send Authorization: Bearer <key>")
-    key = find_key(keys, credentials.credentials)
+        return None
+    if token is None:
+        return 401, MISSING_KEY
+    key = find_key(keys, token)
     if key is None:
-        raise Unauthorized("unknown API key")
+        return 401, UNKNOWN_KEY
     if needed == "admin" and key.scope != "admin":
-        raise Forbidden("this API key's scope (ingest) does not allow this operation")
+        return 403, WRONG_SCOPE
+    return None
+
+
+class ApiKeys:
+    """401 (with ``WWW-Authenticate: Bearer``) or 403 before the route, as the module says."""
+
+    def __init__(self, app: ASGIApp, keys: tuple[ApiKey, ...]) -> None:
+        self.app = app
+        self.keys = keys
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.keys:
+            refused = refusal(self.keys, scope["method"], scope["path"], bearer_token(scope["headers"]))
+            if refused is not None:
+                status, detail = refused
+                body = orjson.dumps({"detail": detail})
+                headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+                if status == 401:
+                    headers.append((b"www-authenticate", b"Bearer"))
+                await send({"type": "http.response.start", "status": status, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+
+def document_security(schema: dict[str, Any]) -> None:
+    """Declare the bearer scheme, and require it on every guarded operation (Swagger's Authorize)."""
+    schema.setdefault("components", {}).setdefault("securitySchemes", {})[SCHEME_NAME] = SECURITY_SCHEME
+    for path, operations in schema.get("paths", {}).items():
+        for method, operation in operations.items():
+            if required_scope(method.upper(), path) is not None:
+                operation["security"] = [{SCHEME_NAME: []}]
