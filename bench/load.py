@@ -91,7 +91,10 @@ async def run_batches(
     async def worker() -> None:
         nonlocal total
         while not queue.empty():
-            total += await send(queue.get_nowait())
+            # Not ``total += await ...``: that reads ``total`` before the await and loses the
+            # other workers' additions made meanwhile.
+            sent = await send(queue.get_nowait())
+            total += sent
 
     meter.start()
     start = time.monotonic()

@@ -12,8 +12,8 @@ from typing import Any, cast
 
 import asyncpg
 from sqlalchemy.engine import make_url
-from sqlalchemy.util.concurrency import greenlet_spawn
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.util.concurrency import greenlet_spawn
 
 from service.errors import Unavailable
 

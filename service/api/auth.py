@@ -35,9 +35,7 @@ SCHEME_NAME = "HTTPBearer"
 SECURITY_SCHEME = {
     "type": "http",
     "scheme": "bearer",
-    "description": (
-        "An API key from HERALD_API_KEYS (`admin` scope: everything; `ingest`: sending events)."
-    ),
+    "description": ("An API key from HERALD_API_KEYS (`admin` scope: everything; `ingest`: sending events)."),
 }
 
 MISSING_KEY = "missing API key: send Authorization: Bearer <key>"

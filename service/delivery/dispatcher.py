@@ -173,7 +173,8 @@ class Dispatcher:
             )
         if unfinished:
             try:
-                self.counters["handed_back"] += await claims.hand_back(self._engine, unfinished)
+                handed_back = await claims.hand_back(self._engine, unfinished)
+                self.counters["handed_back"] += handed_back
             except Exception:
                 logger.warning("handing back deliveries failed; their leases will expire", exc_info=True)
         await self._claims_connection.close()
