@@ -5,7 +5,8 @@ point: the layer class of each event (``service.models.events``) knows its secti
 its payloads, so there is nothing left that a per-type function would add. Like the seed's
 functions it never commits: it runs on the caller's connection, inside the caller's
 transaction when there is one. Its write is a single statement, so without a transaction it is
-atomic all the same (the single-event route relies on that to save a round trip).
+atomic all the same (the single-event route relies on that to save a round trip). A batch of
+``COPY_MIN_EVENTS`` or more inside a transaction is written with COPY instead (``_copy_events``).
 
 This is the ingest hot path, so it talks to the asyncpg connection under the engine's pool
 directly (one prepared statement, no ORM unit of work), and the layer instances it renders
@@ -154,7 +155,7 @@ def _layer_instance(validated: ValidatedEvent, uuid: UUID, timestamp: datetime) 
     """The event's layer instance, only to render its payloads.
 
     Made the way the ORM makes a loaded row (no ``__init__``, no change tracking), which costs
-    a tenth of a full table-model construction: the row itself is written by ``RECORD_SQL``.
+    a tenth of a full table-model construction: the row itself is written by ``RECORD_SQL`` or COPY.
     The payload methods read ``uuid``, ``type``, ``timestamp`` and ``sections`` only.
     """
     cls = event_class_for(validated.type)
