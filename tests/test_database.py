@@ -6,11 +6,13 @@ import asyncio
 import os
 import shutil
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service import migrations
 from service.db import DatabaseUnavailable, async_database_url, asyncpg_dsn, create_engine, driver_connection
@@ -126,26 +128,28 @@ async def test_a_database_that_refuses_the_connection_is_unavailable_not_an_erro
         await engine.dispose()
 
 
-async def test_a_driver_connection_broken_mid_use_is_thrown_away(database_url: str) -> None:
+@pytest.fixture
+async def one_connection_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine whose pool holds a single connection: a checkout after a failure must get a new one."""
     engine = create_engine(database_url, pool_size=1)
-    try:
-        with pytest.raises(asyncpg.PostgresConnectionError):  # answered 503 (service.main)
-            async with driver_connection(engine, deadline_s=5.0) as conn:
-                await conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")
-        # The pool's only connection was replaced: the next checkout works.
-        async with driver_connection(engine, deadline_s=5.0) as conn:
-            assert await conn.fetchval("SELECT 1") == 1
-    finally:
-        await engine.dispose()
+    yield engine
+    await engine.dispose()
 
 
-async def test_the_deadline_cuts_a_hanging_statement_and_frees_the_connection(database_url: str) -> None:
-    engine = create_engine(database_url, pool_size=1)
-    try:
-        with pytest.raises(TimeoutError):
-            async with driver_connection(engine, deadline_s=0.3) as conn:
-                await conn.execute("SELECT pg_sleep(10)")
-        async with driver_connection(engine, deadline_s=5.0) as conn:
-            assert await conn.fetchval("SELECT 2") == 2
-    finally:
-        await engine.dispose()
+async def test_a_driver_connection_broken_mid_use_is_thrown_away(one_connection_engine: AsyncEngine) -> None:
+    with pytest.raises(asyncpg.PostgresConnectionError):  # answered 503 (service.main)
+        async with driver_connection(one_connection_engine, deadline_s=5.0) as conn:
+            await conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+    # The pool's only connection was replaced: the next checkout works.
+    async with driver_connection(one_connection_engine, deadline_s=5.0) as conn:
+        assert await conn.fetchval("SELECT 1") == 1
+
+
+async def test_the_deadline_cuts_a_hanging_statement_and_frees_the_connection(
+    one_connection_engine: AsyncEngine,
+) -> None:
+    with pytest.raises(TimeoutError):
+        async with driver_connection(one_connection_engine, deadline_s=0.3) as conn:
+            await conn.execute("SELECT pg_sleep(10)")
+    async with driver_connection(one_connection_engine, deadline_s=5.0) as conn:
+        assert await conn.fetchval("SELECT 2") == 2

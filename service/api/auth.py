@@ -13,9 +13,9 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
-import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from service.api.responses import json_response
 from service.config import ApiKey
 from service.config import Scope as KeyScope
 
@@ -100,12 +100,8 @@ class ApiKeys:
             refused = refusal(self.keys, scope["method"], scope["path"], bearer_token(scope["headers"]))
             if refused is not None:
                 status, detail = refused
-                body = orjson.dumps({"detail": detail})
-                headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
-                if status == 401:
-                    headers.append((b"www-authenticate", b"Bearer"))
-                await send({"type": "http.response.start", "status": status, "headers": headers})
-                await send({"type": "http.response.body", "body": body})
+                headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+                await json_response({"detail": detail}, status, headers)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-import orjson
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.api.responses import json_response
 
 BATCH_PATH = "/api/v1/events/batch"
 BATCH_FACTOR = 1000
@@ -35,7 +37,7 @@ class BodySizeLimit:
                 except ValueError:
                     declared = 0
                 if declared > limit:
-                    await _too_large(send, limit)
+                    await _too_large(limit)(scope, receive, send)
                     return
         chunks: list[bytes] = []
         size = 0
@@ -46,7 +48,7 @@ class BodySizeLimit:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                await _too_large(send, limit)
+                await _too_large(limit)(scope, receive, send)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -64,13 +66,5 @@ class BodySizeLimit:
         await self.app(scope, replay, send)
 
 
-async def _too_large(send: Send, limit: int) -> None:
-    body = orjson.dumps({"detail": f"request body too large: the limit is {limit} bytes"})
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+def _too_large(limit: int) -> Response:
+    return json_response({"detail": f"request body too large: the limit is {limit} bytes"}, 413)

@@ -15,8 +15,9 @@ class JSONBytes(Response):
     media_type = "application/json"
 
 
-def json_response(content: Any, status_code: int = 200) -> Response:
-    return JSONBytes(orjson.dumps(content), status_code=status_code)
+def json_response(content: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """``content`` as JSON; also an ASGI app, so that a middleware can answer with it."""
+    return JSONBytes(orjson.dumps(content), status_code=status_code, headers=headers)
 
 
 def raw_page(items: Iterable[str], next_cursor: str | None) -> Response:
