@@ -77,9 +77,9 @@ candidates AS (
     LEFT JOIN busy b ON b.subscriber_uuid = s.uuid
     CROSS JOIN LATERAL (
         SELECT d.uuid, d.next_attempt_at FROM deliveries d
-        -- A range, not "=": with "=" the planner drops subscriber_uuid from the ORDER BY and may walk
-        -- the global ix_deliveries_due through other subscribers' rows. This way only
-        -- ix_deliveries_subscriber_due gives the order, reading just this subscriber's oldest rows.
+        -- A range, not "=": with "=" the planner drops subscriber_uuid from the ORDER BY and may
+        -- sort this subscriber's whole backlog. This way ix_deliveries_subscriber_due gives the
+        -- order, reading just this subscriber's oldest rows.
         WHERE d.subscriber_uuid >= s.uuid AND d.subscriber_uuid <= s.uuid
           AND d.status = 'pending' AND d.next_attempt_at <= now()
         ORDER BY d.subscriber_uuid, d.next_attempt_at

@@ -28,8 +28,8 @@ class Delivery(SQLModel, table=True):
 
     __tablename__ = "deliveries"
     __table_args__ = (
-        # "What is due" reads only pending rows: its cost follows the due rows, not the table.
-        Index("ix_deliveries_due", "next_attempt_at", postgresql_where=text("status = 'pending'")),
+        # What is due, per subscriber (claims) and in all (metrics): pending rows only, so its cost
+        # follows the queue, not the table. The only index of pending rows (migration 0006).
         Index(
             "ix_deliveries_subscriber_due",
             "subscriber_uuid",

@@ -1,0 +1,57 @@
+"""The webhook claim keeps to the per-subscriber index even when the statistics are stale."""
+
+from __future__ import annotations
+
+import re
+from uuid import UUID, uuid4
+
+import asyncpg
+
+from service.delivery.claims import _CLAIM_WEBHOOKS_SQL, claim_webhooks
+
+
+async def _add_webhook(db: asyncpg.Connection) -> UUID:
+    uuid = uuid4()
+    await db.execute(
+        "INSERT INTO subscribers (uuid, kind, name, url, secret, enabled) "
+        "VALUES ($1, 'webhook', 'hook', 'http://127.0.0.1:9/hook', 'whsec_test', true)",
+        uuid,
+    )
+    return uuid
+
+
+async def _add_deliveries(db: asyncpg.Connection, subscriber: UUID, count: int, status: str) -> None:
+    await db.execute(
+        "INSERT INTO deliveries "
+        "(uuid, event_uuid, event_type, subscriber_uuid, subscriber_kind, payload, status) "
+        "SELECT gen_random_uuid(), gen_random_uuid(), 'project:created', $1, 'webhook', '{}', $3 "
+        "FROM generate_series(1, $2)",
+        subscriber,
+        count,
+        status,
+    )
+
+
+async def test_a_queue_analyzed_while_empty_is_still_claimed_through_the_subscriber_index(
+    db: asyncpg.Connection,
+) -> None:
+    healthy, hanging = await _add_webhook(db), await _add_webhook(db)
+    await _add_deliveries(db, healthy, 20_000, "delivered")
+    await db.execute("VACUUM (ANALYZE) deliveries")  # statistics: nothing is pending
+    for subscriber in (healthy, hanging):
+        await _add_deliveries(db, subscriber, 2_000, "pending")
+    busy = {hanging: 16}  # the hanging endpoint holds all its slots
+
+    await db.execute("SET plan_cache_mode = force_generic_plan")  # as a long-lived connection plans it
+    plan = await db.fetch(  # EXPLAIN without ANALYZE: nothing is claimed here
+        "EXPLAIN (COSTS OFF) " + _CLAIM_WEBHOOKS_SQL, list(busy), list(busy.values()), 16, 64, uuid4(), 60.0
+    )
+    # Every read of deliveries goes through the per-subscriber index (or the primary key for the
+    # update): none scans the whole pending queue to sort it.
+    scans = [line for line in (row[0] for row in plan) if re.search(r"Scan .*on deliveries", line)]
+    assert scans
+    assert all("ix_deliveries_subscriber_due" in s or "pk_deliveries" in s for s in scans), scans
+
+    claimed = await claim_webhooks(db, limit=64, per_subscriber=16, busy=busy, lease_s=60.0)
+    assert len(claimed) == 16
+    assert {c.subscriber_uuid for c in claimed} == {healthy}
