@@ -19,6 +19,7 @@ import functools
 import logging
 import random
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID
@@ -42,6 +43,10 @@ from service.delivery.webhook import AttemptRecord, send_attempt
 from service.delivery.writer import OutcomeWriter
 
 logger = logging.getLogger(__name__)
+
+# A cut subscriber (or the process, when the global bound cut) is claimed for again once this
+# fraction of its slots is free: 1/4.
+REFILL_FRACTION = 4
 
 OUTCOME_FLUSH_ON_STOP_S = 5.0
 
@@ -121,6 +126,11 @@ class Dispatcher:
         # there is worth another claim; anywhere else it is not.
         self._cut_subscribers: set[UUID] = set()
         self._cut_globally = False
+        # Slots are refilled a few at a time: a claim costs PostgreSQL milliseconds, and one
+        # claim per freed slot made that a cost per delivery (bench/: a healthy endpoint beside
+        # a hanging one, each claim taking 1-2 rows).
+        self._refill = max(1, self._per_subscriber // REFILL_FRACTION)
+        self._global_refill = max(1, self._concurrency // REFILL_FRACTION)
         self._loop_task: asyncio.Task[None] | None = None
         self._writer_task: asyncio.Task[None] | None = None
         self._listener_task: asyncio.Task[None] | None = None
@@ -252,10 +262,15 @@ class Dispatcher:
         for delivery in claimed:
             self._start(delivery)
         # Slots freed while the claim ran went unnoticed: claim again if they could be used.
-        if (self._cut_globally and len(self._in_flight) < self._concurrency) or any(
-            self._busy[s] < self._per_subscriber for s in self._cut_subscribers
-        ):
+        if self._worth_claiming(self._cut_subscribers):
             self._wake.set()
+
+    def _worth_claiming(self, subscribers: Iterable[UUID]) -> bool:
+        """Whether enough slots are free where the last claim was cut to make another claim."""
+        if self._cut_globally and self._concurrency - len(self._in_flight) >= self._global_refill:
+            return True
+        limit = self._per_subscriber - self._refill
+        return any(s in self._cut_subscribers and self._busy[s] <= limit for s in subscribers)
 
     def _start(self, delivery: claims.ClaimedDelivery) -> None:
         task = asyncio.create_task(self._deliver(delivery))
@@ -311,7 +326,7 @@ class Dispatcher:
         self._busy[subscriber] -= 1
         if self._busy[subscriber] <= 0:
             del self._busy[subscriber]
-        if self._cut_globally or subscriber in self._cut_subscribers:
+        if self._worth_claiming((subscriber,)):
             self._wake.set()
 
     def _release_hold(self, subscriber: UUID) -> None:
