@@ -15,7 +15,6 @@ endpoint beside a hanging one, and last the claim query on a database of its own
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import shutil
 import sys
@@ -74,7 +73,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--memory-mark", type=int, help="deliveries before reading Herald's memory (100000)")
     parser.add_argument("--naive-seconds", type=float, help="length of each naive send loop (5)")
     parser.add_argument("--latency-samples", type=int, help="idle ingest → receipt samples (200)")
-    parser.add_argument("--isolation-events", type=int, help="healthy endpoint's backlog per run (10000)")
+    parser.add_argument("--isolation-events", type=int, help="healthy endpoint's backlog per run (20000)")
+    parser.add_argument("--isolation-rounds", type=int, help="alone / beside-hanging run pairs (5)")
     parser.add_argument("--claim-sizes", help="small,large not-yet-due rows (10000,1000000)")
     parser.add_argument("--claims", type=int, help="timed claims per size (200)")
     parser.add_argument(
@@ -90,7 +90,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "naive_seconds": 1.0 if quick else 5.0,
         "latency_samples": 15 if quick else 200,
         # Enough that the backlog outlasts the drain watcher's sampling even at quick-mode sizes.
-        "isolation_events": 2_000 if quick else 10_000,
+        "isolation_events": 2_000 if quick else 20_000,
+        "isolation_rounds": 1 if quick else 5,
         "claim_sizes": "10000,50000" if quick else "10000,1000000",
         "claims": 20 if quick else 200,
     }
@@ -209,14 +210,23 @@ async def deliveries_part(
         step("  idle latency (after VACUUM and CHECKPOINT) ...")
         await settle(herald_db)
         latency = await delivery_figures.latency(session, herald, receiver, args.latency_samples, 0.05)
-        step("  healthy endpoint beside a hanging one ...")
-        isolation = await delivery_figures.isolation(session, herald, receiver, args.isolation_events)
-        await asyncio.sleep(3.0)
-        rss_end = rss_mib(herald.child.pid)
+        step(f"  memory after twice {args.isolation_events:,} more deliveries ...")
+        more = [
+            await delivery_figures.more_deliveries(session, herald, receiver, args.isolation_events)
+            for _ in range(2)
+        ]
     finally:
         herald.child.stop()
+    step(f"  healthy endpoint beside a hanging one ({args.isolation_rounds} rounds) ...")
+    isolation = await delivery_figures.isolation(
+        session, workdir, herald_db, receiver, args.isolation_events, args.isolation_rounds
+    )
     return {
-        "deliveries": {"sustained": sustained, **naive, "rss_end_mib": round(rss_end, 1)},
+        "deliveries": {
+            "sustained": sustained,
+            **naive,
+            "more": more,
+        },
         "latency": latency,
         "isolation": isolation,
     }
