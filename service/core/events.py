@@ -195,7 +195,8 @@ class EventRow(NamedTuple):
 
 
 EVENT_COPY_COLUMNS = EventRow._fields[:-1]
-DELIVERY_COPY_COLUMNS = ("uuid", "event_uuid", "event_type", "subscriber_uuid", "subscriber_kind", "payload")
+# The uuid is left to the column's default, gen_random_uuid() (migration 0008).
+DELIVERY_COPY_COLUMNS = ("event_uuid", "event_type", "subscriber_uuid", "subscriber_kind", "payload")
 
 
 def _event_rows(
@@ -253,15 +254,13 @@ async def _copy_events(
     subscribers: dict[UUID, list[UUID]] = {}
     for match in matches:
         subscribers.setdefault(match[0], []).append(match[1])
-    deliveries: list[tuple[UUID, UUID, str, UUID, str, str]] = []
+    deliveries: list[tuple[UUID, str, UUID, str, str]] = []
     counts: list[int] = []
     for row in rows:
         mine = subscribers.get(row.uuid, ())
-        deliveries.extend((uuid4(), row.uuid, row.type, s, "webhook", row.payload) for s in mine)
+        deliveries.extend((row.uuid, row.type, s, "webhook", row.payload) for s in mine)
         if row.telemetry is not None:
-            deliveries.append(
-                (uuid4(), row.uuid, row.type, ctx.analytics_subscriber_uuid, "analytics", row.telemetry)
-            )
+            deliveries.append((row.uuid, row.type, ctx.analytics_subscriber_uuid, "analytics", row.telemetry))
         counts.append(len(mine) + (row.telemetry is not None))
     try:
         async with conn.transaction():  # a savepoint

@@ -48,7 +48,8 @@ class Delivery(SQLModel, table=True):
         ),
     )
 
-    uuid: UUID = Field(primary_key=True)
+    # The server's default serves batch ingest's COPY (migration 0008).
+    uuid: UUID = Field(primary_key=True, sa_column_kwargs={"server_default": text("gen_random_uuid()")})
     seq: int | None = Field(
         default=None, sa_column=Column(BigInteger, Identity(always=True), nullable=False, unique=True)
     )

@@ -243,14 +243,18 @@ def _unstorable_values(raw: dict[Any, Any], loc: tuple[str | int, ...]) -> list[
 
 
 def _too_deep(raw: dict[Any, Any]) -> bool:
-    """Whether some value of ``raw`` lies deeper than ``MAX_JSON_DEPTH`` (one level at a time)."""
+    """Whether some value of ``raw`` lies deeper than ``MAX_JSON_DEPTH`` (one level at a time).
+
+    For orjson's output only: its containers are exactly ``dict`` and ``list``, and testing the
+    exact type is half the cost of ``isinstance`` (this walk is ~5 % of batch ingest's CPU).
+    """
     level: list[Any] = [raw]
     for _ in range(MAX_JSON_DEPTH):
         level = [
             child
             for container in level
-            for child in (container.values() if isinstance(container, dict) else container)
-            if isinstance(child, dict | list)
+            for child in (container.values() if type(container) is dict else container)
+            if type(child) is dict or type(child) is list
         ]
         if not level:
             return False
