@@ -15,7 +15,6 @@ endpoint beside a hanging one, and last the claim query on a database of its own
 from __future__ import annotations
 
 import argparse
-import contextlib
 import shutil
 import sys
 import tempfile
@@ -122,21 +121,6 @@ async def pending_deliveries(database_url: str) -> int:
         await conn.close()
 
 
-async def settle(database_url: str) -> None:
-    """Let PostgreSQL finish the upkeep a drained backlog leaves, so "idle" means idle.
-
-    After hundreds of thousands of delivery updates, autovacuum and the next checkpoint would
-    otherwise land inside the idle-latency window (a p99 of ~90 ms once, against ~7 ms without).
-    """
-    conn = await asyncpg.connect(asyncpg_dsn(database_url))
-    try:
-        await conn.execute("VACUUM (ANALYZE) deliveries, delivery_attempts, events")
-        with contextlib.suppress(asyncpg.InsufficientPrivilegeError):
-            await conn.execute("CHECKPOINT")
-    finally:
-        await conn.close()
-
-
 async def top_up(session: aiohttp.ClientSession, herald: Herald, database_url: str, wanted: int) -> int:
     """Ingest more batches (untimed) until ``wanted`` deliveries wait; return how many wait."""
     body = batch_body([main_event() for _ in range(1000)])
@@ -208,7 +192,7 @@ async def deliveries_part(
             session, herald, receiver, backlog, args.memory_mark, herald_db, base
         )
         step("  idle latency (after VACUUM and CHECKPOINT) ...")
-        await settle(herald_db)
+        await delivery_figures.settle(herald_db)
         latency = await delivery_figures.latency(session, herald, receiver, args.latency_samples, 0.05)
         step(f"  memory after twice {args.isolation_events:,} more deliveries ...")
         more = [
