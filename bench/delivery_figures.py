@@ -241,11 +241,12 @@ async def isolation(
 
     Each drain starts from a backlog recorded while no dispatcher ran (a Herald with it off
     records, ``settle`` runs, then one with it on drains), so neither ingest nor autovacuum
-    shares the machine with the drain it is compared on. Runs alternate, alone then beside, ``rounds`` times; the figure is the
-    median of the rounds' ratios (one drain's rate varies by about ±8 % from run to run). A
-    hanging subscriber is deleted before each "alone" run (its pending deliveries are
-    cancelled; the ones left leased come back cancelled when their lease expires), and a new
-    one, with a backlog of its own, is made for each "beside" run.
+    shares the machine with the drain it is compared on. Runs alternate, alone then beside,
+    ``rounds`` times; the figure is the median of the rounds' ratios: each drain is a new
+    process, and one drain's rate varies by up to ±15 % from the next. A hanging subscriber
+    is deleted before each "alone" run (its pending deliveries are cancelled; the ones left
+    leased come back cancelled when their lease expires), and a new one, with a backlog of its
+    own, is made for each "beside" run.
     """
     runs: dict[str, list[dict[str, Any]]] = {"alone": [], "beside_hanging": []}
     webhooks: dict[str, str] = {}  # path -> subscriber uuid
