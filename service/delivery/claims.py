@@ -57,11 +57,7 @@ class ClaimedDelivery:
 # is never read past, so a hanging endpoint's backlog costs the others nothing. The oldest rows
 # win when the global limit cuts; rows locked but cut are unlocked when the statement ends.
 # Raw asyncpg (positional parameters): the hot path skips SQLAlchemy and runs in autocommit.
-_CLAIM_WEBHOOKS_SQL = """
-WITH RECURSIVE busy AS (
-    SELECT * FROM unnest($1::uuid[], $2::integer[])
-        AS b(subscriber_uuid, n)
-),
+_PENDING_SUBSCRIBERS_CTE = """
 pending_subscribers(subscriber_uuid) AS (
     (SELECT subscriber_uuid FROM deliveries WHERE status = 'pending' ORDER BY subscriber_uuid LIMIT 1)
     UNION ALL
@@ -69,7 +65,13 @@ pending_subscribers(subscriber_uuid) AS (
             WHERE d.status = 'pending' AND d.subscriber_uuid > p.subscriber_uuid
             ORDER BY d.subscriber_uuid LIMIT 1)
     FROM pending_subscribers p WHERE p.subscriber_uuid IS NOT NULL
-),
+)"""
+
+_CLAIM_WEBHOOKS_SQL = f"""
+WITH RECURSIVE busy AS (
+    SELECT * FROM unnest($1::uuid[], $2::integer[])
+        AS b(subscriber_uuid, n)
+),{_PENDING_SUBSCRIBERS_CTE},
 candidates AS (
     SELECT c.uuid, c.next_attempt_at
     FROM pending_subscribers p
@@ -98,7 +100,7 @@ RETURNING d.uuid, d.event_uuid, d.event_type, d.subscriber_uuid, CAST(d.payload 
           d.attempts_count, s.name, s.url, s.secret, s.previous_secret,
           coalesce(s.previous_secret_expires_at > now(), false) AS previous_valid,
           s.verify_ssl, s.content_type, s.format
-"""
+"""  # noqa: S608  (constant fragments; every value is a parameter)
 
 _CLAIM_KIND_SQL = text(
     """
@@ -169,6 +171,30 @@ SET status = {REQUEUE_STATUS_SQL}, last_error = {REQUEUE_ERROR_SQL},
     lease_expires_at = NULL, lease_token = NULL, updated_at = now()
 FROM h LEFT JOIN subscribers s ON s.uuid = h.subscriber_uuid
 WHERE d.uuid = h.uuid AND d.status = 'delivering' AND d.lease_token = h.token
+RETURNING d.uuid
+"""  # noqa: S608  (constant fragments, no input)
+)
+
+# Pending rows whose subscriber is gone or disabled. Deleting or disabling a subscriber settles
+# its pending rows in the same transaction, but an ingest that matched the subscriber just before
+# can commit rows after that: claims skip them (deleted or disabled subscribers are not joined),
+# so without this sweep they would stay pending for ever. One index descent per subscriber with
+# pending rows finds them; the outcome is the one the subscriber's own change would have given.
+# (The analytics subscriber is never disabled: telemetry being off is decided at claim time.)
+_SETTLE_ORPHANS_SQL = text(
+    f"""
+WITH RECURSIVE {_PENDING_SUBSCRIBERS_CTE},
+orphaned AS (
+    SELECT p.subscriber_uuid, s.uuid IS NULL AS deleted
+    FROM pending_subscribers p LEFT JOIN subscribers s ON s.uuid = p.subscriber_uuid
+    WHERE p.subscriber_uuid IS NOT NULL AND (s.uuid IS NULL OR NOT s.enabled)
+)
+UPDATE deliveries d
+SET status = CASE WHEN o.deleted THEN 'cancelled' ELSE 'failed' END,
+    last_error = CASE WHEN o.deleted THEN 'subscriber deleted' ELSE 'subscriber disabled' END,
+    next_attempt_at = NULL, updated_at = now()
+FROM orphaned o
+WHERE d.subscriber_uuid = o.subscriber_uuid AND d.status = 'pending'
 RETURNING d.uuid
 """  # noqa: S608  (constant fragments, no input)
 )
@@ -254,6 +280,15 @@ async def release_expired(engine: AsyncEngine, *, limit: int = EXPIRED_BATCH_MAX
     """
     async with engine.begin() as conn:
         return len((await conn.execute(_RELEASE_EXPIRED_SQL, {"limit": limit})).all())
+
+
+async def settle_orphans(engine: AsyncEngine) -> int:
+    """Settle pending deliveries of deleted (``cancelled``) or disabled (``failed``) subscribers.
+
+    Returns how many changed (see ``_SETTLE_ORPHANS_SQL`` for how such rows come about).
+    """
+    async with engine.begin() as conn:
+        return len((await conn.execute(_SETTLE_ORPHANS_SQL)).all())
 
 
 async def hand_back(engine: AsyncEngine, claimed: Sequence[ClaimedDelivery]) -> int:

@@ -50,6 +50,10 @@ REFILL_FRACTION = 4
 
 OUTCOME_FLUSH_ON_STOP_S = 5.0
 
+# How often pending rows left behind by a deleted or disabled subscriber are settled
+# (``claims.settle_orphans``); also once when the dispatcher starts.
+ORPHAN_SWEEP_INTERVAL_S = 30.0
+
 
 @dataclass(frozen=True)
 class DispatcherStats:
@@ -207,7 +211,7 @@ class Dispatcher:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         failures = 0
-        released_at = float("-inf")
+        released_at = swept_at = float("-inf")
         while not self._stopping.is_set():
             self._wake.clear()
             try:
@@ -215,6 +219,9 @@ class Dispatcher:
                     released_at = loop.time()
                     released = await claims.release_expired(self._engine)
                     self.counters["released_expired"] += released
+                if loop.time() - swept_at >= ORPHAN_SWEEP_INTERVAL_S:
+                    swept_at = loop.time()
+                    self.counters["settled_orphans"] += await claims.settle_orphans(self._engine)
                 await self._claim()
                 failures = 0
             except Exception as exc:
