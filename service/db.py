@@ -27,6 +27,9 @@ POOL_TIMEOUT_S = 5.0
 # cover a server that is gone; a frozen or partitioned one accepts, then never answers. Abandoning
 # a pooled connection adds up to 2 s (SQLAlchemy's graceful close before terminating it).
 INGEST_DEADLINE_S = 3.0
+# What an API read (pages, single rows, on indexes: milliseconds) may wait on the database before
+# answering 503: a frozen server would otherwise hold it for the statement timeout (30 s).
+READ_DEADLINE_S = 5.0
 
 
 def async_database_url(url: str) -> str:
@@ -89,6 +92,15 @@ async def transaction(
     A timeout can hit after the commit reached the server, so only idempotent work belongs here.
     """
     async with asyncio.timeout(deadline_s), sessions() as session, session.begin():
+        yield session
+
+
+@asynccontextmanager
+async def read_session(
+    sessions: async_sessionmaker[AsyncSession], *, deadline_s: float = READ_DEADLINE_S
+) -> AsyncIterator[AsyncSession]:
+    """A session for reads that must be done within ``deadline_s``, else ``TimeoutError`` (a 503)."""
+    async with asyncio.timeout(deadline_s), sessions() as session:
         yield session
 
 

@@ -6,16 +6,26 @@ import asyncio
 import os
 import shutil
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
 import pytest
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service import migrations
-from service.db import DatabaseUnavailable, async_database_url, asyncpg_dsn, create_engine, driver_connection
+from service.db import (
+    DatabaseUnavailable,
+    async_database_url,
+    asyncpg_dsn,
+    create_engine,
+    driver_connection,
+    read_session,
+    session_factory,
+)
 from tests.conftest import PgServer, make_settings, running_app
 from tests.event_samples import sample_event
 
@@ -153,3 +163,17 @@ async def test_the_deadline_cuts_a_hanging_statement_and_frees_the_connection(
             await conn.execute("SELECT pg_sleep(10)")
     async with driver_connection(one_connection_engine, deadline_s=5.0) as conn:
         assert await conn.fetchval("SELECT 2") == 2
+
+
+async def test_a_read_session_gives_up_at_its_deadline_and_frees_the_connection(
+    one_connection_engine: AsyncEngine,
+) -> None:
+    # As on a frozen server: the pooled connection is there, the answer never comes.
+    sessions = session_factory(one_connection_engine)
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):  # answered 503 (service.main)
+        async with read_session(sessions, deadline_s=0.3) as session:
+            await session.execute(text("SELECT pg_sleep(10)"))
+    assert time.monotonic() - started < 3.0
+    async with read_session(sessions) as session:
+        assert (await session.execute(text("SELECT 3"))).scalar_one() == 3

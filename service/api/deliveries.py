@@ -13,6 +13,7 @@ from sqlmodel import SQLModel
 
 from service.api.deps import StateDep
 from service.api.responses import error_responses, json_response
+from service.db import read_session
 from service.errors import NotFound
 from service.models.deliveries import Delivery, DeliveryStatus
 from service.schemas.common import DEFAULT_LIMIT, CursorQuery, LimitQuery, decode_cursor, encode_cursor
@@ -73,7 +74,7 @@ async def list_deliveries(
         query = query.where(_TABLE.c.status == status.value)
     if after_seq is not None:
         query = query.where(after_seq > _SEQ)
-    async with state.sessions() as session:
+    async with read_session(state.sessions) as session:
         rows = (await session.execute(query)).all()
     next_cursor = encode_cursor(rows[limit - 1].seq) if len(rows) > limit else None
     return json_response({"items": [delivery_out(row) for row in rows[:limit]], "next_cursor": next_cursor})
@@ -89,7 +90,7 @@ async def list_deliveries(
 async def get_delivery(
     uuid: Annotated[UUID, Path(description="The delivery's uuid.")], state: StateDep
 ) -> Response:
-    async with state.sessions() as session:
+    async with read_session(state.sessions) as session:
         row = (await session.execute(select(*_COLUMNS).where(_TABLE.c.uuid == uuid))).one_or_none()
         if row is None:
             raise NotFound(f"delivery {uuid} not found")

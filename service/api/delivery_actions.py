@@ -18,7 +18,7 @@ from service.api.deps import StateDep
 from service.api.responses import error_responses, json_response
 from service.api.subscribers import ResolverDep
 from service.core import subscribers as core
-from service.db import transaction
+from service.db import read_session, transaction
 from service.delivery.requeue import recover, redeliver
 from service.delivery.retry import status_reason
 from service.delivery.signing import generate_secret
@@ -118,7 +118,7 @@ async def test_new_webhook(body: WebhookCreate, state: StateDep, resolver: Resol
     responses=error_responses(404, 409, 422, 503),
 )
 async def test_webhook(uuid: SubscriberUuid, state: StateDep) -> PingResult:
-    async with state.sessions() as session:
+    async with read_session(state.sessions) as session:
         subscriber = await core.get_subscriber(session, uuid)
     if not isinstance(subscriber, WebhookSubscriber) or subscriber.url is None or subscriber.secret is None:
         raise Conflict("the analytics subscriber cannot be tested")

@@ -7,6 +7,7 @@ from sqlalchemy import text
 
 from service.api.deps import StateDep
 from service.catalog import CATALOG
+from service.db import read_session
 from service.schemas.event_responses import EventTypeList, EventTypeOut
 
 router = APIRouter(prefix="/api/v1", tags=["event types"])
@@ -18,7 +19,7 @@ router = APIRouter(prefix="/api/v1", tags=["event types"])
     description="All catalog types in one answer (`next_cursor` is always null). `ping` is not listed.",
 )
 async def list_event_types(state: StateDep) -> EventTypeList:
-    async with state.sessions() as session:
+    async with read_session(state.sessions) as session:
         rows = (await session.execute(text("SELECT name, description FROM event_types"))).all()
     descriptions = {row.name: row.description for row in rows}
     return EventTypeList(

@@ -15,7 +15,7 @@ from service.api.deps import StateDep, parse_json_body
 from service.api.responses import JSONBytes, error_responses, json_response, raw_page
 from service.catalog import pattern_to_like
 from service.core.events import EventConflict, RecordContext, Recorded, register_events
-from service.db import INGEST_DEADLINE_S, driver_connection
+from service.db import INGEST_DEADLINE_S, driver_connection, read_session
 from service.errors import Conflict, InvalidInput, NotFound
 from service.metrics import Metrics
 from service.schemas.common import DEFAULT_LIMIT, CursorQuery, LimitQuery, decode_cursor, encode_cursor
@@ -226,7 +226,7 @@ async def list_events(
         f"SELECT seq, CAST(payload AS text) AS payload FROM events WHERE {' AND '.join(where)} "  # noqa: S608
         "ORDER BY seq DESC LIMIT :limit"
     )
-    async with state.sessions() as session:
+    async with read_session(state.sessions) as session:
         rows = (await session.execute(sql, params)).all()
     next_cursor = encode_cursor(rows[limit - 1].seq) if len(rows) > limit else None
     return raw_page((row.payload for row in rows[:limit]), next_cursor)
@@ -239,7 +239,7 @@ async def list_events(
     responses=error_responses(404, 422, 503),
 )
 async def get_event(uuid: UUID, state: StateDep) -> Response:
-    async with state.sessions() as session:
+    async with read_session(state.sessions) as session:
         payload = (
             await session.execute(
                 text("SELECT CAST(payload AS text) FROM events WHERE uuid = :uuid"), {"uuid": uuid}

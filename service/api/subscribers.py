@@ -14,7 +14,7 @@ from service.api.deps import StateDep
 from service.api.responses import error_responses
 from service.core import subscribers as core
 from service.core.subscriptions import subscribed_to, subscriptions_of, validate_subscriptions
-from service.db import transaction
+from service.db import read_session, transaction
 from service.delivery.ssrf import Resolver
 from service.models.subscribers import Subscriber, SubscriberKind
 from service.schemas.common import DEFAULT_LIMIT, CursorQuery, LimitQuery
@@ -45,7 +45,7 @@ router = APIRouter(prefix="/api/v1/subscribers", tags=["subscribers"])
 
 
 async def _views(state: HeraldState, subscribers: list[Subscriber]) -> list[SubscriberOut]:
-    async with state.sessions() as session:
+    async with read_session(state.sessions) as session:
         subscriptions = await subscriptions_of(session, [s.uuid for s in subscribers])
     telemetry = state.settings.telemetry_enabled
     return [subscriber_out(s, subscriptions[s.uuid], telemetry_enabled=telemetry) for s in subscribers]
@@ -86,7 +86,7 @@ async def list_subscribers(
 ) -> SubscriberPage:
     after = decode_subscriber_cursor(cursor)
     kind = SubscriberKind(type) if type is not None else None
-    async with state.sessions() as session:
+    async with read_session(state.sessions) as session:
         found = await core.list_subscribers(session, kind, after, limit + 1)
     page = found[:limit]
     last = page[-1] if len(found) > limit else None
@@ -109,7 +109,7 @@ async def list_subscribed_to(
     project_uuid: Annotated[UUID | None, Query(description="The event's project.")] = None,
     job_uuid: Annotated[UUID | None, Query(description="The event's job (needs `project_uuid`).")] = None,
 ) -> SubscriberPage:
-    async with state.sessions() as session:
+    async with read_session(state.sessions) as session:
         uuids = await subscribed_to(session, event_type, project_uuid, job_uuid)
         found = await core.subscribers_by_uuid(session, uuids)
     return SubscriberPage(items=await _views(state, found), next_cursor=None)
@@ -117,7 +117,7 @@ async def list_subscribed_to(
 
 @router.get("/{uuid}", summary="One subscriber", responses=error_responses(404, 422, 503))
 async def get_subscriber(uuid: SubscriberUuid, state: StateDep) -> SubscriberOut:
-    async with state.sessions() as session:
+    async with read_session(state.sessions) as session:
         subscriber = await core.get_subscriber(session, uuid)
     [view] = await _views(state, [subscriber])
     return view
