@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
@@ -77,3 +78,28 @@ def configure_logging(fmt: str, level: int = logging.INFO) -> None:
     # httpx logs every request with its full URL at info: webhook URLs may carry tokens.
     for name in ("httpx", "httpcore", "hpack"):
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+class Throttled:
+    """A warning logged at most once per ``interval_s``; the next one says how many were left out.
+
+    For what repeats with every request while it lasts (a database outage answered with 503s):
+    one line per interval tells as much as thousands.
+    """
+
+    def __init__(self, logger: logging.Logger, interval_s: float = 10.0) -> None:
+        self._logger = logger
+        self._interval_s = interval_s
+        self._last = float("-inf")
+        self._left_out = 0
+
+    def warning(self, msg: str, *args: object) -> None:
+        now = time.monotonic()
+        if now - self._last < self._interval_s:
+            self._left_out += 1
+            return
+        self._last = now
+        if self._left_out:
+            msg, args = f"{msg} (and %d more since the last such line)", (*args, self._left_out)
+            self._left_out = 0
+        self._logger.warning(msg, *args)

@@ -41,6 +41,7 @@ from service.delivery.dispatcher import Dispatcher
 from service.delivery.http import create_http_clients
 from service.delivery.posthog import PostHogDeliverer
 from service.errors import HeraldError, InvalidInput
+from service.logs import Throttled
 from service.metrics import Metrics
 from service.schemas.events import EventIn
 from service.state import HeraldState, Installation
@@ -193,9 +194,11 @@ def install_error_handlers(app: FastAPI) -> None:
             return JSONResponse({"detail": exc.errors}, status_code=422)
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
+    unavailable_log = Throttled(logger)
+
     async def database_error(request: Request, exc: Exception) -> Response:
         if _is_database_unavailable(exc):
-            logger.warning("database unavailable: %s", type(exc).__name__)
+            unavailable_log.warning("database unavailable: %s", type(exc).__name__)
             return JSONResponse(
                 {"detail": "database unavailable, retry later"}, status_code=503, headers={"Retry-After": "1"}
             )
