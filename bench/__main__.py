@@ -45,8 +45,8 @@ from bench.infra import (
     start_receiver,
     wait_http,
 )
-from bench.load import arrival_counts
-from bench.workload import JSON_HEADERS, MAIN_TYPE, batch_body, main_event
+from bench.load import arrival_counts, post_batch
+from bench.workload import MAIN_TYPE, batch_body, main_event
 from service.db import asyncpg_dsn
 
 RESULTS_PATH = Path(__file__).with_name("results.json")
@@ -126,11 +126,7 @@ async def top_up(session: aiohttp.ClientSession, herald: Herald, database_url: s
     body = batch_body([main_event() for _ in range(1000)])
     backlog = await pending_deliveries(database_url)
     while backlog < wanted:
-        async with session.post(
-            f"{herald.base_url}/api/v1/events/batch", data=body, headers=JSON_HEADERS
-        ) as r:
-            if r.status != 202:
-                raise RuntimeError(f"batch ingest -> {r.status}: {(await r.read())[:300]!r}")
+        await post_batch(session, herald.base_url, body)
         backlog = await pending_deliveries(database_url)
     return backlog
 

@@ -16,7 +16,7 @@ import asyncpg
 import orjson
 
 from bench.infra import CpuMeter, Herald, Receiver, python_module, rss_mib, start_herald
-from bench.load import Drain, arrival_counts, percentile, post_json, watch_drain
+from bench.load import Drain, arrival_counts, percentile, post_batch, post_json, watch_drain
 from bench.workload import (
     ISOLATION_TYPE,
     JSON_HEADERS,
@@ -122,12 +122,9 @@ async def more_deliveries(
     """
     events = max(1, deliveries // 3)  # the main type goes to the three webhooks under /w
     base = await arrival_counts(session, receiver, ["/w"])
-    url = f"{herald.base_url}/api/v1/events/batch"
     for start in range(0, events, 1000):
         body = batch_body([main_event() for _ in range(min(1000, events - start))])
-        async with session.post(url, data=body, headers=JSON_HEADERS) as response:
-            if response.status != 202:
-                raise RuntimeError(f"batch ingest -> {response.status}: {(await response.read())[:300]!r}")
+        await post_batch(session, herald.base_url, body)
     drain = await watch_drain(
         session,
         receiver,
@@ -211,16 +208,9 @@ async def latency(
 
 
 async def _ingest_isolation_events(session: aiohttp.ClientSession, herald: Herald, count: int) -> None:
-    url = f"{herald.base_url}/api/v1/events/batch"
-    left = count
-    while left > 0:
-        size = min(1000, left)
-        async with session.post(
-            url, data=batch_body([simple_event(ISOLATION_TYPE)] * size), headers=JSON_HEADERS
-        ) as response:
-            if response.status != 202:
-                raise RuntimeError(f"batch ingest -> {response.status}: {(await response.read())[:300]!r}")
-        left -= size
+    for start in range(0, count, 1000):
+        size = min(1000, count - start)
+        await post_batch(session, herald.base_url, batch_body([simple_event(ISOLATION_TYPE)] * size))
 
 
 async def _delete_subscriber(session: aiohttp.ClientSession, herald: Herald, uuid: str) -> None:

@@ -12,11 +12,10 @@ import asyncpg
 import orjson
 
 from bench.infra import CpuMeter
-from bench.load import Rate, closed_loop, median_rate, rates_summary, run_batches
+from bench.load import Rate, closed_loop, median_rate, post_batch, rates_summary, run_batches
 from bench.workload import (
     DELIVERY_COLUMNS,
     EVENT_COLUMNS,
-    JSON_HEADERS,
     Rows,
     batch_body,
     copy_rows,
@@ -77,13 +76,9 @@ async def batch_ingest(
     """Rounds of ``batches`` requests of ``batch_size`` events, then the same rows by COPY."""
     size = options.batch_size
     body = batch_body([main_event() for _ in range(size)])
-    url = f"{herald_url}/api/v1/events/batch"
 
     async def send_herald(_: int) -> int:
-        async with session.post(url, data=body, headers=JSON_HEADERS) as response:
-            answer = await response.read()
-            if response.status != 202:
-                raise RuntimeError(f"batch ingest -> {response.status}: {answer[:300]!r}")
+        await post_batch(session, herald_url, body)
         return size
 
     pool = await asyncpg.create_pool(

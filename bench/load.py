@@ -208,6 +208,14 @@ def rates_summary(rates: Sequence[Rate]) -> dict[str, Any]:
     }
 
 
+async def post_batch(session: aiohttp.ClientSession, herald_url: str, body: bytes) -> None:
+    """POST one ``{"events": [...]}`` body to Herald's batch ingest; anything but 202 raises."""
+    async with session.post(f"{herald_url}/api/v1/events/batch", data=body, headers=JSON_HEADERS) as response:
+        answer = await response.read()
+        if response.status != 202:
+            raise RuntimeError(f"batch ingest -> {response.status}: {answer[:300]!r}")
+
+
 async def post_json(session: aiohttp.ClientSession, url: str, body: Mapping[str, Any]) -> Any:
     async with session.post(url, json=body) as response:
         data = await response.json(content_type=None)
