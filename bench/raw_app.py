@@ -24,7 +24,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from bench.workload import event_row
-from service.core.events import DELIVERIES_CHANNEL
+from service.common.channels import DELIVERIES_CHANNEL
 from service.db import asyncpg_dsn
 
 INSERT_SQL = f"""

@@ -12,10 +12,10 @@ import asyncpg
 import orjson
 
 from service.catalog import CATALOG
+from service.common.channels import DELIVERIES_CHANNEL
 from service.core.analytics import Anonymizer
 from service.core.events import (
     COPY_MIN_EVENTS,
-    DELIVERIES_CHANNEL,
     EventRow,
     RecordContext,
     register_events,

@@ -12,12 +12,12 @@ import pytest
 from sqlalchemy.exc import OperationalError
 from standardwebhooks import Webhook
 
+from service.common.secrets import generate_secret
 from service.delivery.backoff import backoff_s, is_transient
 from service.delivery.claims import ClaimedDelivery
 from service.delivery.dispatcher import Dispatcher
 from service.delivery.outcomes import Completion, clock_updates
 from service.delivery.retry import Delivered, Failed, Outcome, Retry
-from service.delivery.signing import generate_secret
 from service.delivery.webhook import (
     AttemptRecord,
     WebhookTarget,

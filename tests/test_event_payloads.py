@@ -13,7 +13,8 @@ import pytest
 from sqlalchemy import Select, inspect, select
 
 from service.catalog import CATALOG, PING
-from service.core.analytics import Anonymizer, TelemetryData
+from service.common.telemetry import TelemetryData
+from service.core.analytics import Anonymizer
 from service.models.events import (
     EVENT_CLASSES,
     CronJobEvent,

@@ -9,15 +9,8 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from service.delivery.formats import (
-    DISCORD_CONTENT_MAX_CHARS,
-    ContentType,
-    Format,
-    effective_content_type,
-    format_for_url,
-    render_body,
-    summarize,
-)
+from service.common.formats import ContentType, Format, effective_content_type, format_for_url
+from service.delivery.formats import DISCORD_CONTENT_MAX_CHARS, render_body, summarize
 
 _FAMILIES = {
     "project": "created,updated,deleted",

@@ -26,7 +26,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.core.result import Ok
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from service.api.subscribers import get_resolver
+from service.api.deps import get_resolver
 from service.config import Settings
 from service.main import create_app
 from tests.conftest import PgServer, make_settings

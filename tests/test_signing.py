@@ -10,10 +10,9 @@ import uuid
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from service.common.secrets import decode_secret, generate_secret
 from service.delivery.signing import (
     build_headers,
-    decode_secret,
-    generate_secret,
     sign,
     signature_header,
     user_agent,

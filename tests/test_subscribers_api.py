@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from service.api.subscribers import get_resolver
+from service.api.deps import get_resolver
 from tests.conftest import AppFactory, RunningApp
 from tests.subscriber_helpers import HOOK_URL, create_webhook
 

@@ -10,17 +10,15 @@ import asyncpg
 import pytest
 
 from service.catalog import CATALOG
-from service.core import events as core_events
+from service.common.telemetry import TelemetryData
+from service.common.urls import url_origin
 from service.core.analytics import (
-    _DELIVERIES_CHANNEL,
     CLIENT_EVENTS,
     Anonymizer,
     Event,
-    TelemetryData,
     UnknownEvent,
     event_source,
     send_event,
-    telemetry_origin,
 )
 from service.delivery.claims import ClaimedDelivery
 from service.delivery.posthog import app_properties, batch_url, capture, system_properties
@@ -47,12 +45,8 @@ def test_event_enumeration_is_the_catalog_plus_the_seeds_client_and_service_even
     assert event_source(Event.VIEW_LOADED) == "client"
 
 
-def test_send_event_wakes_the_dispatchers_channel() -> None:
-    assert _DELIVERIES_CHANNEL == core_events.DELIVERIES_CHANNEL
-
-
 def test_telemetry_origin_shows_scheme_and_host_only() -> None:
-    assert telemetry_origin("https://user:pw@ph.example.com:8443/ingest?token=x") == "https://ph.example.com"
+    assert url_origin("https://user:pw@ph.example.com:8443/ingest?token=x") == "https://ph.example.com"
     assert batch_url("https://ph.example.com/") == "https://ph.example.com/batch/"
     assert batch_url("https://ph.example.com/prefix") == "https://ph.example.com/prefix/batch/"
 

@@ -11,11 +11,11 @@ from pydantic import BaseModel, Field, JsonValue
 
 from service.api.deps import StateDep, read_json_body
 from service.api.responses import error_responses, json_response
+from service.common.telemetry import TelemetryData
 from service.core.analytics import (
     CLIENT_EVENTS,
     Event,
     EventSource,
-    TelemetryData,
     event_source,
     send_event,
     telemetry_off_reason,

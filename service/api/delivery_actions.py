@@ -14,14 +14,13 @@ from fastapi import APIRouter, Path
 from fastapi.responses import Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from service.api.deps import StateDep
+from service.api.deps import ResolverDep, StateDep
 from service.api.responses import error_responses, json_response
-from service.api.subscribers import ResolverDep
+from service.common.secrets import generate_secret
 from service.core import subscribers as core
 from service.db import read_session, transaction
 from service.delivery.requeue import recover, redeliver
 from service.delivery.retry import status_reason
-from service.delivery.signing import generate_secret
 from service.delivery.webhook import AttemptRecord, WebhookTarget, send_ping, signing_secrets, webhook_target
 from service.errors import Conflict
 from service.models.subscribers import WebhookSubscriber

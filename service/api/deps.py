@@ -8,6 +8,7 @@ import orjson
 from fastapi import Depends, Request
 
 from service.config import Settings
+from service.delivery.ssrf import Resolver
 from service.errors import InvalidInput
 from service.state import HeraldState
 
@@ -22,8 +23,14 @@ async def get_settings(request: Request) -> Settings:
     return settings
 
 
+def get_resolver() -> Resolver | None:
+    """The name resolver of the private-destination check (``None``: the system's); tests stub it."""
+    return None
+
+
 StateDep = Annotated[HeraldState, Depends(get_state)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+ResolverDep = Annotated[Resolver | None, Depends(get_resolver)]
 
 
 async def read_json_body(request: Request) -> Any:

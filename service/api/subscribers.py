@@ -7,15 +7,14 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 
-from service.api.deps import StateDep
+from service.api.deps import ResolverDep, StateDep
 from service.api.responses import error_responses
 from service.core import subscribers as core
 from service.core.subscriptions import subscribed_to, subscriptions_of, validate_subscriptions
 from service.db import read_session, transaction
-from service.delivery.ssrf import Resolver
 from service.models.subscribers import Subscriber, SubscriberKind
 from service.schemas.common import DEFAULT_LIMIT, CursorQuery, LimitQuery
 from service.schemas.subscribers import (
@@ -32,13 +31,6 @@ from service.schemas.subscribers import (
 )
 from service.state import HeraldState
 
-
-def get_resolver() -> Resolver | None:
-    """The name resolver of the private-destination check (``None``: the system's); tests stub it."""
-    return None
-
-
-ResolverDep = Annotated[Resolver | None, Depends(get_resolver)]
 SubscriberUuid = Annotated[UUID, Path(description="The subscriber's uuid.")]
 
 router = APIRouter(prefix="/api/v1/subscribers", tags=["subscribers"])

@@ -19,19 +19,16 @@ import hmac
 import logging
 from enum import StrEnum
 from typing import Any, Literal, cast
-from urllib.parse import urlsplit
 from uuid import UUID, uuid4
 
 import orjson
-from pydantic import BaseModel, ConfigDict
 from sqlalchemy import CursorResult, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.common.channels import DELIVERIES_CHANNEL
+from service.common.telemetry import TelemetryData
+from service.common.urls import url_origin
 from service.config import Settings
-
-# The dispatcher's LISTEN channel (``service.core.events.DELIVERIES_CHANNEL``; not imported,
-# since that module imports this one).
-_DELIVERIES_CHANNEL = "herald_deliveries"
 
 logger = logging.getLogger(__name__)
 
@@ -145,20 +142,11 @@ def telemetry_off_reason(settings: Settings) -> str | None:
     return None
 
 
-def telemetry_origin(url: str) -> str:
-    """``scheme://host`` of the telemetry URL: all of it that logs show."""
-    try:
-        parts = urlsplit(url)
-        return f"{parts.scheme}://{parts.hostname or ''}"
-    except ValueError:
-        return "<invalid url>"
-
-
 def log_telemetry_status(settings: Settings, *, cancelled: int = 0) -> None:
     """The start-up line saying whether telemetry is on and where it goes (``scheme://host``)."""
     reason = telemetry_off_reason(settings)
     if reason is None and settings.telemetry_url is not None:
-        origin = telemetry_origin(settings.telemetry_url)
+        origin = url_origin(settings.telemetry_url)
         logger.info("telemetry is on: anonymized events go to %s", origin, extra={"telemetry": origin})
     else:
         logger.info(
@@ -171,20 +159,6 @@ def log_telemetry_status(settings: Settings, *, cancelled: int = 0) -> None:
 
 class UnknownEvent(ValueError):
     """A telemetry event name that is not in :class:`Event`."""
-
-
-class TelemetryData(BaseModel):
-    """An anonymized telemetry payload, as in the seed's analytics module.
-
-    ``event_properties`` holds the event's anonymized entity data, nested like the
-    notification payload; ``derived_properties`` holds numbers computed from it (counts,
-    durations).
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    event_properties: dict[str, Any]
-    derived_properties: dict[str, Any]
 
 
 class Anonymizer:
@@ -239,7 +213,7 @@ WITH inserted AS (
     VALUES (:uuid, :event_uuid, :event_type, :subscriber_uuid, 'analytics', CAST(:payload AS json))
     RETURNING 1
 )
-SELECT pg_notify('{_DELIVERIES_CHANNEL}', '') FROM inserted
+SELECT pg_notify('{DELIVERIES_CHANNEL}', '') FROM inserted
 """  # noqa: S608  (a constant channel name, no input)
 )
 

@@ -28,13 +28,14 @@ from sqlalchemy.orm import configure_mappers
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.instrumentation import ClassManager, manager_of_class
 
+from service.common.channels import DELIVERIES_CHANNEL
+from service.common.timefmt import format_utc
 from service.core.analytics import Anonymizer
 from service.errors import Conflict
 from service.models.events import Event, entity_values, event_class_for
 from service.schemas.events import ValidatedEvent
 
 # Channel the dispatcher LISTENs on; an ingest that created deliveries NOTIFYs it on commit.
-DELIVERIES_CHANNEL = "herald_deliveries"
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ class Recorded:
         return {
             "uuid": str(self.uuid),
             "type": self.type,
-            "timestamp": self.timestamp.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            "timestamp": format_utc(self.timestamp),
             "deliveries": self.deliveries,
         }
 

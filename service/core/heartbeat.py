@@ -31,7 +31,8 @@ from uuid import UUID
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from service.core.analytics import Event, TelemetryData, send_event
+from service.common.telemetry import TelemetryData
+from service.core.analytics import Event, send_event
 
 logger = logging.getLogger(__name__)
 

@@ -10,16 +10,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from urllib.parse import urlsplit
 from uuid import UUID, uuid4
 
 from sqlalchemy import func, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from service.common.formats import FORM_CONTENT_TYPE, Format, format_for_url
+from service.common.secrets import generate_secret
+from service.common.urls import url_origin
 from service.core.subscriptions import SubscriptionSpec, replace_subscriptions, validate_subscriptions
-from service.delivery.formats import Format, format_for_url
-from service.delivery.signing import generate_secret
 from service.delivery.ssrf import ForbiddenDestination, Resolver, check_url
 from service.errors import Conflict, InvalidInput, NotFound
 from service.models.subscribers import Subscriber, SubscriberKind, WebhookSubscriber
@@ -31,7 +31,6 @@ logger = logging.getLogger(__name__)
 SUBSCRIBER_DISABLED = "subscriber disabled"
 SUBSCRIBER_DELETED = "subscriber deleted"
 DISABLED_THROUGH_API = "disabled through the API"
-FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 
 _DISABLE_SQL = text(
     """
@@ -74,15 +73,6 @@ async def fail_pending_deliveries(session: AsyncSession, subscriber_uuid: UUID) 
     await session.execute(_FAIL_PENDING_SQL, {"uuid": subscriber_uuid, "error": SUBSCRIBER_DISABLED})
 
 
-def destination_origin(url: str) -> str:
-    """``scheme://host`` of a webhook URL: all of it that logs may show."""
-    try:
-        parts = urlsplit(url)
-        return f"{parts.scheme}://{parts.hostname or ''}"
-    except ValueError:
-        return "<invalid url>"
-
-
 async def check_destination(url: str, *, allow_private: bool, resolver: Resolver | None = None) -> None:
     """Refuse (422 naming ``url``) a webhook URL that is or resolves to a private address."""
     try:
@@ -113,7 +103,7 @@ class NewWebhook:
 def prepare_webhook(body: WebhookCreate) -> NewWebhook:
     """Validate what the schema cannot: subscriptions against the catalog, format vs. encoding.
 
-    ``format`` left out is chosen from the URL (``service.delivery.formats.format_for_url``).
+    ``format`` left out is chosen from the URL (``service.common.formats.format_for_url``).
     """
     fmt = body.format or format_for_url(body.url)
     errors: list[dict[str, object]] = []
@@ -152,7 +142,7 @@ async def create_webhook(
     subscriptions = await replace_subscriptions(session, subscriber.uuid, new.subscriptions)
     logger.info(
         "webhook created",
-        extra={"subscriber": str(subscriber.uuid), "destination": destination_origin(body.url)},
+        extra={"subscriber": str(subscriber.uuid), "destination": url_origin(body.url)},
     )
     return subscriber, subscriptions
 
@@ -254,7 +244,7 @@ async def update_webhook(
             "webhook destination changed",
             extra={
                 "subscriber": str(subscriber.uuid),
-                "destination": destination_origin(subscriber.url or ""),
+                "destination": url_origin(subscriber.url or ""),
             },
         )
     return subscriber, subscriptions

@@ -23,7 +23,7 @@ import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.core.events import DELIVERIES_CHANNEL
+from service.common.channels import DELIVERIES_CHANNEL
 from service.delivery.webhook import WebhookTarget, signing_secrets, webhook_target
 
 EXPIRED_BATCH_MAX = 1000

@@ -27,9 +27,9 @@ from uuid import UUID
 import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from service.common.channels import DELIVERIES_CHANNEL
+from service.common.urls import url_origin
 from service.config import Settings
-from service.core.events import DELIVERIES_CHANNEL
-from service.core.subscribers import destination_origin
 from service.delivery import claims
 from service.delivery.analytics import BatchDeliverers
 from service.delivery.backoff import backoff_s, is_transient
@@ -303,7 +303,7 @@ class Dispatcher:
             logger.exception("delivery attempt crashed", extra={"delivery": str(delivery.uuid)})
             now = datetime.now(UTC)
             record = AttemptRecord(delivery.attempt_number, now, 0.0, None, "internal error", None)
-        self._finish(delivery, record, destination_origin(target.url))
+        self._finish(delivery, record, url_origin(target.url))
 
     def _finish(self, delivery: claims.ClaimedDelivery, record: AttemptRecord, destination: str) -> None:
         subscriber = delivery.subscriber_uuid

@@ -11,19 +11,18 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from typing import Any, Literal
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 import orjson
 
-Format = Literal["standard", "slack", "teams", "discord"]
-ContentType = Literal["application/json", "application/x-www-form-urlencoded"]
+from service.common.formats import ContentType, Format
+
 Markup = Literal["plain", "slack", "teams", "discord"]
 
 DISCORD_CONTENT_MAX_CHARS = 2000
 CHAT_TEXT_MAX_CHARS = 3000  # Slack shows 4,000 characters before it truncates; Teams similar
 NAME_MAX_CHARS = 100
 LISTED_ITEMS_MAX = 3
-JSON_CONTENT_TYPE: ContentType = "application/json"
 
 _VERBS = {
     "created": "was created",
@@ -213,11 +212,6 @@ def summarize(event: dict[str, Any], *, markup: Markup = "plain") -> str:
     return f"{sentence} ({'; '.join(details)})" if details else sentence
 
 
-def effective_content_type(fmt: Format, content_type: ContentType) -> ContentType:
-    """Return the content type actually sent: chat formats are always JSON."""
-    return content_type if fmt == "standard" else JSON_CONTENT_TYPE
-
-
 def render_body(
     fmt: Format, content_type: ContentType, delivered_for: dict[str, Any], event: dict[str, Any]
 ) -> bytes:
@@ -236,19 +230,3 @@ def render_body(
         return orjson.dumps({"content": content})
     markup: Markup = "slack" if fmt == "slack" else "teams"
     return orjson.dumps({"text": _cut(summarize(event, markup=markup), CHAT_TEXT_MAX_CHARS)})
-
-
-def format_for_url(url: str) -> Format:
-    """Return the default format for a webhook URL, chosen from its host (API.md, "Subscribers")."""
-    try:
-        parts = urlsplit(url)
-        host = (parts.hostname or "").rstrip(".")
-    except ValueError:
-        return "standard"
-    if host == "hooks.slack.com":
-        return "slack"
-    if host in ("discord.com", "discordapp.com") and parts.path.startswith("/api/webhooks/"):
-        return "discord"
-    if host.endswith(".webhook.office.com"):
-        return "teams"
-    return "standard"

@@ -35,6 +35,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service import __version__
+from service.common.timefmt import format_utc
 from service.config import Settings
 from service.core.analytics import Anonymizer
 from service.delivery.claims import ClaimedDelivery
@@ -74,11 +75,6 @@ def system_properties() -> dict[str, Any]:
     }
 
 
-def format_timestamp(value: datetime) -> str:
-    """RFC 3339 in UTC with a ``Z``."""
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def capture(
     delivery: ClaimedDelivery,
     *,
@@ -94,7 +90,7 @@ def capture(
         "event": delivery.event_type,
         "distinct_id": distinct_id,
         "uuid": str(anonymizer.as_uuid(delivery.event_uuid)),
-        "timestamp": format_timestamp(timestamp),
+        "timestamp": format_utc(timestamp),
         "properties": {
             "event_properties": stored.get("event_properties", {}),
             "derived_properties": stored.get("derived_properties", {}),

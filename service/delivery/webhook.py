@@ -18,7 +18,9 @@ from uuid import UUID, uuid4
 
 import httpx
 
-from service.delivery.formats import ContentType, Format, effective_content_type, render_body
+from service.common.formats import ContentType, Format, effective_content_type
+from service.common.timefmt import format_utc
+from service.delivery.formats import render_body
 from service.delivery.http import HttpClients, post_webhook
 from service.delivery.retry import describe_error
 from service.delivery.signing import build_headers
@@ -153,7 +155,7 @@ def ping_event(now: datetime | None = None) -> dict[str, Any]:
     return {
         "uuid": str(uuid4()),
         "type": PING_EVENT_TYPE,
-        "timestamp": when.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "timestamp": format_utc(when),
     }
 
 

@@ -14,7 +14,7 @@ from uuid import UUID
 
 import orjson
 
-from service.core.analytics import TelemetryData
+from service.common.telemetry import TelemetryData
 
 Anonymize = Callable[[UUID | str], str]
 

@@ -22,7 +22,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 from service.catalog import PING, kind_of
-from service.core.analytics import TelemetryData
+from service.common.telemetry import TelemetryData
+from service.common.timefmt import format_utc
 from service.models.base import SingleTableInheritanceMeta
 from service.models.event_payloads import (
     Anonymize,
@@ -37,7 +38,6 @@ from service.models.event_payloads import (
     update_notification,
     update_telemetry,
 )
-from service.schemas.event_sections import format_utc
 from service.schemas.events import ValidatedEvent
 
 

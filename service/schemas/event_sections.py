@@ -31,11 +31,6 @@ MAX_INT = 2**31 - 1  # fits the INTEGER columns (run_number)
 _RFC3339_PREFIX = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
 
 
-def format_utc(moment: datetime) -> str:
-    """Render an aware datetime in UTC the way pydantic does: ``2026-01-02T03:04:05.123456Z``."""
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def _rfc3339_text(value: object) -> object:
     # pydantic would also take numbers (and numeric strings) as Unix times; the contract
     # says RFC 3339 with an offset, so anything but such a string is refused here.

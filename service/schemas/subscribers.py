@@ -22,8 +22,8 @@ from pydantic import (
     field_validator,
 )
 
-from service.delivery.formats import ContentType, Format
-from service.delivery.signing import decode_secret
+from service.common.formats import ContentType, Format
+from service.common.secrets import decode_secret
 from service.errors import InvalidInput
 from service.models.subscribers import Subscriber
 from service.models.subscriptions import Subscription
