@@ -16,7 +16,13 @@ from service.core import subscribers as core
 from service.core.subscriptions import subscribed_to, subscriptions_of, validate_subscriptions
 from service.db import read_session, transaction
 from service.models.subscribers import Subscriber, SubscriberKind
-from service.schemas.common import DEFAULT_LIMIT, CursorQuery, LimitQuery
+from service.schemas.common import (
+    DEFAULT_LIMIT,
+    CursorQuery,
+    LimitQuery,
+    decode_time_cursor,
+    encode_time_cursor,
+)
 from service.schemas.subscribers import (
     SecretOut,
     SubscriberCreated,
@@ -25,8 +31,6 @@ from service.schemas.subscribers import (
     SubscriberType,
     WebhookCreate,
     WebhookUpdate,
-    decode_subscriber_cursor,
-    encode_subscriber_cursor,
     subscriber_out,
 )
 from service.state import HeraldState
@@ -76,13 +80,13 @@ async def list_subscribers(
     limit: LimitQuery = DEFAULT_LIMIT,
     cursor: CursorQuery = None,
 ) -> SubscriberPage:
-    after = decode_subscriber_cursor(cursor)
+    after = decode_time_cursor(cursor)
     kind = SubscriberKind(type) if type is not None else None
     async with read_session(state.sessions) as session:
         found = await core.list_subscribers(session, kind, after, limit + 1)
     page = found[:limit]
     last = page[-1] if len(found) > limit else None
-    next_cursor = encode_subscriber_cursor(last.created_at, last.uuid) if last and last.created_at else None
+    next_cursor = encode_time_cursor(last.created_at, last.uuid) if last and last.created_at else None
     return SubscriberPage(items=await _views(state, page), next_cursor=next_cursor)
 
 

@@ -6,10 +6,8 @@ rotate-secret); every other model leaves it out by construction.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 from uuid import UUID
@@ -24,7 +22,6 @@ from pydantic import (
 
 from service.common.formats import ContentType, Format
 from service.common.secrets import decode_secret
-from service.errors import InvalidInput
 from service.models.subscribers import Subscriber
 from service.models.subscriptions import Subscription
 from service.schemas.subscriptions import EXAMPLE_JOB, EXAMPLE_PROJECT, SubscriptionIn, SubscriptionOut
@@ -277,29 +274,3 @@ def subscriber_out(
 class SubscriberPage(BaseModel):
     items: list[SubscriberOut]
     next_cursor: str | None
-
-
-# Subscribers have no sequence number: their pages are ordered by (created_at, uuid), newest first.
-def encode_subscriber_cursor(created_at: datetime, uuid: UUID) -> str:
-    """An opaque cursor pointing just past the subscriber created at ``created_at`` with ``uuid``."""
-    delta = created_at - _EPOCH
-    micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-    return base64.urlsafe_b64encode(f"t{micros}:{uuid.hex}".encode()).decode().rstrip("=")
-
-
-def decode_subscriber_cursor(cursor: str | None) -> tuple[datetime, UUID] | None:
-    """The position inside ``cursor``; a malformed cursor is a 422 naming the parameter."""
-    if cursor is None:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if not raw.startswith("t"):
-            raise ValueError
-        micros_text, uuid_hex = raw[1:].split(":")
-        created_at = _EPOCH + timedelta(microseconds=int(micros_text))
-        return created_at, UUID(hex=uuid_hex)
-    except (ValueError, binascii.Error, UnicodeDecodeError, OverflowError, OSError):
-        raise InvalidInput.single(["query", "cursor"], "invalid cursor", "value_error") from None
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
