@@ -41,7 +41,7 @@ def test_event_enumeration_is_the_catalog_plus_the_seeds_client_and_service_even
     assert len(Event) == 58 + 8
     assert {event.value for event in CLIENT_EVENTS} == SEED_EXTRA_EVENTS - {"heartbeat-trigger"}
     assert event_source(Event.HEARTBEAT_TRIGGER) == "service"
-    assert event_source(Event.PROJECT_CREATED) == "catalog"
+    assert event_source(Event("project:created")) == "catalog"
     assert event_source(Event.VIEW_LOADED) == "client"
 
 

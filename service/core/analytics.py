@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 from enum import StrEnum
 from typing import Any, Literal, cast
 from uuid import UUID, uuid4
@@ -25,6 +26,7 @@ import orjson
 from sqlalchemy import CursorResult, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.catalog import CATALOG
 from service.common.channels import DELIVERIES_CHANNEL
 from service.common.telemetry import TelemetryData
 from service.common.urls import url_origin
@@ -46,65 +48,11 @@ class Event(StrEnum):
     PROJECT_PIPELINE_SAVED = "project:pipeline:saved"
     PROJECT_ONE_OFF_JOB_DUPLICATED = "project:one-off-job:duplicated"
     PROJECT_CRON_JOB_DUPLICATED = "project:cron-job:duplicated"
-    # The catalog (service/catalog.py): one per ingested event.
-    PROJECT_CREATED = "project:created"
-    PROJECT_UPDATED = "project:updated"
-    PROJECT_DELETED = "project:deleted"
-    PROJECT_PIPELINE_CREATED = "project:pipeline:created"
-    PROJECT_PIPELINE_UPDATED = "project:pipeline:updated"
-    PROJECT_PIPELINE_DELETED = "project:pipeline:deleted"
-    INTERACTIVE_SESSION_STARTED = "project:pipeline:interactive-session:started"
-    INTERACTIVE_SESSION_STOPPED = "project:pipeline:interactive-session:stopped"
-    INTERACTIVE_SESSION_SERVICE_RESTARTED = "project:pipeline:interactive-session:service-restarted"
-    INTERACTIVE_SESSION_FAILED = "project:pipeline:interactive-session:failed"
-    INTERACTIVE_SESSION_SUCCEEDED = "project:pipeline:interactive-session:succeeded"
-    INTERACTIVE_SESSION_PIPELINE_RUN_CREATED = "project:pipeline:interactive-session:pipeline-run:created"
-    INTERACTIVE_SESSION_PIPELINE_RUN_STARTED = "project:pipeline:interactive-session:pipeline-run:started"
-    INTERACTIVE_SESSION_PIPELINE_RUN_CANCELLED = "project:pipeline:interactive-session:pipeline-run:cancelled"
-    INTERACTIVE_SESSION_PIPELINE_RUN_FAILED = "project:pipeline:interactive-session:pipeline-run:failed"
-    INTERACTIVE_SESSION_PIPELINE_RUN_SUCCEEDED = "project:pipeline:interactive-session:pipeline-run:succeeded"
-    PROJECT_ENVIRONMENT_CREATED = "project:environment:created"
-    PROJECT_ENVIRONMENT_DELETED = "project:environment:deleted"
-    PROJECT_ENVIRONMENT_IMAGE_BUILD_CREATED = "project:environment:image-build:created"
-    PROJECT_ENVIRONMENT_IMAGE_BUILD_STARTED = "project:environment:image-build:started"
-    PROJECT_ENVIRONMENT_IMAGE_BUILD_CANCELLED = "project:environment:image-build:cancelled"
-    PROJECT_ENVIRONMENT_IMAGE_BUILD_FAILED = "project:environment:image-build:failed"
-    PROJECT_ENVIRONMENT_IMAGE_BUILD_SUCCEEDED = "project:environment:image-build:succeeded"
-    PROJECT_ONE_OFF_JOB_CREATED = "project:one-off-job:created"
-    PROJECT_ONE_OFF_JOB_STARTED = "project:one-off-job:started"
-    PROJECT_ONE_OFF_JOB_DELETED = "project:one-off-job:deleted"
-    PROJECT_ONE_OFF_JOB_CANCELLED = "project:one-off-job:cancelled"
-    PROJECT_ONE_OFF_JOB_FAILED = "project:one-off-job:failed"
-    PROJECT_ONE_OFF_JOB_SUCCEEDED = "project:one-off-job:succeeded"
-    PROJECT_ONE_OFF_JOB_UPDATED = "project:one-off-job:updated"
-    PROJECT_ONE_OFF_JOB_PIPELINE_RUN_CREATED = "project:one-off-job:pipeline-run:created"
-    PROJECT_ONE_OFF_JOB_PIPELINE_RUN_STARTED = "project:one-off-job:pipeline-run:started"
-    PROJECT_ONE_OFF_JOB_PIPELINE_RUN_CANCELLED = "project:one-off-job:pipeline-run:cancelled"
-    PROJECT_ONE_OFF_JOB_PIPELINE_RUN_FAILED = "project:one-off-job:pipeline-run:failed"
-    PROJECT_ONE_OFF_JOB_PIPELINE_RUN_DELETED = "project:one-off-job:pipeline-run:deleted"
-    PROJECT_ONE_OFF_JOB_PIPELINE_RUN_SUCCEEDED = "project:one-off-job:pipeline-run:succeeded"
-    PROJECT_CRON_JOB_CREATED = "project:cron-job:created"
-    PROJECT_CRON_JOB_STARTED = "project:cron-job:started"
-    PROJECT_CRON_JOB_DELETED = "project:cron-job:deleted"
-    PROJECT_CRON_JOB_CANCELLED = "project:cron-job:cancelled"
-    PROJECT_CRON_JOB_FAILED = "project:cron-job:failed"
-    PROJECT_CRON_JOB_PAUSED = "project:cron-job:paused"
-    PROJECT_CRON_JOB_UNPAUSED = "project:cron-job:unpaused"
-    PROJECT_CRON_JOB_UPDATED = "project:cron-job:updated"
-    PROJECT_CRON_JOB_RUN_STARTED = "project:cron-job:run:started"
-    PROJECT_CRON_JOB_RUN_SUCCEEDED = "project:cron-job:run:succeeded"
-    PROJECT_CRON_JOB_RUN_FAILED = "project:cron-job:run:failed"
-    PROJECT_CRON_JOB_RUN_PIPELINE_RUN_CREATED = "project:cron-job:run:pipeline-run:created"
-    PROJECT_CRON_JOB_RUN_PIPELINE_RUN_STARTED = "project:cron-job:run:pipeline-run:started"
-    PROJECT_CRON_JOB_RUN_PIPELINE_RUN_CANCELLED = "project:cron-job:run:pipeline-run:cancelled"
-    PROJECT_CRON_JOB_RUN_PIPELINE_RUN_FAILED = "project:cron-job:run:pipeline-run:failed"
-    PROJECT_CRON_JOB_RUN_PIPELINE_RUN_DELETED = "project:cron-job:run:pipeline-run:deleted"
-    PROJECT_CRON_JOB_RUN_PIPELINE_RUN_SUCCEEDED = "project:cron-job:run:pipeline-run:succeeded"
-    JUPYTER_IMAGE_BUILD_CREATED = "jupyter:image-build:created"
-    JUPYTER_IMAGE_BUILD_STARTED = "jupyter:image-build:started"
-    JUPYTER_IMAGE_BUILD_CANCELLED = "jupyter:image-build:cancelled"
-    JUPYTER_IMAGE_BUILD_FAILED = "jupyter:image-build:failed"
-    JUPYTER_IMAGE_BUILD_SUCCEEDED = "jupyter:image-build:succeeded"
+    # The catalog: one per ingested event, named after it (``project:created`` → PROJECT_CREATED).
+    _ignore_ = "members name"
+    members = vars()
+    for name in CATALOG:
+        members[re.sub(r"[^A-Z0-9]+", "_", name.upper())] = name
 
 
 SERVICE_EVENTS: frozenset[Event] = frozenset({Event.HEARTBEAT_TRIGGER})
