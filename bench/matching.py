@@ -30,7 +30,7 @@ from service.catalog import CATALOG, allowed_scopes
 from service.config import Settings
 from service.db import EmbeddedPostgres, asyncpg_dsn
 from service.main import create_app
-from tests.event_samples import sample_event
+from tests.support.event_samples import sample_event
 
 TYPES = list(CATALOG)
 WILDCARDS = [

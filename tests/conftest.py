@@ -12,53 +12,19 @@ import asyncio
 import os
 import shutil
 import tempfile
-import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-import httpx
 import pytest
-from asgi_lifespan import LifespanManager
-from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
 from service import migrations
-from service.config import Settings
 from service.db import EmbeddedPostgres, asyncpg_dsn
-from service.main import create_app
-from service.state import HeraldState
-
-
-def _with_database(url: str, name: str) -> str:
-    return make_url(url).set(database=name).render_as_string(hide_password=False)
-
-
-@dataclass
-class PgServer:
-    """A PostgreSQL server the tests may create and drop databases on."""
-
-    admin_url: str
-    created: list[str]
-    # A server started for this session only: its databases vanish with it, no need to drop them.
-    ephemeral: bool = False
-
-    async def execute(self, sql: str) -> None:
-        conn = await asyncpg.connect(asyncpg_dsn(self.admin_url))
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    async def create_database(self, template: str | None = None) -> str:
-        name = f"herald_t_{uuid.uuid4().hex[:16]}"
-        suffix = f" TEMPLATE {template}" if template else ""
-        await self.execute(f"CREATE DATABASE {name}{suffix}")
-        self.created.append(name)
-        return _with_database(self.admin_url, name)
+from tests.support.app import AppFactory, RunningApp, make_settings, running_app
+from tests.support.postgres import PgServer
 
 
 @pytest.fixture(scope="session")
@@ -141,43 +107,6 @@ async def database_url(
     yield url
     if await _reset(url):
         clean_databases.append(url)
-
-
-def make_settings(database_url: str | None, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "database_url": database_url,
-        "migrate_on_start": False,
-        "dispatcher_enabled": False,
-        "api_keys": "",
-        "telemetry_url": None,
-        "allow_private_destinations": True,
-    }
-    values.update(overrides)
-    return Settings(_env_file=None, **values)
-
-
-@dataclass
-class RunningApp:
-    app: FastAPI
-    client: httpx.AsyncClient
-
-    @property
-    def state(self) -> HeraldState:
-        state: HeraldState = self.app.state.herald
-        return state
-
-
-AppFactory = Callable[..., AbstractAsyncContextManager[RunningApp]]
-
-
-@asynccontextmanager
-async def running_app(settings: Settings) -> AsyncIterator[RunningApp]:
-    """The app with its lifespan running and an in-process client."""
-    app = create_app(settings)
-    async with LifespanManager(app, startup_timeout=60, shutdown_timeout=60) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://herald.test") as client:
-            yield RunningApp(app=app, client=client)
 
 
 @pytest.fixture

@@ -26,8 +26,9 @@ from service.db import (
     read_session,
     session_factory,
 )
-from tests.conftest import PgServer, make_settings, running_app
-from tests.event_samples import sample_event
+from tests.support.app import make_settings, running_app
+from tests.support.event_samples import sample_event
+from tests.support.postgres import PgServer
 
 
 @pytest.mark.parametrize(

