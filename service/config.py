@@ -56,7 +56,7 @@ def parse_api_keys(text: str) -> tuple[ApiKey, ...]:
 
 
 class Settings(BaseSettings):
-    """All of Herald's configuration (API.md, "Running it")."""
+    """All of Herald's configuration (docs/operations.md, "Settings")."""
 
     model_config = SettingsConfigDict(
         env_prefix="HERALD_", env_file=".env", env_file_encoding="utf-8", extra="ignore"

@@ -1,4 +1,4 @@
-"""Subscriber requests and answers (API.md, "Subscribers").
+"""Subscriber requests and answers (docs/webhooks.md; the OpenAPI schema at /docs).
 
 The secret appears in one answer only, ``SubscriberCreated`` (and ``SecretOut`` of
 rotate-secret); every other model leaves it out by construction.
