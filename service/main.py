@@ -17,7 +17,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from service import __version__, migrations
+from service import __version__, migrations, outbox
 from service.api import (
     analytics,
     deliveries,
@@ -32,7 +32,7 @@ from service.api.auth import ApiKeys, document_security
 from service.api.limits import BodySizeLimit
 from service.api.middleware import RequestContext
 from service.config import Settings
-from service.core.analytics import Anonymizer, cancel_undelivered, log_telemetry_status
+from service.core.analytics import Anonymizer, log_telemetry_status
 from service.core.heartbeat import Heartbeat
 from service.core.retention import RetentionJob
 from service.db import EmbeddedPostgres, create_engine, redacted, session_factory, transaction
@@ -85,7 +85,7 @@ async def _start_telemetry(
     if not settings.telemetry_enabled:
         # Opted out: what was queued while telemetry was on is not sent either.
         async with transaction(state.sessions) as session:
-            log_telemetry_status(settings, cancelled=await cancel_undelivered(session))
+            log_telemetry_status(settings, cancelled=await outbox.cancel_telemetry(session))
         return {}
     log_telemetry_status(settings)
     heartbeat = Heartbeat(

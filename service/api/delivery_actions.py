@@ -14,12 +14,12 @@ from fastapi import APIRouter, Path
 from fastapi.responses import Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from service import outbox
 from service.api.deps import ResolverDep, StateDep
 from service.api.responses import error_responses, json_response
 from service.common.secrets import generate_secret
 from service.core import subscribers as core
 from service.db import read_session, transaction
-from service.delivery.requeue import recover, redeliver
 from service.delivery.retry import status_reason
 from service.delivery.webhook import AttemptRecord, WebhookTarget, send_ping, signing_secrets, webhook_target
 from service.errors import Conflict
@@ -149,7 +149,7 @@ async def test_webhook(uuid: SubscriberUuid, state: StateDep) -> PingResult:
 )
 async def recover_subscriber(uuid: SubscriberUuid, body: RecoverIn, state: StateDep) -> Response:
     async with transaction(state.sessions) as session:
-        scheduled = await recover(session, uuid, body.since, body.until)
+        scheduled = await outbox.recover(session, uuid, body.since, body.until)
     return json_response({"scheduled": scheduled}, 202)
 
 
@@ -166,7 +166,7 @@ async def recover_subscriber(uuid: SubscriberUuid, body: RecoverIn, state: State
 )
 async def redeliver_delivery(uuid: DeliveryUuid, state: StateDep) -> Response:
     async with transaction(state.sessions) as session:
-        row = await redeliver(session, uuid, telemetry_enabled=state.settings.telemetry_enabled)
+        row = await outbox.redeliver(session, uuid, telemetry_enabled=state.settings.telemetry_enabled)
     return json_response(delivery_out(row), 202)
 
 

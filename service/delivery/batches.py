@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service import outbox
 from service.config import Settings
 from service.delivery import claims
 from service.delivery.analytics import BatchDeliverer
@@ -99,9 +100,9 @@ class BatchRunner:
     async def _send_one_batch(self) -> bool:
         """Claim and send one batch; True when it was full (more may be due)."""
         limit = self._deliverer.max_batch
-        batch = await claims.claim_kind(
-            self._engine, self.kind, limit=limit, lease_s=self._settings.lease_seconds
-        )
+        lease_s = self._settings.lease_seconds
+        claim = await outbox.claim_kind(self._engine, self.kind, limit=limit, lease_s=lease_s)
+        batch = claims.kind_deliveries(claim, self.kind)
         if not batch:
             return False
         self._current = batch

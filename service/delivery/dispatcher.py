@@ -27,6 +27,7 @@ from uuid import UUID
 import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from service import outbox
 from service.common.channels import DELIVERIES_CHANNEL
 from service.common.urls import url_origin
 from service.config import Settings
@@ -51,7 +52,7 @@ REFILL_FRACTION = 4
 OUTCOME_FLUSH_ON_STOP_S = 5.0
 
 # How often pending rows left behind by a deleted or disabled subscriber are settled
-# (``claims.settle_orphans``); also once when the dispatcher starts.
+# (``outbox.settle_orphans``); also once when the dispatcher starts.
 ORPHAN_SWEEP_INTERVAL_S = 30.0
 
 
@@ -187,7 +188,7 @@ class Dispatcher:
             )
         if unfinished:
             try:
-                handed_back = await claims.hand_back(self._engine, unfinished)
+                handed_back = await outbox.hand_back(self._engine, unfinished)
                 self.counters["handed_back"] += handed_back
             except Exception:
                 logger.warning("handing back deliveries failed; their leases will expire", exc_info=True)
@@ -217,11 +218,11 @@ class Dispatcher:
             try:
                 if loop.time() - released_at >= self._settings.poll_interval_seconds:
                     released_at = loop.time()
-                    released = await claims.release_expired(self._engine)
+                    released = await outbox.release_expired(self._engine)
                     self.counters["released_expired"] += released
                 if loop.time() - swept_at >= ORPHAN_SWEEP_INTERVAL_S:
                     swept_at = loop.time()
-                    self.counters["settled_orphans"] += await claims.settle_orphans(self._engine)
+                    self.counters["settled_orphans"] += await outbox.settle_orphans(self._engine)
                 await self._claim()
                 failures = 0
             except Exception as exc:
@@ -253,13 +254,14 @@ class Dispatcher:
         # Until this claim's result is known, any freed slot may matter.
         self._cut_globally = True
         async with self._claims_connection.use() as conn:
-            claimed = await claims.claim_webhooks(
+            claim = await outbox.claim_webhooks(
                 conn,
                 limit=free,
                 per_subscriber=self._per_subscriber,
                 busy=busy,
                 lease_s=self._settings.lease_seconds,
             )
+        claimed = claims.webhook_deliveries(claim)
         self.counters["claims"] += 1
         self.counters["claimed"] += len(claimed)
         taken = Counter(c.subscriber_uuid for c in claimed)

@@ -16,7 +16,7 @@ from service.common.secrets import generate_secret
 from service.delivery.backoff import backoff_s, is_transient
 from service.delivery.claims import ClaimedDelivery
 from service.delivery.dispatcher import Dispatcher
-from service.delivery.outcomes import Completion, clock_updates
+from service.delivery.outcomes import Completion
 from service.delivery.retry import Delivered, Failed, Outcome, Retry
 from service.delivery.webhook import (
     AttemptRecord,
@@ -25,6 +25,7 @@ from service.delivery.webhook import (
     signing_secrets,
     webhook_target,
 )
+from service.outbox import clock_updates
 from tests.support.app import make_settings
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
