@@ -1,14 +1,11 @@
 """The delivery loop: claim due deliveries, fan them out, write what happened, stop gracefully.
 
 One :class:`Dispatcher` per process, started and stopped by the lifespan. Its state is
-explicit: the deliveries in flight (per subscriber, against ``HERALD_DELIVERY_CONCURRENCY``
-and ``HERALD_DELIVERY_PER_SUBSCRIBER_CONCURRENCY``), a wake-up event (set by NOTIFY, by a
-freed slot that may let more rows through, by stop), the outcome writer and the listener.
-
-The bounds are applied when claiming, not after: a claim never takes more rows than there
-are free slots, for the process and for each subscriber, so a claimed delivery is sent at
-once and a hanging endpoint only ever holds its own slots. No database transaction is open
-during an HTTP call: claims and outcome batches are short transactions of their own.
+explicit: the deliveries in flight and their slots (:class:`~service.delivery.slots.Slots`:
+the process and per-subscriber bounds, applied when claiming), a wake-up event (set by NOTIFY,
+by a freed slot that may let more rows through, by stop), the outcome writer and the listener.
+No database transaction is open during an HTTP call: claims and outcome batches are short
+transactions of their own.
 """
 
 from __future__ import annotations
@@ -19,7 +16,6 @@ import functools
 import logging
 import random
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID
@@ -40,14 +36,11 @@ from service.delivery.http import HttpClients
 from service.delivery.listener import WakeupListener
 from service.delivery.outcomes import AttemptObserver, completion_of
 from service.delivery.retry import Gone
+from service.delivery.slots import Slots
 from service.delivery.webhook import AttemptRecord, send_attempt
 from service.delivery.writer import OutcomeWriter
 
 logger = logging.getLogger(__name__)
-
-# A cut subscriber (or the process, when the global bound cut) is claimed for again once this
-# fraction of its slots is free: 1/4.
-REFILL_FRACTION = 4
 
 OUTCOME_FLUSH_ON_STOP_S = 5.0
 
@@ -101,8 +94,6 @@ class Dispatcher:
         self._clients = clients
         self._observer = observer
         self._rng = rng or random.Random()
-        self._concurrency = settings.delivery_concurrency
-        self._per_subscriber = settings.delivery_per_subscriber_concurrency
         self.counters: Counter[str] = Counter()
         self._writer = OutcomeWriter(
             sessions, disable_after_s=settings.disable_after_seconds, counters=self.counters
@@ -124,18 +115,7 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._in_flight: dict[UUID, tuple[claims.ClaimedDelivery, asyncio.Task[None]]] = {}
-        self._busy: Counter[UUID] = Counter()
-        # Subscribers that answered 410, not claimed for until that outcome (a disable) is written.
-        self._held: Counter[UUID] = Counter()
-        # Where the last claim may have left due rows behind (a bound cut it): a slot freed
-        # there is worth another claim; anywhere else it is not.
-        self._cut_subscribers: set[UUID] = set()
-        self._cut_globally = False
-        # Slots are refilled a few at a time: a claim costs PostgreSQL milliseconds, and one
-        # claim per freed slot made that a cost per delivery (bench/: a healthy endpoint beside
-        # a hanging one, each claim taking 1-2 rows).
-        self._refill = max(1, self._per_subscriber // REFILL_FRACTION)
-        self._global_refill = max(1, self._concurrency // REFILL_FRACTION)
+        self._slots = Slots(settings.delivery_concurrency, settings.delivery_per_subscriber_concurrency)
         self._loop_task: asyncio.Task[None] | None = None
         self._writer_task: asyncio.Task[None] | None = None
         self._listener_task: asyncio.Task[None] | None = None
@@ -155,7 +135,7 @@ class Dispatcher:
         self._batch_tasks = [asyncio.create_task(r.run(), name=f"herald-{r.kind}") for r in self._batches]
         logger.info(
             "dispatcher started",
-            extra={"concurrency": self._concurrency, "per_subscriber": self._per_subscriber},
+            extra={"concurrency": self._slots.total, "per_subscriber": self._slots.per_subscriber},
         )
 
     def is_alive(self) -> bool:
@@ -200,7 +180,7 @@ class Dispatcher:
         """Counters and in-flight figures for the metrics endpoint."""
         return DispatcherStats(
             in_flight=len(self._in_flight) + sum(len(r.unfinished()) for r in self._batches),
-            in_flight_by_subscriber=dict(self._busy),
+            in_flight_by_subscriber=self._slots.by_subscriber(),
             outcomes_queued=self._writer.queued,
             listener_connected=self._listener.connected,
             listener_connections=self._listener.connections,
@@ -246,45 +226,25 @@ class Dispatcher:
             pass
 
     async def _claim(self) -> None:
-        free = self._concurrency - len(self._in_flight)
-        if free <= 0:
-            self._cut_globally = True
+        bounds = self._slots.bounds()
+        if bounds is None:
             return
-        busy = dict(self._busy) | dict.fromkeys(self._held, self._per_subscriber)
-        # Until this claim's result is known, any freed slot may matter.
-        self._cut_globally = True
         async with self._claims_connection.use() as conn:
             claim = await outbox.claim_webhooks(
                 conn,
-                limit=free,
-                per_subscriber=self._per_subscriber,
-                busy=busy,
+                limit=bounds.limit,
+                per_subscriber=self._slots.per_subscriber,
+                busy=bounds.busy,
                 lease_s=self._settings.lease_seconds,
             )
         claimed = claims.webhook_deliveries(claim)
         self.counters["claims"] += 1
         self.counters["claimed"] += len(claimed)
-        taken = Counter(c.subscriber_uuid for c in claimed)
-        self._cut_globally = len(claimed) >= free
-        self._cut_subscribers = {s for s, n in busy.items() if n >= self._per_subscriber}
-        self._cut_subscribers |= {s for s, n in taken.items() if n >= self._per_subscriber - busy.get(s, 0)}
         for delivery in claimed:
-            self._start(delivery)
-        # Slots freed while the claim ran went unnoticed: claim again if they could be used.
-        if self._worth_claiming(self._cut_subscribers):
+            task = asyncio.create_task(self._deliver(delivery))
+            self._in_flight[delivery.uuid] = (delivery, task)
+        if self._slots.claimed(bounds, [c.subscriber_uuid for c in claimed]):
             self._wake.set()
-
-    def _worth_claiming(self, subscribers: Iterable[UUID]) -> bool:
-        """Whether enough slots are free where the last claim was cut to make another claim."""
-        if self._cut_globally and self._concurrency - len(self._in_flight) >= self._global_refill:
-            return True
-        limit = self._per_subscriber - self._refill
-        return any(s in self._cut_subscribers and self._busy[s] <= limit for s in subscribers)
-
-    def _start(self, delivery: claims.ClaimedDelivery) -> None:
-        task = asyncio.create_task(self._deliver(delivery))
-        self._in_flight[delivery.uuid] = (delivery, task)
-        self._busy[delivery.subscriber_uuid] += 1
 
     async def _deliver(self, delivery: claims.ClaimedDelivery) -> None:
         target = delivery.target
@@ -313,7 +273,7 @@ class Dispatcher:
             delivery, record, destination=destination, waits=self._settings.retry_waits_seconds, rng=self._rng
         )
         if isinstance(completion.outcome, Gone):
-            self._held[subscriber] += 1
+            self._slots.hold(subscriber)
             completion = dataclasses.replace(
                 completion, on_written=functools.partial(self._release_hold, subscriber)
             )
@@ -332,14 +292,9 @@ class Dispatcher:
                 },
             )
         del self._in_flight[delivery.uuid]
-        self._busy[subscriber] -= 1
-        if self._busy[subscriber] <= 0:
-            del self._busy[subscriber]
-        if self._worth_claiming((subscriber,)):
+        if self._slots.release(subscriber):
             self._wake.set()
 
     def _release_hold(self, subscriber: UUID) -> None:
-        self._held[subscriber] -= 1
-        if self._held[subscriber] <= 0:
-            del self._held[subscriber]
+        self._slots.unhold(subscriber)
         self._wake.set()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
@@ -15,7 +14,6 @@ from standardwebhooks import Webhook
 from service.common.secrets import generate_secret
 from service.delivery.backoff import backoff_s, is_transient
 from service.delivery.claims import ClaimedDelivery
-from service.delivery.dispatcher import Dispatcher
 from service.delivery.outcomes import Completion
 from service.delivery.retry import Delivered, Failed, Outcome, Retry
 from service.delivery.webhook import (
@@ -26,7 +24,6 @@ from service.delivery.webhook import (
     webhook_target,
 )
 from service.outbox import clock_updates
-from tests.support.app import make_settings
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 EVENT = {
@@ -128,47 +125,3 @@ def test_database_outages_are_transient_and_bugs_are_not() -> None:
     assert is_transient(wrapped)
     assert not is_transient(ValueError("bug"))
     assert not is_transient(asyncpg.exceptions.UndefinedColumnError("no such column"))
-
-
-def _idle_dispatcher(**settings: Any) -> Dispatcher:
-    """A dispatcher that is never started: only its bookkeeping is exercised."""
-    unused: Any = None
-    return Dispatcher(
-        settings=make_settings("postgresql://unused@127.0.0.1:1/unused", **settings),
-        engine=unused,
-        sessions=unused,
-        database_url="postgresql://unused@127.0.0.1:1/unused",
-        clients=unused,
-    )
-
-
-def test_a_subscriber_cut_by_its_bound_is_claimed_for_once_a_quarter_of_its_slots_is_free() -> None:
-    dispatcher = _idle_dispatcher(delivery_per_subscriber_concurrency=16)
-    subscriber, other = uuid4(), uuid4()
-    dispatcher._cut_subscribers = {subscriber}
-    worth = []
-    for busy in range(16, 10, -1):
-        dispatcher._busy[subscriber] = busy
-        worth.append(dispatcher._worth_claiming([subscriber]))
-    assert worth == [False, False, False, False, True, True]  # 12 of 16 busy: 4 slots free
-    assert not dispatcher._worth_claiming([other])  # not cut: its freed slots need no claim
-
-
-def test_a_bound_of_one_is_refilled_at_once() -> None:
-    dispatcher = _idle_dispatcher(delivery_per_subscriber_concurrency=1)
-    subscriber = uuid4()
-    dispatcher._cut_subscribers = {subscriber}
-    dispatcher._busy[subscriber] = 1
-    assert not dispatcher._worth_claiming([subscriber])
-    dispatcher._busy[subscriber] = 0
-    assert dispatcher._worth_claiming([subscriber])
-
-
-def test_a_claim_cut_by_the_process_bound_is_repeated_once_a_quarter_of_the_slots_is_free() -> None:
-    dispatcher = _idle_dispatcher(delivery_concurrency=8)
-    dispatcher._cut_globally = True
-    unused: Any = None
-    dispatcher._in_flight = {uuid4(): unused for _ in range(7)}
-    assert not dispatcher._worth_claiming([])
-    dispatcher._in_flight = {uuid4(): unused for _ in range(6)}
-    assert dispatcher._worth_claiming([])
