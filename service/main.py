@@ -152,7 +152,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 batch_deliverers=batch_deliverers,
                 observer=app.state.metrics,
             )
-            await dispatcher.start()
+            dispatcher.start()
             stack.push_async_callback(dispatcher.stop)
             state.dispatcher = dispatcher
         retention = RetentionJob(engine, settings.retention_days, metrics=app.state.metrics)

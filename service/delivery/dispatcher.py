@@ -24,6 +24,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from service import outbox
+from service.background import Worker, finish_or_cancel
 from service.common.channels import DELIVERIES_CHANNEL
 from service.common.urls import url_origin
 from service.config import Settings
@@ -41,8 +42,6 @@ from service.delivery.webhook import AttemptRecord, send_attempt
 from service.delivery.writer import OutcomeWriter
 
 logger = logging.getLogger(__name__)
-
-OUTCOME_FLUSH_ON_STOP_S = 5.0
 
 # How often pending rows left behind by a deleted or disabled subscriber are settled
 # (``outbox.settle_orphans``); also once when the dispatcher starts.
@@ -64,18 +63,12 @@ class DispatcherStats:
     ``stale`` (lease lost), ``released_expired``, ``handed_back``, ``subscribers_disabled``..."""
 
 
-async def _finish_or_cancel(tasks: list[asyncio.Task[None]], timeout_s: float) -> None:
-    """Let ``tasks`` finish for ``timeout_s``, then cancel the rest and wait for them to end."""
-    if not tasks:
-        return
-    _, late = await asyncio.wait(tasks, timeout=timeout_s) if timeout_s > 0 else (set(), set(tasks))
-    for task in late:
-        task.cancel()
-    await asyncio.gather(*late, return_exceptions=True)
+class Dispatcher(Worker):
+    """Claims due deliveries and delivers them; ``start()`` once, ``stop()`` once.
 
-
-class Dispatcher:
-    """Claims due deliveries and delivers them; ``start()`` once, ``stop()`` once."""
+    Its own task is the claim loop; it starts and stops the outcome writer, the listener and
+    the batch runners with it.
+    """
 
     def __init__(
         self,
@@ -89,6 +82,7 @@ class Dispatcher:
         observer: AttemptObserver | None = None,
         rng: random.Random | None = None,
     ) -> None:
+        super().__init__("dispatcher")
         self._settings = settings
         self._engine = engine
         self._clients = clients
@@ -112,57 +106,57 @@ class Dispatcher:
             )
             for kind, deliverer in (batch_deliverers or {}).items()
         ]
-        self._wake = asyncio.Event()
-        self._stopping = asyncio.Event()
         self._in_flight: dict[UUID, tuple[claims.ClaimedDelivery, asyncio.Task[None]]] = {}
         self._slots = Slots(settings.delivery_concurrency, settings.delivery_per_subscriber_concurrency)
-        self._loop_task: asyncio.Task[None] | None = None
-        self._writer_task: asyncio.Task[None] | None = None
-        self._listener_task: asyncio.Task[None] | None = None
-        self._batch_tasks: list[asyncio.Task[None]] = []
 
     # -- life cycle ---------------------------------------------------------------------------
 
-    async def start(self) -> None:
+    def start(self) -> None:
         """Start the loop, the outcome writer, the listener and any batch deliverers."""
         if self._settings.lease_seconds <= self._settings.delivery_timeout_seconds:
             logger.warning(
                 "HERALD_LEASE_SECONDS <= HERALD_DELIVERY_TIMEOUT_SECONDS: leases may expire mid-attempt"
             )
-        self._writer_task = asyncio.create_task(self._writer.run(), name="herald-outcomes")
-        self._listener_task = asyncio.create_task(self._listener.run(), name="herald-listener")
-        self._loop_task = asyncio.create_task(self._run(), name="herald-dispatcher")
-        self._batch_tasks = [asyncio.create_task(r.run(), name=f"herald-{r.kind}") for r in self._batches]
+        self._writer.start()
+        self._listener.start()
+        super().start()
+        for runner in self._batches:
+            runner.start()
         logger.info(
             "dispatcher started",
             extra={"concurrency": self._slots.total, "per_subscriber": self._slots.per_subscriber},
         )
 
     def is_alive(self) -> bool:
-        """Whether the loop and the outcome writer are running (for ``/health/ready``)."""
-        tasks = (self._loop_task, self._writer_task, *self._batch_tasks)
-        return all(task is not None and not task.done() for task in tasks)
+        """Whether the loop, the outcome writer and the batch runners are running (``/health/ready``)."""
+        workers = (self._writer, *self._batches)
+        return super().is_alive() and all(worker.is_alive() for worker in workers)
 
     def wake(self) -> None:
         """Make the loop claim now (e.g. new deliveries were committed)."""
-        self._wake.set()
+        super().wake()
         for runner in self._batches:
             runner.wake()
 
-    async def stop(self, grace_s: float | None = None) -> None:
-        """Stop claiming, let attempts in flight finish for ``grace_s``, hand the rest back, flush."""
-        grace_s = self._settings.shutdown_grace_seconds if grace_s is None else grace_s
-        self._stopping.set()
-        self._wake.set()
+    async def stop(self, timeout_s: float | None = None) -> bool:
+        """Stop claiming, let attempts in flight finish for ``timeout_s``, hand the rest back, flush.
+
+        ``timeout_s`` defaults to ``HERALD_SHUTDOWN_GRACE_SECONDS``. Returns whether nothing was
+        left to hand back or unwritten.
+        """
+        grace_s = self._settings.shutdown_grace_seconds if timeout_s is None else timeout_s
         for runner in self._batches:
-            runner.stop()
-        if self._loop_task is not None:  # it ends after its current claim
-            await _finish_or_cancel([self._loop_task], max(grace_s, 1.0))
+            runner.request_stop()
+        await super().stop(max(grace_s, 1.0))  # the loop ends after its current claim
         # Batch runners end after their request in flight, which gets the same grace.
-        await _finish_or_cancel([task for _, task in self._in_flight.values()] + self._batch_tasks, grace_s)
+        await asyncio.gather(
+            finish_or_cancel([task for _, task in self._in_flight.values()], grace_s),
+            *(runner.stop(grace_s) for runner in self._batches),
+        )
         unfinished = [claimed for claimed, _ in self._in_flight.values()]
         unfinished += [c for runner in self._batches for c in runner.unfinished()]
-        if not await self._writer.close(OUTCOME_FLUSH_ON_STOP_S):
+        flushed = await self._writer.stop()
+        if not flushed:
             logger.warning(
                 "outcomes left unwritten; their leases will expire", extra={"n": self._writer.queued}
             )
@@ -173,8 +167,9 @@ class Dispatcher:
             except Exception:
                 logger.warning("handing back deliveries failed; their leases will expire", exc_info=True)
         await self._claims_connection.close()
-        await _finish_or_cancel([t for t in (self._writer_task, self._listener_task) if t is not None], 0)
+        await self._listener.stop()
         logger.info("dispatcher stopped", extra={"handed_back": len(unfinished)})
+        return flushed and not unfinished
 
     def stats(self) -> DispatcherStats:
         """Counters and in-flight figures for the metrics endpoint."""
@@ -189,12 +184,13 @@ class Dispatcher:
 
     # -- the loop -----------------------------------------------------------------------------
 
-    async def _run(self) -> None:
+    async def run(self) -> None:
+        """Until stopped: release expired leases, settle orphans, claim and start deliveries."""
         loop = asyncio.get_running_loop()
         failures = 0
         released_at = swept_at = float("-inf")
-        while not self._stopping.is_set():
-            self._wake.clear()
+        while not self.stopping:
+            self._wakeup.clear()
             try:
                 if loop.time() - released_at >= self._settings.poll_interval_seconds:
                     released_at = loop.time()
@@ -211,19 +207,10 @@ class Dispatcher:
                     "claiming deliveries failed: %s", type(exc).__name__, exc_info=not is_transient(exc)
                 )
                 # Not cut short by wake-ups: finishing attempts must not hammer a database that is away.
-                await self._sleep(backoff_s(failures), self._stopping)
+                await self._pause(backoff_s(failures))
                 continue
             # The poll also picks up retries falling due and other replicas' released leases.
-            await self._sleep(self._settings.poll_interval_seconds, self._wake)
-
-    @staticmethod
-    async def _sleep(timeout_s: float, event: asyncio.Event) -> None:
-        """Wait for ``event`` at most ``timeout_s`` (stop sets both events)."""
-        try:
-            async with asyncio.timeout(timeout_s):
-                await event.wait()
-        except TimeoutError:
-            pass
+            await self._idle(self._settings.poll_interval_seconds)
 
     async def _claim(self) -> None:
         bounds = self._slots.bounds()
@@ -244,7 +231,7 @@ class Dispatcher:
             task = asyncio.create_task(self._deliver(delivery))
             self._in_flight[delivery.uuid] = (delivery, task)
         if self._slots.claimed(bounds, [c.subscriber_uuid for c in claimed]):
-            self._wake.set()
+            self._wakeup.set()
 
     async def _deliver(self, delivery: claims.ClaimedDelivery) -> None:
         target = delivery.target
@@ -293,8 +280,8 @@ class Dispatcher:
             )
         del self._in_flight[delivery.uuid]
         if self._slots.release(subscriber):
-            self._wake.set()
+            self._wakeup.set()
 
     def _release_hold(self, subscriber: UUID) -> None:
         self._slots.unhold(subscriber)
-        self._wake.set()
+        self._wakeup.set()
