@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -35,7 +35,14 @@ from service.config import Settings
 from service.core.analytics import Anonymizer, log_telemetry_status
 from service.core.heartbeat import Heartbeat
 from service.core.retention import RetentionJob
-from service.db import EmbeddedPostgres, create_engine, redacted, session_factory, transaction
+from service.db import (
+    EmbeddedPostgres,
+    create_engine,
+    is_database_unavailable,
+    redacted,
+    session_factory,
+    transaction,
+)
 from service.delivery.analytics import ANALYTICS_KIND, BatchDeliverer
 from service.delivery.dispatcher import Dispatcher
 from service.delivery.http import create_http_clients
@@ -166,25 +173,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         logger.info("herald stopping")
 
 
-def _is_database_unavailable(exc: BaseException) -> bool:
-    if isinstance(exc, OperationalError | InterfaceError | PoolTimeoutError | OSError | TimeoutError):
-        return True
-    if isinstance(exc, DBAPIError):
-        if exc.connection_invalidated:
-            return True
-        exc = exc.orig if exc.orig is not None else exc
-        cause = getattr(exc, "__cause__", None)
-        if cause is not None and cause is not exc:
-            return _is_database_unavailable(cause)
-    return isinstance(
-        exc,
-        asyncpg.PostgresConnectionError
-        | asyncpg.CannotConnectNowError
-        | asyncpg.InterfaceError
-        | asyncpg.exceptions.AdminShutdownError,
-    )
-
-
 def install_error_handlers(app: FastAPI) -> None:
     """Domain errors → their status; a database that cannot be reached → 503, never a 500."""
 
@@ -197,7 +185,7 @@ def install_error_handlers(app: FastAPI) -> None:
     unavailable_log = Throttled(logger)
 
     async def database_error(request: Request, exc: Exception) -> Response:
-        if _is_database_unavailable(exc):
+        if is_database_unavailable(exc):
             unavailable_log.warning("database unavailable: %s", type(exc).__name__)
             return JSONResponse(
                 {"detail": "database unavailable, retry later"}, status_code=503, headers={"Retry-After": "1"}

@@ -18,9 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service import outbox
 from service.background import Worker
 from service.config import Settings
+from service.db import is_database_unavailable
 from service.delivery import claims
 from service.delivery.analytics import BatchDeliverer
-from service.delivery.backoff import backoff_s, is_transient
+from service.delivery.backoff import backoff_s
 from service.delivery.outcomes import AttemptObserver, AttemptOutcome, completion_of
 from service.delivery.webhook import AttemptRecord
 from service.delivery.writer import OutcomeWriter
@@ -79,7 +80,7 @@ class BatchRunner(Worker):
                     "claiming %s deliveries failed: %s",
                     self.kind,
                     type(exc).__name__,
-                    exc_info=not is_transient(exc),
+                    exc_info=not is_database_unavailable(exc),
                 )
                 await self._pause(backoff_s(failures))
 

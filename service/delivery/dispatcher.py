@@ -28,9 +28,10 @@ from service.background import Worker, finish_or_cancel
 from service.common.channels import DELIVERIES_CHANNEL
 from service.common.urls import url_origin
 from service.config import Settings
+from service.db import is_database_unavailable
 from service.delivery import claims
 from service.delivery.analytics import BatchDeliverers
-from service.delivery.backoff import backoff_s, is_transient
+from service.delivery.backoff import backoff_s
 from service.delivery.batches import BatchRunner
 from service.delivery.connection import DedicatedConnection
 from service.delivery.http import HttpClients
@@ -204,7 +205,9 @@ class Dispatcher(Worker):
             except Exception as exc:
                 failures += 1
                 logger.warning(
-                    "claiming deliveries failed: %s", type(exc).__name__, exc_info=not is_transient(exc)
+                    "claiming deliveries failed: %s",
+                    type(exc).__name__,
+                    exc_info=not is_database_unavailable(exc),
                 )
                 # Not cut short by wake-ups: finishing attempts must not hammer a database that is away.
                 await self._pause(backoff_s(failures))

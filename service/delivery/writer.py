@@ -18,7 +18,8 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service.background import Worker
-from service.delivery.backoff import backoff_s, is_transient
+from service.db import is_database_unavailable
+from service.delivery.backoff import backoff_s
 from service.delivery.outcomes import Completion, write_completions
 
 logger = logging.getLogger(__name__)
@@ -89,7 +90,7 @@ class OutcomeWriter(Worker):
                 failures = 0
             except Exception as exc:
                 failures += 1
-                if is_transient(exc) or failures < POISON_RETRIES:
+                if is_database_unavailable(exc) or failures < POISON_RETRIES:
                     logger.warning("writing outcomes failed, retrying: %s", type(exc).__name__, exc_info=True)
                     self._queue[:0] = batch
                     # Not cut short by stop: the flush on stop must not hammer an absent database.

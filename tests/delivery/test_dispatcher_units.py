@@ -8,11 +8,12 @@ from uuid import UUID, uuid4
 
 import asyncpg
 import pytest
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from standardwebhooks import Webhook
 
 from service.common.secrets import generate_secret
-from service.delivery.backoff import backoff_s, is_transient
+from service.db import is_database_unavailable
+from service.delivery.backoff import backoff_s
 from service.delivery.claims import ClaimedDelivery
 from service.delivery.outcomes import Completion
 from service.delivery.retry import Delivered, Failed, Outcome, Retry
@@ -118,10 +119,16 @@ def test_backoff_doubles_up_to_a_ceiling() -> None:
 
 
 def test_database_outages_are_transient_and_bugs_are_not() -> None:
-    assert is_transient(ConnectionRefusedError())
-    assert is_transient(OperationalError("SELECT 1", {}, asyncpg.exceptions.AdminShutdownError()))
+    assert is_database_unavailable(ConnectionRefusedError())
+    assert is_database_unavailable(OperationalError("SELECT 1", {}, asyncpg.exceptions.AdminShutdownError()))
     wrapped = RuntimeError("wrapped")
     wrapped.__cause__ = asyncpg.exceptions.ConnectionDoesNotExistError("gone")
-    assert is_transient(wrapped)
-    assert not is_transient(ValueError("bug"))
-    assert not is_transient(asyncpg.exceptions.UndefinedColumnError("no such column"))
+    assert is_database_unavailable(wrapped)
+    assert is_database_unavailable(asyncpg.exceptions.TooManyConnectionsError("full"))
+    assert is_database_unavailable(asyncpg.InternalClientError("cannot switch to state"))
+    assert is_database_unavailable(DBAPIError("SELECT 1", {}, asyncpg.exceptions.DeadlockDetectedError()))
+    assert not is_database_unavailable(ValueError("bug"))
+    assert not is_database_unavailable(asyncpg.exceptions.UndefinedColumnError("no such column"))
+    assert not is_database_unavailable(
+        DBAPIError("INSERT", {}, asyncpg.exceptions.UniqueViolationError("duplicate key"))
+    )
