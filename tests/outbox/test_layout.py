@@ -11,7 +11,7 @@ from sqlalchemy import TextClause
 from service.outbox import queries
 from service.outbox.states import DeliveryStatus
 
-SERVICE = Path(__file__).resolve().parent.parent / "service"
+SERVICE = Path(__file__).resolve().parents[2] / "service"
 OUTBOX = SERVICE / "outbox"
 ALLOWED_IMPORTS = ("service.common", "service.models", "service.schemas", "service.errors", "service.config")
 
