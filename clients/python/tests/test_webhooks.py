@@ -10,6 +10,7 @@ import secrets
 import pytest
 from herald_client import (
     AsyncHerald,
+    ContentType,
     Herald,
     NotFoundError,
     Subscription,
@@ -19,7 +20,7 @@ from herald_client import (
 from receivers import WebhookReceiver
 
 Project = dict[str, str]
-FORM = "application/x-www-form-urlencoded"
+FORM: ContentType = "application/x-www-form-urlencoded"
 
 
 def scoped(project: Project) -> list[Subscription]:

@@ -4,6 +4,8 @@ Producers send events with :class:`Herald` (or :class:`AsyncHerald`); receivers 
 webhooks Herald sends with :func:`verify_webhook`.
 """
 
+from types import FunctionType
+
 from herald_client._async import AsyncHerald
 from herald_client._errors import (
     AuthError,
@@ -17,10 +19,12 @@ from herald_client._errors import (
 from herald_client._models import (
     Accepted,
     Attempt,
+    ContentType,
     Delivery,
     DeliveryStatus,
     EventDetail,
     EventType,
+    Format,
     Page,
     Subscription,
     Webhook,
@@ -35,10 +39,12 @@ __all__ = [
     "Attempt",
     "AuthError",
     "ConflictError",
+    "ContentType",
     "Delivery",
     "DeliveryStatus",
     "EventDetail",
     "EventType",
+    "Format",
     "Herald",
     "HeraldError",
     "NotFoundError",
@@ -51,3 +57,9 @@ __all__ = [
     "__version__",
     "verify_webhook",
 ]
+
+# Tracebacks and reprs name the public module, not the private one a class lives in.
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type | FunctionType):
+        _obj.__module__ = __name__

@@ -13,7 +13,16 @@ import httpx
 from herald_client import _operations as ops
 from herald_client._core import Call, ClientCore, Retry, next_cursor
 from herald_client._errors import HeraldError
-from herald_client._models import Accepted, Delivery, DeliveryStatus, EventDetail, EventType, Webhook
+from herald_client._models import (
+    Accepted,
+    ContentType,
+    Delivery,
+    DeliveryStatus,
+    EventDetail,
+    EventType,
+    Format,
+    Webhook,
+)
 from herald_client._operations import Id, PageCalls, SubscriptionLike
 from herald_client._retry import RetryPolicy
 
@@ -169,8 +178,8 @@ class AsyncHerald:
         *,
         subscriptions: Iterable[SubscriptionLike] = (),
         secret: str | None = None,
-        content_type: str | None = None,
-        format: str | None = None,
+        content_type: ContentType | None = None,
+        format: Format | None = None,
         verify_ssl: bool | None = None,
         enabled: bool | None = None,
         **fields: Any,

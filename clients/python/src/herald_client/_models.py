@@ -14,6 +14,8 @@ from typing import Any, Generic, Literal, TypeVar
 T = TypeVar("T")
 
 DeliveryStatus = Literal["pending", "delivering", "delivered", "failed", "cancelled"]
+ContentType = Literal["application/json", "application/x-www-form-urlencoded"]
+Format = Literal["standard", "slack", "teams", "discord"]
 
 
 def parse_datetime(value: Any) -> datetime:
