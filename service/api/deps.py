@@ -7,8 +7,8 @@ from typing import Annotated, Any
 import orjson
 from fastapi import Depends, Request
 
+from service.common.destinations import Resolver
 from service.config import Settings
-from service.delivery.ssrf import Resolver
 from service.errors import InvalidInput
 from service.state import HeraldState
 

@@ -17,11 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from service import outbox
+from service.common.destinations import ForbiddenDestination, Resolver, check_url
 from service.common.formats import FORM_CONTENT_TYPE, Format, format_for_url
 from service.common.secrets import generate_secret
 from service.common.urls import url_origin
 from service.core.subscriptions import SubscriptionSpec, replace_subscriptions, validate_subscriptions
-from service.delivery.ssrf import ForbiddenDestination, Resolver, check_url
 from service.errors import Conflict, InvalidInput, NotFound
 from service.models.subscribers import Subscriber, SubscriberKind, WebhookSubscriber
 from service.models.subscriptions import Subscription

@@ -21,7 +21,8 @@ import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
-from service.delivery.ssrf import DestinationRefused, GuardedResolver, Resolver, check_literal_host
+from service.common.destinations import DestinationRefused, Resolver, check_literal_host
+from service.delivery.ssrf import GuardedResolver
 
 RESPONSE_EXCERPT_MAX_BYTES = 4096
 KEEPALIVE_TIMEOUT_S = 15.0

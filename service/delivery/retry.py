@@ -20,7 +20,7 @@ from email.utils import parsedate_to_datetime
 import aiohttp
 import httpx
 
-from service.delivery.ssrf import DestinationRefused
+from service.common.destinations import DestinationRefused
 
 JITTER_FRACTION = 0.2
 RETRY_AFTER_CAP_S = 24 * 3600.0

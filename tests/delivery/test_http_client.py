@@ -13,7 +13,7 @@ from aiohttp import web
 
 from service.delivery.http import HttpClients, create_http_clients, post_webhook
 from service.delivery.retry import describe_error
-from service.delivery.ssrf import Resolver
+from tests.support.resolvers import stub_resolver
 
 
 @dataclass
@@ -87,17 +87,6 @@ async def receiver() -> AsyncIterator[Receiver]:
     yield state
     state.release.set()
     await runner.cleanup()
-
-
-def stub_resolver(table: dict[str, list[str]]) -> Resolver:
-    """Resolve only names in ``table``: tests never ask real DNS."""
-
-    async def resolve(host: str, port: int) -> list[str]:
-        if host not in table:
-            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-        return table[host]
-
-    return resolve
 
 
 @pytest.fixture

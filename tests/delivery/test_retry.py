@@ -11,6 +11,7 @@ import httpx
 import pytest
 from aiohttp.client_reqrep import ConnectionKey
 
+from service.common.destinations import DestinationRefused
 from service.config import parse_retry_schedule
 from service.delivery.retry import (
     Delivered,
@@ -23,7 +24,6 @@ from service.delivery.retry import (
     jittered,
     parse_retry_after,
 )
-from service.delivery.ssrf import DestinationRefused
 
 NOW = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 WAITS = parse_retry_schedule("5s,5m,30m,2h,5h,10h,10h")
