@@ -132,11 +132,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stack.push_async_callback(engine.dispose)
         sessions = session_factory(engine)
         # Connection counts are bounded by the dispatcher's slots, not by the pool (0 = unbounded).
-        http = create_http_clients(
-            allow_private=settings.allow_private_destinations,
-            timeout_s=settings.delivery_timeout_seconds,
-            max_connections=0,
-        )
+        http = create_http_clients(allow_private=settings.allow_private_destinations, max_connections=0)
         stack.push_async_callback(http.aclose)
         state = HeraldState(
             settings=settings,

@@ -1,21 +1,29 @@
-"""The private-destination guard at delivery time, on aiohttp's resolver hook.
+"""The private-destination guard at delivery time, on the HTTP stack (aiohttp under httpx).
 
-The policy (what is private, the reasons) is :mod:`service.common.destinations`.
-:class:`GuardedResolver` filters the addresses of the name about to be connected to, so a
-name re-pointed at a private address after creation (DNS rebinding) is refused; literal
-addresses, which aiohttp connects to without asking a resolver, are checked by the HTTP
-client with :func:`~service.common.destinations.check_literal_host`.
+The policy (what is private, the reasons) is :mod:`service.common.destinations`; this module
+applies it where the connections are made, twice, both skipped when private destinations
+are allowed:
+
+- :class:`GuardedResolver`, aiohttp's resolver hook, filters the addresses of the name about
+  to be connected to, so a name re-pointed at a private address after creation (DNS
+  rebinding) is refused;
+- :class:`GuardedTransport`, around the ``httpx-aiohttp`` transport, refuses literal
+  addresses, which aiohttp connects to without asking a resolver, and keeps every failure
+  an ``httpx.TransportError`` with aiohttp's original as ``__cause__``.
 """
 
 from __future__ import annotations
 
 import socket
 
+import aiohttp
+import httpx
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from service.common.destinations import (
     DestinationRefused,
     Resolver,
+    check_literal_host,
     is_forbidden_address,
     is_localhost_name,
     literal_address,
@@ -68,3 +76,37 @@ class GuardedResolver(AbstractResolver):
 
     async def close(self) -> None:
         """Nothing to release: resolution goes through the event loop or the injected resolver."""
+
+
+class GuardedTransport(httpx.AsyncBaseTransport):
+    """The ``httpx-aiohttp`` transport, refusing literal private addresses before it connects.
+
+    aiohttp skips the resolver (hence :class:`GuardedResolver`) for literal addresses, so
+    they are checked here. Every failure leaves as an ``httpx.TransportError`` with
+    aiohttp's original as ``__cause__``.
+    """
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, *, allow_private: bool) -> None:
+        self._inner = inner
+        self._allow_private = allow_private
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send ``request`` through the inner transport unless its host is a literal private address."""
+        if not self._allow_private:
+            try:
+                check_literal_host(str(request.url), allow_private=False)
+            except DestinationRefused as exc:
+                raise httpx.ConnectError(exc.strerror or "destination refused", request=request) from exc
+        try:
+            return await self._inner.handle_async_request(request)
+        except TimeoutError as exc:
+            # aiohttp lets a resolver timeout escape unwrapped.
+            raise httpx.ConnectTimeout("timed out resolving the destination", request=request) from exc
+        except aiohttp.ClientError as exc:
+            # Errors the transport does not map (e.g. a malformed answer). aiohttp's
+            # message can quote the full URL, so it is not copied.
+            raise httpx.RemoteProtocolError("invalid response from receiver", request=request) from exc
+
+    async def aclose(self) -> None:
+        """Close the inner transport (and its connection pool)."""
+        await self._inner.aclose()

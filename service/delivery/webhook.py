@@ -13,17 +13,18 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID, uuid4
-
-import httpx
 
 from service.common.formats import ContentType, Format, effective_content_type
 from service.common.timefmt import format_utc
 from service.delivery.formats import render_body
-from service.delivery.http import HttpClients, post_webhook
-from service.delivery.retry import describe_error
+from service.delivery.sending import SendFailed, unexpected_failure
 from service.delivery.signing import build_headers
+
+if TYPE_CHECKING:
+    # Only the type: the API's ``test`` routes import this module, not the HTTP stack.
+    from service.delivery.http import HttpClients
 
 logger = logging.getLogger(__name__)
 
@@ -126,17 +127,15 @@ async def send_attempt(
             event=event,
             timestamp=int(started_at.timestamp()),
         )
-        response = await post_webhook(
-            clients.for_webhook(target.verify_ssl),
-            target.url,
-            content=body,
-            headers=headers,
-            timeout_s=timeout_s,
+        response = await clients.for_webhook(target.verify_ssl).post(
+            target.url, content=body, headers=headers, timeout_s=timeout_s
         )
         status_code, retry_after, excerpt = response.status_code, response.retry_after, response.body_excerpt
-    except (httpx.HTTPError, httpx.InvalidURL, OSError, TimeoutError, ValueError) as exc:
-        # ValueError: httpx refuses some URLs before any I/O, or a stored secret is malformed.
-        error = describe_error(exc, timeout_s)
+    except SendFailed as exc:
+        error = exc.reason
+    except ValueError as exc:
+        # A stored secret is malformed: nothing was sent.
+        error = unexpected_failure(exc)
     duration_ms = (time.perf_counter() - start_s) * 1000.0
     return AttemptRecord(
         number=attempt,

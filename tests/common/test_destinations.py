@@ -156,7 +156,9 @@ def test_resolved_refusal_shows_at_most_three_addresses() -> None:
     )
 
 
-@pytest.mark.parametrize("module", ["service.common.destinations", "service.api.subscribers"])
+@pytest.mark.parametrize(
+    "module", ["service.common.destinations", "service.api.subscribers", "service.api.delivery_actions"]
+)
 def test_the_policy_and_the_routers_do_not_import_the_http_stack(module: str) -> None:
     # aiohttp alone is about a quarter of a second of import time.
     code = f"import sys, {module}; print('aiohttp' in sys.modules)"
