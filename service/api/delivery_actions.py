@@ -21,7 +21,7 @@ from service.common.secrets import generate_secret
 from service.core import subscribers as core
 from service.db import read_session, transaction
 from service.delivery.retry import status_reason
-from service.delivery.webhook import AttemptRecord, WebhookTarget, send_ping, signing_secrets, webhook_target
+from service.delivery.webhook import AttemptRecord, WebhookTarget, send_ping, webhook_target
 from service.errors import Conflict
 from service.models.subscribers import WebhookSubscriber
 from service.schemas.deliveries import DeliveryOut, delivery_out
@@ -98,7 +98,7 @@ async def test_new_webhook(body: WebhookCreate, state: StateDep, resolver: Resol
         subscriber_uuid=UUID(int=0),
         name=body.name,
         url=body.url,
-        secrets=[body.secret or generate_secret()],
+        secret=body.secret or generate_secret(),
         verify_ssl=body.verify_ssl,
         content_type=body.content_type,
         fmt=new.format,
@@ -126,9 +126,9 @@ async def test_webhook(uuid: SubscriberUuid, state: StateDep) -> PingResult:
         subscriber_uuid=subscriber.uuid,
         name=subscriber.name,
         url=subscriber.url,
-        secrets=signing_secrets(
-            subscriber.secret, subscriber.previous_secret, expires is not None and expires > _now()
-        ),
+        secret=subscriber.secret,
+        previous_secret=subscriber.previous_secret,
+        previous_valid=expires is not None and expires > _now(),
         verify_ssl=subscriber.verify_ssl,
         content_type=subscriber.content_type,
         fmt=subscriber.format,

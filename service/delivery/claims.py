@@ -15,7 +15,7 @@ import asyncpg
 from sqlalchemy import Row
 
 from service import outbox
-from service.delivery.webhook import WebhookTarget, signing_secrets, webhook_target
+from service.delivery.webhook import WebhookTarget, webhook_target
 from service.models.subscribers import SubscriberKind
 
 
@@ -57,7 +57,9 @@ def webhook_deliveries(claim: outbox.Claim[asyncpg.Record]) -> list[ClaimedDeliv
                 subscriber_uuid=row["subscriber_uuid"],
                 name=row["name"],
                 url=row["url"],
-                secrets=signing_secrets(row["secret"], row["previous_secret"], row["previous_valid"]),
+                secret=row["secret"],
+                previous_secret=row["previous_secret"],
+                previous_valid=row["previous_valid"],
                 verify_ssl=row["verify_ssl"],
                 content_type=row["content_type"],
                 fmt=row["format"],

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
@@ -173,27 +172,28 @@ async def send_ping(clients: HttpClients, target: WebhookTarget, *, timeout_s: f
     )
 
 
-def signing_secrets(secret: str, previous: str | None, previous_valid: bool) -> tuple[str, ...]:
-    """The secrets that sign a request: the current one, then the previous one during its grace."""
-    return (secret, previous) if previous and previous_valid else (secret,)
-
-
 def webhook_target(
     *,
     subscriber_uuid: UUID,
     name: str,
     url: str,
-    secrets: Sequence[str],
+    secret: str,
+    previous_secret: str | None = None,
+    previous_valid: bool = False,
     verify_ssl: bool,
     content_type: str,
     fmt: str,
 ) -> WebhookTarget:
-    """Build a target from database values (the CHECK constraints guarantee the literals)."""
+    """Build a target from a subscriber's stored values (the CHECK constraints guarantee the literals).
+
+    Requests are signed with ``secret``, and also with ``previous_secret`` while
+    ``previous_valid`` (its rotation grace period lasts).
+    """
     return WebhookTarget(
         subscriber_uuid=subscriber_uuid,
         name=name,
         url=url,
-        secrets=tuple(secrets),
+        secrets=(secret, previous_secret) if previous_secret and previous_valid else (secret,),
         verify_ssl=verify_ssl,
         content_type=cast(ContentType, content_type),
         format=cast(Format, fmt),

@@ -21,7 +21,6 @@ from service.delivery.webhook import (
     AttemptRecord,
     WebhookTarget,
     build_request,
-    signing_secrets,
     webhook_target,
 )
 from service.outbox import clock_updates
@@ -35,13 +34,19 @@ EVENT = {
 
 
 def _target(
-    fmt: str = "standard", content_type: str = "application/json", secrets: tuple[str, ...] = ()
+    fmt: str = "standard",
+    content_type: str = "application/json",
+    secret: str = "",
+    previous_secret: str | None = None,
+    previous_valid: bool = False,
 ) -> WebhookTarget:
     return webhook_target(
         subscriber_uuid=UUID(int=7),
         name="hook",
         url="https://example.com/hook?token=secret",
-        secrets=secrets or (generate_secret(),),
+        secret=secret or generate_secret(),
+        previous_secret=previous_secret,
+        previous_valid=previous_valid,
         verify_ssl=True,
         content_type=content_type,
         fmt=fmt,
@@ -60,7 +65,7 @@ def _target(
 )
 def test_the_bytes_sent_are_the_bytes_signed(fmt: str, content_type: str) -> None:
     secret = generate_secret()
-    target = _target(fmt, content_type, (secret,))
+    target = _target(fmt, content_type, secret)
     body, headers = build_request(
         target,
         msg_id=EVENT["uuid"],
@@ -79,9 +84,10 @@ def test_the_bytes_sent_are_the_bytes_signed(fmt: str, content_type: str) -> Non
 
 
 def test_previous_secret_signs_only_during_its_grace() -> None:
-    assert signing_secrets("new", "old", previous_valid=True) == ("new", "old")
-    assert signing_secrets("new", "old", previous_valid=False) == ("new",)
-    assert signing_secrets("new", None, previous_valid=True) == ("new",)
+    assert _target(secret="new", previous_secret="old", previous_valid=True).secrets == ("new", "old")
+    assert _target(secret="new", previous_secret="old", previous_valid=False).secrets == ("new",)
+    assert _target(secret="new", previous_secret=None, previous_valid=True).secrets == ("new",)
+    assert _target(secret="new").secrets == ("new",)
 
 
 def _completion(subscriber: UUID, outcome: Outcome, started: datetime, kind: str = "webhook") -> Completion:
