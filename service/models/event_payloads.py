@@ -63,6 +63,11 @@ def known_status(value: Any, anonymize: Anonymize) -> str:
     return value if value in KNOWN_STATUSES else "OTHER"
 
 
+def build_number(value: Any, anonymize: Anonymize) -> Any:
+    """An image tag only when it is a build number (an integer); a string tag is free text."""
+    return value if type(value) is int else OMIT
+
+
 def hashed_steps(steps: list[dict[str, Any]], anonymize: Anonymize) -> list[dict[str, str]]:
     """Step references by their hashed uuids only (titles are free text)."""
     return [{"uuid": anonymize(step["uuid"])} for step in steps]

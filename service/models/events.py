@@ -35,6 +35,7 @@ from service.models.event_payloads import (
     Layer,
     add_notification,
     add_telemetry,
+    build_number,
     change_kinds,
     changes_count,
     hashed,
@@ -164,7 +165,7 @@ IMAGE_BUILD = Layer(
     "image_build",
     at=("image_build",),
     shown=("uuid", "image_tag", *IMAGE_BUILD_TIMES),
-    telemetry={"uuid": hashed, **dict.fromkeys(IMAGE_BUILD_TIMES, kept)},
+    telemetry={"uuid": hashed, "image_tag": build_number, **dict.fromkeys(IMAGE_BUILD_TIMES, kept)},
     derived=image_build_durations,
 )
 

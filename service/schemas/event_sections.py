@@ -20,15 +20,17 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
     StrictInt,
     StrictStr,
     with_config,
 )
-from pydantic_core import PydanticCustomError
+from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 from typing_extensions import TypedDict
 
 MAX_NAME_CHARS = 1000
 MAX_STATUS_CHARS = 64
+MAX_IMAGE_TAG_CHARS = 64
 MAX_LIST_ITEMS = 10_000
 MAX_INT = 2**31 - 1  # fits the INTEGER columns (run_number)
 # Nesting limit of a body. pydantic and orjson cannot serialize JSON nested deeper than
@@ -106,11 +108,36 @@ def free_json(depth: int) -> AfterValidator:
     return AfterValidator(check)
 
 
+class _CustomUnionError:
+    """One error for a union that no member accepts, instead of one per member."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        self.error_type = error_type
+        self.message = message
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        schema = handler(source)
+        assert schema["type"] == "union", schema["type"]
+        return core_schema.union_schema(
+            schema["choices"], custom_error_type=self.error_type, custom_error_message=self.message
+        )
+
+
 Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text), AfterValidator(_to_utc)]
 Name = Annotated[StrictStr, Field(max_length=MAX_NAME_CHARS)]
 Status = Annotated[StrictStr, Field(max_length=MAX_STATUS_CHARS)]
 Count = Annotated[StrictInt, Field(ge=0, le=MAX_INT)]
 ParametersKey = Annotated[StrictStr, AfterValidator(_parameters_key)]
+BuildNumber = Annotated[StrictInt, Field(ge=0, le=2**63 - 1)]
+ImageTag = Annotated[
+    BuildNumber | Annotated[StrictStr, Field(max_length=MAX_IMAGE_TAG_CHARS)],
+    Field(description="A build number (an integer >= 0) or a tag of at most 64 characters."),
+    _CustomUnionError(
+        "image_tag_type",
+        "Input should be a build number (an integer >= 0) or a tag of at most "
+        f"{MAX_IMAGE_TAG_CHARS} characters",
+    ),
+]
 ServiceDefinitions = Annotated[dict[Name, dict[str, Any]], free_json(depth=2)]
 StepParameters = Annotated[dict[ParametersKey, dict[str, Any]], free_json(depth=2)]
 UpdateValue = Annotated[Any, free_json(depth=4)]
@@ -160,7 +187,7 @@ class EnvironmentSection(TypedDict):
 
 
 class _ImageBuildFields(TypedDict):
-    image_tag: NotRequired[Name | None]
+    image_tag: NotRequired[ImageTag | None]
     requested_time: NotRequired[Timestamp | None]
     started_time: NotRequired[Timestamp | None]
     finished_time: NotRequired[Timestamp | None]

@@ -281,3 +281,12 @@ def test_deeply_nested_update_values_still_serialize() -> None:
     event = event_from(body)
     orjson.dumps(event.to_notification_payload())
     orjson.dumps(event.sections)
+
+
+@pytest.mark.parametrize("tag", [0, 7, "lab-4.1", "7"])
+def test_the_notification_carries_the_image_tag_as_given(tag: int | str) -> None:
+    body = sample_event("project:environment:image-build:succeeded")
+    body["image_build"]["image_tag"] = tag
+    build = event_from(body).to_notification_payload()["project"]["environment"]["image_build"]
+    assert build["image_tag"] == tag
+    assert type(build["image_tag"]) is type(tag)

@@ -159,3 +159,20 @@ def test_anonymizer_refuses_an_empty_key() -> None:
 def test_telemetry_data_is_exactly_two_objects() -> None:
     with pytest.raises(ValueError, match="extra"):
         TelemetryData.model_validate({"event_properties": {}, "derived_properties": {}, "more": {}})
+
+
+@pytest.mark.parametrize(
+    "type_name", ["project:environment:image-build:succeeded", "jupyter:image-build:created"]
+)
+def test_telemetry_carries_an_image_tag_only_when_it_is_a_build_number(type_name: str) -> None:
+    body = sample_event(type_name)
+    path = LAYER_PATHS[CATALOG[type_name].kind][0]
+    body["image_build"]["image_tag"] = 41
+    properties = event_from(body).to_telemetry_payload(ANONYMIZER).event_properties
+    assert at(properties, path)["image_tag"] == 41
+    assert list(at(properties, path))[:2] == ["uuid", "image_tag"]
+    for text_tag in ("41", "lab-Zq9-canary"):
+        body["image_build"]["image_tag"] = text_tag
+        telemetry = event_from(body).to_telemetry_payload(ANONYMIZER)
+        assert "image_tag" not in at(telemetry.event_properties, path)
+        assert json.dumps(text_tag) not in json.dumps(telemetry.model_dump())

@@ -322,3 +322,29 @@ def test_every_problem_is_reported_at_once() -> None:
 def test_the_documented_example_is_a_valid_event() -> None:
     [example] = EVENT_ADAPTER.json_schema()["examples"]
     assert valid(example).type == "project:one-off-job:pipeline-run:failed"
+
+
+@pytest.mark.parametrize("tag", [0, 12, 2**63 - 1, "", "lab-4.1", "t" * 64, "12"])
+def test_an_image_tag_is_a_build_number_or_a_short_string_kept_as_given(tag: int | str) -> None:
+    for type_name in ("project:environment:image-build:succeeded", "jupyter:image-build:started"):
+        body = sample_event(type_name)
+        body["image_build"]["image_tag"] = tag
+        kept = valid(body).sections["image_build"]["image_tag"]
+        assert kept == tag
+        assert type(kept) is type(tag)
+
+
+@pytest.mark.parametrize("tag", [True, False, -1, 1.0, 12.5, 2**63, "t" * 65, [], {}])
+def test_any_other_image_tag_is_refused_naming_it(tag: object) -> None:
+    body = sample_event("project:environment:image-build:failed")
+    body["image_build"]["image_tag"] = tag
+    [error] = errors(body)
+    assert error["loc"] == ("body", "image_build", "image_tag")
+    assert error["type"] == "image_tag_type"
+    assert "build number" in error["msg"]
+
+
+def test_a_null_image_tag_is_left_out() -> None:
+    body = sample_event("jupyter:image-build:failed")
+    body["image_build"]["image_tag"] = None
+    assert "image_tag" not in valid(body).sections["image_build"]
