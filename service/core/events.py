@@ -25,7 +25,6 @@ import asyncpg
 import orjson
 
 from service.common.channels import DELIVERIES_CHANNEL
-from service.common.timefmt import format_utc
 from service.core.analytics import Anonymizer
 from service.errors import Conflict
 from service.models.events import entity_values, event_class_for
@@ -52,14 +51,6 @@ class Recorded:
     timestamp: datetime
     deliveries: int
     replayed: bool = False
-
-    def answer(self) -> dict[str, Any]:
-        return {
-            "uuid": str(self.uuid),
-            "type": self.type,
-            "timestamp": format_utc(self.timestamp),
-            "deliveries": self.deliveries,
-        }
 
 
 class EventConflict(Conflict):
@@ -152,12 +143,12 @@ class EventRow(NamedTuple):
     type: str
     kind: str
     timestamp: datetime
-    project_uuid: str | None
-    pipeline_uuid: str | None
-    environment_uuid: str | None
-    job_uuid: str | None
-    pipeline_run_uuid: str | None
-    image_build_uuid: str | None
+    project_uuid: UUID | str | None
+    pipeline_uuid: UUID | str | None
+    environment_uuid: UUID | str | None
+    job_uuid: UUID | str | None
+    pipeline_run_uuid: UUID | str | None
+    image_build_uuid: UUID | str | None
     run_number: int | None
     sections: str
     payload: str
@@ -284,7 +275,9 @@ async def register_events(
         for i in replays:
             row = existing[str(uuids[i])]
             given = events[i]
-            same = row["type"] == given.type and orjson.loads(row["sections"]) == given.sections
+            same = row["type"] == given.type and orjson.loads(row["sections"]) == orjson.loads(
+                given.sections_json
+            )
             if given.timestamp is not None and row["timestamp"] != given.timestamp:
                 same = False
             if not same:

@@ -117,13 +117,17 @@ IMAGE_BUILD_TIMES = ("requested_time", "started_time", "finished_time")
 
 def image_build_durations(build: dict[str, Any]) -> dict[str, Any]:
     """Queueing and build durations (seconds), from the times that were given."""
-    times = {key: datetime.fromisoformat(build[key]) for key in IMAGE_BUILD_TIMES if key in build}
+    times = {key: _moment(build[key]) for key in IMAGE_BUILD_TIMES if key in build}
     derived: dict[str, Any] = {}
     if "requested_time" in times and "started_time" in times:
         derived["queued_seconds"] = (times["started_time"] - times["requested_time"]).total_seconds()
     if "started_time" in times and "finished_time" in times:
         derived["duration_seconds"] = (times["finished_time"] - times["started_time"]).total_seconds()
     return derived
+
+
+def _moment(value: datetime | str) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
 
 
 @dataclass(frozen=True)

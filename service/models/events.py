@@ -111,7 +111,7 @@ class Event(SQLModel, table=True, metaclass=SingleTableInheritanceMeta):
         for path, layer in cls.layers:
             add_notification(payload, path, layer, sections.get(layer.section, {}))
         # Written at once: the tree shares its values with ``sections``.
-        return orjson.dumps(payload)
+        return orjson.dumps(payload, option=orjson.OPT_UTC_Z)
 
     @classmethod
     def telemetry_json(
@@ -119,7 +119,8 @@ class Event(SQLModel, table=True, metaclass=SingleTableInheritanceMeta):
     ) -> bytes:
         """The anonymized payload of such an event, as JSON (``TelemetryData``'s two parts)."""
         properties, derived = cls._telemetry(uuid, type_name, timestamp, sections, anonymize)
-        return orjson.dumps({"event_properties": properties, "derived_properties": derived})
+        telemetry = {"event_properties": properties, "derived_properties": derived}
+        return orjson.dumps(telemetry, option=orjson.OPT_UTC_Z)
 
     @classmethod
     def _telemetry(
@@ -140,8 +141,9 @@ class Event(SQLModel, table=True, metaclass=SingleTableInheritanceMeta):
 
     def to_telemetry_payload(self, anonymize: Anonymize) -> TelemetryData:
         """The anonymized payload: no names or free text, identifiers through ``anonymize``."""
-        properties, derived = self._telemetry(self.uuid, self.type, self.timestamp, self.sections, anonymize)
-        return TelemetryData(event_properties=properties, derived_properties=derived)
+        return TelemetryData.model_validate_json(
+            self.telemetry_json(self.uuid, self.type, self.timestamp, self.sections, anonymize)
+        )
 
 
 PIPELINE_RUN = Layer(
@@ -296,10 +298,11 @@ ENTITY_COLUMNS = (
 )
 
 
-def entity_values(sections: dict[str, Any]) -> tuple[tuple[str | None, ...], int | None]:
-    """The ``ENTITY_COLUMNS`` values (uuid text or ``None``) and the cron run number."""
+def entity_values(sections: dict[str, Any]) -> tuple[tuple[UUID | str | None, ...], int | None]:
+    """The ``ENTITY_COLUMNS`` values (a ``UUID`` as validated, its text as stored, or ``None``)
+    and the cron run number."""
 
-    def entity(section: str, key: str = "uuid") -> str | None:
+    def entity(section: str, key: str = "uuid") -> UUID | str | None:
         value = sections.get(section)
         return value.get(key) if value is not None else None
 
@@ -319,11 +322,12 @@ def entity_values(sections: dict[str, Any]) -> tuple[tuple[str | None, ...], int
 def build_event(type_name: str, sections: dict[str, Any], uuid: UUID, timestamp: datetime) -> Event:
     """The event row for a validated body: its layer's class, with the entity columns filled.
 
-    ``payload`` is left unset: the caller stores ``to_notification_payload()`` there.
+    ``sections`` as stored (JSON data). ``payload`` is left unset: the caller stores
+    ``to_notification_payload()`` there.
     """
     uuids, run_number = entity_values(sections)
     columns: dict[str, Any] = {
-        name: UUID(value) if value is not None else None
+        name: UUID(value) if isinstance(value, str) else value
         for name, value in zip(ENTITY_COLUMNS, uuids, strict=True)
     }
     return event_class_for(type_name)(

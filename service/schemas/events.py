@@ -51,8 +51,9 @@ BATCH_ADAPTER: TypeAdapter[EventBatchIn] = TypeAdapter(EventBatchIn)
 
 @dataclass(frozen=True, slots=True)
 class ValidatedEvent:
-    """A valid event body. ``sections`` is JSON-ready (uuids and UTC timestamps as strings,
-    optional fields left out), so equal bodies give equal ``sections``."""
+    """A valid event body. ``sections`` holds the validated values (uuids as ``UUID``, times as
+    UTC ``datetime``, optional fields left out), so equal bodies give equal ``sections``;
+    ``sections_json`` is their JSON text, as stored."""
 
     type: str
     kind: str
@@ -74,9 +75,10 @@ def validate_batch(text: bytes) -> list[ValidatedEvent]:
 
 
 def _validated_event(body: EventBodyIn) -> ValidatedEvent:
-    # Written as JSON once (uuids canonical, times in UTC with a Z), and read back as plain data.
-    text = orjson.dumps(body.sections(), option=orjson.OPT_UTC_Z)
-    return ValidatedEvent(body.type, body.kind, body.uuid, body.timestamp, orjson.loads(text), text)
+    sections = body.sections()
+    # Uuids in canonical form, times in UTC with a Z: the JSON of equal bodies is equal.
+    text = orjson.dumps(sections, option=orjson.OPT_UTC_Z)
+    return ValidatedEvent(body.type, body.kind, body.uuid, body.timestamp, sections, text)
 
 
 def storable_json_text(text: bytes) -> bool:

@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
+import orjson
+
 from service.core.analytics import Anonymizer
 from service.models.events import Event, build_event
 from service.schemas.events import validate_event
@@ -20,7 +22,8 @@ def event_from(body: dict[str, Any], timestamp: datetime = EVENT_TIME) -> Event:
     """The row of a valid ``body`` (validated as its JSON text), at ``timestamp``."""
     validated = validate_event(json.dumps(body).encode())
     event_uuid = UUID(body["uuid"]) if "uuid" in body else uuid4()
-    return build_event(validated.type, validated.sections, event_uuid, timestamp)
+    # A row holds its sections as stored: JSON.
+    return build_event(validated.type, orjson.loads(validated.sections_json), event_uuid, timestamp)
 
 
 def sample(type_name: str, canary: str = DEFAULT_CANARY) -> tuple[dict[str, Any], Event]:

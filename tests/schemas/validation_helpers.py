@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
+
+import orjson
 
 from service.errors import InvalidInput
 from service.schemas.events import ErrorDict, ValidatedEvent, validate_batch, validate_event
@@ -19,7 +22,9 @@ def as_json(raw: object) -> bytes:
 
 
 def valid(raw: object) -> ValidatedEvent:
-    return validate_event(as_json(raw))
+    """The validated body, its ``sections`` as they are stored (their JSON text read back)."""
+    event = validate_event(as_json(raw))
+    return replace(event, sections=orjson.loads(event.sections_json))
 
 
 def problems(text: bytes, loc: Loc = ("body",)) -> list[ErrorDict]:
