@@ -53,6 +53,7 @@ def request_body_schemas() -> dict[str, Any]:
 
 
 def record_context(state: HeraldState) -> RecordContext:
+    """What recording needs from this installation: its anonymizer and telemetry settings."""
     return RecordContext(
         anonymizer=state.installation.anonymizer,
         analytics_subscriber_uuid=state.installation.analytics_subscriber_uuid,
@@ -61,6 +62,7 @@ def record_context(state: HeraldState) -> RecordContext:
 
 
 def count_ingested(metrics: Metrics, recorded: list[Recorded]) -> None:
+    """Count the events recorded (replays are not new events)."""
     for item in recorded:
         if not item.replayed:
             metrics.events_ingested(item.type)

@@ -87,11 +87,13 @@ def change_kinds(changes: list[dict[str, Any]], anonymize: Anonymize) -> list[di
 
 
 def changes_count(update: dict[str, Any]) -> dict[str, Any]:
+    """How many changes an update has."""
     return {"changes_count": len(update["changes"])}
 
 
 def user_services_count(session: dict[str, Any]) -> dict[str, Any]:
-    # Service definitions carry images, commands and environment variables: count only.
+    """How many user services a session runs (their definitions carry images, commands and
+    environment variables: counted only)."""
     services = session.get("user_services")
     return {} if services is None else {"user_services_count": len(services)}
 

@@ -180,7 +180,7 @@ def test_notification_payload_nests_each_layer(type_name: str) -> None:
     if "project" in body:
         assert payload["project"]["uuid"] == body["project"]["uuid"]
         assert payload["project"]["name"] == body["project"]["name"]
-    if "pipeline" in body:  # the pipeline's uuid, not the event's (a seed defect)
+    if "pipeline" in body:  # the pipeline's uuid, not the event's (a defect of the original system)
         assert payload["project"]["pipeline"] == {**body["pipeline"], **payload["project"]["pipeline"]}
         assert payload["project"]["pipeline"]["uuid"] == body["pipeline"]["uuid"] != body["uuid"]
     if "job" in body:
