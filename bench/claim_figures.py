@@ -17,14 +17,17 @@ import asyncpg
 
 from bench.infra import Postgres
 from bench.load import percentile
-from service import outbox
+from service import keyring, outbox
+from service.common.secretbox import SecretBox
 from service.db import asyncpg_dsn
 from service.delivery import claims
+from service.models.subscribers import secret_context
 
 FUTURE_SUBSCRIBERS = 100
 DUE_SUBSCRIBERS = 8
 PER_SUBSCRIBER = 16
 WARMUP_CLAIMS = 5
+BOX = SecretBox(keyring.parse_keys(keyring.new_key()))
 PAYLOAD = '{"uuid": "x", "type": "project:created", "project": {"uuid": "y", "name": "' + "n" * 200 + '"}}'
 
 _ADD_ROWS_SQL = """
@@ -40,7 +43,15 @@ async def _add_subscribers(conn: asyncpg.Connection, count: int) -> list[UUID]:
     uuids = [uuid4() for _ in range(count)]
     await conn.executemany(
         "INSERT INTO subscribers (uuid, kind, name, url, secret) VALUES ($1, 'webhook', $2, $3, $4)",
-        [(u, f"claims {u}", "http://127.0.0.1:9/hook", "whsec_" + "A" * 44) for u in uuids],
+        [
+            (
+                u,
+                f"claims {u}",
+                "http://127.0.0.1:9/hook",
+                BOX.encrypt("whsec_" + "A" * 44, secret_context(u, "secret")),
+            )
+            for u in uuids
+        ],
     )
     return uuids
 
@@ -54,7 +65,7 @@ async def _measure(
         claim = await outbox.claim_webhooks(
             claimer, limit=limit, per_subscriber=PER_SUBSCRIBER, busy={}, lease_s=60.0
         )
-        claimed = claims.webhook_deliveries(claim)  # as the dispatcher does, targets included
+        claimed = claims.webhook_deliveries(claim, BOX)  # as the dispatcher does, targets included
         elapsed_ms = (time.perf_counter() - start) * 1000
         if len(claimed) != limit:
             raise RuntimeError(f"claim took {len(claimed)} rows, expected {limit}")

@@ -1,4 +1,4 @@
-"""The ``herald`` command: ``serve``, ``migrate``, ``openapi``."""
+"""The ``herald`` command: ``serve``, ``migrate``, ``openapi``, ``secrets new-key|rotate``."""
 
 from __future__ import annotations
 
@@ -8,13 +8,15 @@ import gc
 import ipaddress
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import orjson
 from pydantic import ValidationError
 
-from service import migrations
+from service import keyring, migrations
 from service.config import Settings
-from service.db import EmbeddedPostgres
+from service.db import EmbeddedPostgres, create_engine, session_factory
 from service.logs import configure_logging
 
 logger = logging.getLogger("herald")
@@ -90,20 +92,56 @@ def serve(host: str, port: int) -> int:
     return 0
 
 
+@contextmanager
+def _database(settings: Settings) -> Iterator[str]:
+    """The database URL: HERALD_DATABASE_URL, or the embedded PostgreSQL started for the command."""
+    if settings.database_url is not None:
+        yield settings.database_url
+        return
+    embedded = EmbeddedPostgres(settings.data_dir)
+    try:
+        yield embedded.start()
+    finally:
+        embedded.stop()
+
+
 def migrate() -> int:
     settings = _load_settings()
     configure_logging(settings.log_format)
-    embedded = None
-    url = settings.database_url
-    if url is None:
-        embedded = EmbeddedPostgres(settings.data_dir)
-        url = embedded.start()
-    try:
+    with _database(settings) as url:
         asyncio.run(migrations.upgrade(url))
         logger.info("database migrated to %s", migrations.head_revision())
+    return 0
+
+
+def new_key() -> int:
+    sys.stdout.write(keyring.new_key() + "\n")
+    return 0
+
+
+async def _rotate(settings: Settings, url: str) -> int:
+    from service.common.secretbox import SecretBox
+    from service.core.secrets_at_rest import rotate
+
+    box = SecretBox(keyring.load_keys(settings.secrets_keys, settings.data_dir))
+    engine = create_engine(url, pool_size=2)
+    try:
+        return await rotate(session_factory(engine), box)
     finally:
-        if embedded is not None:
-            embedded.stop()
+        await engine.dispose()
+
+
+def rotate_secrets() -> int:
+    """Re-encrypt every stored secret with the first key (safe while the service runs)."""
+    settings = _load_settings()
+    configure_logging(settings.log_format)
+    try:
+        with _database(settings) as url:
+            done = asyncio.run(_rotate(settings, url))
+    except Exception as exc:  # one line naming no key or secret, rather than a traceback
+        logger.error("secrets rotation failed: %s", exc)
+        return 1
+    logger.info("secrets re-encrypted with the first key of HERALD_SECRETS_KEYS: %d webhooks", done)
     return 0
 
 
@@ -123,11 +161,17 @@ def main(argv: list[str] | None = None) -> int:
     serve_cmd.add_argument("--port", type=int, default=8000)
     commands.add_parser("migrate", help="apply database migrations and exit")
     commands.add_parser("openapi", help="print the OpenAPI schema as JSON")
+    secrets_cmd = commands.add_parser("secrets", help="keys of the secrets at rest")
+    secrets_actions = secrets_cmd.add_subparsers(dest="action", required=True)
+    secrets_actions.add_parser("new-key", help="print a fresh key for HERALD_SECRETS_KEYS")
+    secrets_actions.add_parser("rotate", help="re-encrypt every stored secret with the first key")
     args = parser.parse_args(argv)
     if args.command == "serve":
         return serve(args.host, args.port)
     if args.command == "migrate":
         return migrate()
+    if args.command == "secrets":
+        return new_key() if args.action == "new-key" else rotate_secrets()
     return openapi()
 
 

@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from service.keyring import parse_keys
+
 Scope = Literal["admin", "ingest"]
 
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
@@ -65,6 +67,7 @@ class Settings(BaseSettings):
     database_url: str | None = None
     data_dir: Path = Path("./.herald")
     api_keys: Annotated[str, NoDecode] = ""
+    secrets_keys: Annotated[str, NoDecode] = Field(default="", repr=False)
     dispatcher_enabled: bool = True
     delivery_concurrency: int = Field(default=256, ge=1, le=10_000)
     delivery_per_subscriber_concurrency: int = Field(default=16, ge=1, le=10_000)
@@ -97,6 +100,12 @@ class Settings(BaseSettings):
     @classmethod
     def _check_api_keys(cls, value: str) -> str:
         parse_api_keys(value)
+        return value
+
+    @field_validator("secrets_keys")
+    @classmethod
+    def _check_secrets_keys(cls, value: str) -> str:
+        parse_keys(value)  # the message names HERALD_SECRETS_KEYS and the entry, never a key
         return value
 
     @field_validator("database_url", "telemetry_url", "telemetry_api_key")

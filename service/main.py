@@ -17,7 +17,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from service import __version__, migrations, outbox
+from service import __version__, keyring, migrations, outbox
 from service.api import (
     analytics,
     deliveries,
@@ -31,10 +31,12 @@ from service.api import (
 from service.api.auth import ApiKeys, document_security
 from service.api.limits import BodySizeLimit
 from service.api.middleware import RequestContext
+from service.common.secretbox import SecretBox
 from service.config import Settings
 from service.core.analytics import Anonymizer, log_telemetry_status
 from service.core.heartbeat import Heartbeat
 from service.core.retention import RetentionJob
+from service.core.secrets_at_rest import SecretsKeyMismatch, open_secrets
 from service.db import (
     EmbeddedPostgres,
     create_engine,
@@ -81,6 +83,18 @@ async def load_installation(sessions: async_sessionmaker[AsyncSession]) -> Insta
         anonymizer=Anonymizer(bytes(row.anonymization_key)),
         analytics_subscriber_uuid=row.analytics_uuid,
     )
+
+
+async def open_secret_box(settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> SecretBox:
+    """The keys of HERALD_SECRETS_KEYS (or the data directory's key file), checked against the
+    database; plaintext secrets left by the migration are encrypted. Refuses mismatched keys."""
+    try:
+        box = SecretBox(keyring.load_keys(settings.secrets_keys, settings.data_dir))
+        await open_secrets(sessions, box)
+    except (SecretsKeyMismatch, ValueError) as exc:
+        logger.error("refusing to start: %s", exc)
+        raise
+    return box
 
 
 async def _start_telemetry(
@@ -130,6 +144,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(database_url)
         stack.push_async_callback(engine.dispose)
         sessions = session_factory(engine)
+        secrets = await open_secret_box(settings, sessions)
         # Connection counts are bounded by the dispatcher's slots, not by the pool (0 = unbounded).
         http = create_http_clients(allow_private=settings.allow_private_destinations, max_connections=0)
         stack.push_async_callback(http.aclose)
@@ -140,6 +155,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             sessions=sessions,
             installation=await load_installation(sessions),
             http=http,
+            secrets=secrets,
             embedded=embedded,
         )
         app.state.herald = state
@@ -151,6 +167,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 sessions=sessions,
                 database_url=database_url,
                 clients=http,
+                secrets=secrets,
                 batch_deliverers=batch_deliverers,
                 observer=app.state.metrics,
             )

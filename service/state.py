@@ -9,6 +9,7 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from service.common.secretbox import SecretBox
 from service.config import Settings
 from service.core.analytics import Anonymizer
 
@@ -41,6 +42,8 @@ class HeraldState:
     installation: Installation
     http: HttpClients
     """Shared HTTP clients (webhook deliveries and test pings)."""
+    secrets: SecretBox
+    """Encrypts and decrypts the webhook secrets at rest (HERALD_SECRETS_KEYS)."""
     embedded: EmbeddedPostgres | None = None
     dispatcher: DispatcherHandle | None = None
     started_monotonic: float = field(default_factory=time.monotonic)

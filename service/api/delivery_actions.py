@@ -119,15 +119,16 @@ async def test_new_webhook(body: WebhookCreate, state: StateDep, resolver: Resol
 async def test_webhook(uuid: SubscriberUuid, state: StateDep) -> PingResult:
     async with read_session(state.sessions) as session:
         subscriber = await core.get_subscriber(session, uuid)
-    if not isinstance(subscriber, WebhookSubscriber) or subscriber.url is None or subscriber.secret is None:
+    secret = core.current_secret(state.secrets, subscriber)
+    if not isinstance(subscriber, WebhookSubscriber) or subscriber.url is None or secret is None:
         raise Conflict("the analytics subscriber cannot be tested")
     expires = subscriber.previous_secret_expires_at
     target = webhook_target(
         subscriber_uuid=subscriber.uuid,
         name=subscriber.name,
         url=subscriber.url,
-        secret=subscriber.secret,
-        previous_secret=subscriber.previous_secret,
+        secret=secret,
+        previous_secret=core.previous_secret(state.secrets, subscriber),
         previous_valid=expires is not None and expires > _now(),
         verify_ssl=subscriber.verify_ssl,
         content_type=subscriber.content_type,

@@ -63,9 +63,9 @@ async def create_webhook(body: WebhookCreate, state: StateDep, resolver: Resolve
     allow_private = state.settings.allow_private_destinations
     await core.check_destination(body.url, allow_private=allow_private, resolver=resolver)
     async with transaction(state.sessions) as session:
-        subscriber, subscriptions = await core.create_webhook(session, new)
+        subscriber, subscriptions, secret = await core.create_webhook(session, new, state.secrets)
     view = subscriber_out(subscriber, subscriptions, telemetry_enabled=state.settings.telemetry_enabled)
-    return SubscriberCreated(**view.model_dump(), secret=subscriber.secret or "")
+    return SubscriberCreated(**view.model_dump(), secret=secret)
 
 
 @router.get(
@@ -138,7 +138,7 @@ async def update_webhook(
     grace_s = state.settings.secret_rotation_grace_seconds
     async with transaction(state.sessions) as session:
         subscriber, subscriptions = await core.update_webhook(
-            session, uuid, body, specs, rotation_grace_s=grace_s
+            session, uuid, body, specs, box=state.secrets, rotation_grace_s=grace_s
         )
         if subscriptions is None:
             subscriptions = (await subscriptions_of(session, [uuid]))[uuid]
@@ -173,5 +173,5 @@ async def delete_webhook(uuid: SubscriberUuid, state: StateDep) -> Response:
 async def rotate_secret(uuid: SubscriberUuid, state: StateDep) -> SecretOut:
     grace_s = state.settings.secret_rotation_grace_seconds
     async with transaction(state.sessions) as session:
-        secret = await core.rotate_secret(session, uuid, grace_s=grace_s)
+        secret = await core.rotate_secret(session, uuid, box=state.secrets, grace_s=grace_s)
     return SecretOut(secret=secret)

@@ -2,7 +2,9 @@
 rotate secrets. Functions add to the caller's session and never commit.
 
 Secrets never leave through here except as the return value of ``create_webhook`` (the 201
-answer) and ``rotate_secret``; nothing is logged beyond ``scheme://host`` of a URL.
+answer) and ``rotate_secret``; nothing is logged beyond ``scheme://host`` of a URL. They are
+stored encrypted (``box``, a :class:`~service.common.secretbox.SecretBox`), bound to their row
+and column.
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ from sqlmodel import col
 from service import outbox
 from service.common.destinations import ForbiddenDestination, Resolver, check_url
 from service.common.formats import FORM_CONTENT_TYPE, Format, format_for_url
+from service.common.secretbox import SecretBox
 from service.common.secrets import generate_secret
 from service.common.urls import url_origin
 from service.core.subscriptions import SubscriptionSpec, replace_subscriptions, validate_subscriptions
 from service.errors import Conflict, InvalidInput, NotFound
-from service.models.subscribers import Subscriber, SubscriberKind, WebhookSubscriber
+from service.models.subscribers import Subscriber, SubscriberKind, WebhookSubscriber, secret_context
 from service.models.subscriptions import Subscription
 from service.schemas.subscribers import WebhookCreate, WebhookUpdate
 
@@ -95,15 +98,20 @@ def prepare_webhook(body: WebhookCreate) -> NewWebhook:
 
 
 async def create_webhook(
-    session: AsyncSession, new: NewWebhook
-) -> tuple[WebhookSubscriber, list[Subscription]]:
-    """Add a webhook subscriber and its subscriptions; a secret is generated when none was given."""
+    session: AsyncSession, new: NewWebhook, box: SecretBox
+) -> tuple[WebhookSubscriber, list[Subscription], str]:
+    """Add a webhook subscriber and its subscriptions; a secret is generated when none was given.
+
+    Returns the subscriber, its subscriptions and its secret (stored encrypted).
+    """
     body = new.body
+    subscriber_uuid = uuid4()
+    secret = body.secret or generate_secret()
     subscriber = WebhookSubscriber(
-        uuid=uuid4(),
+        uuid=subscriber_uuid,
         name=body.name,
         url=body.url,
-        secret=body.secret or generate_secret(),
+        secret=box.encrypt(secret, secret_context(subscriber_uuid, "secret")),
         verify_ssl=body.verify_ssl,
         content_type=body.content_type,
         format=new.format,
@@ -117,7 +125,7 @@ async def create_webhook(
         "webhook created",
         extra={"subscriber": str(subscriber.uuid), "destination": url_origin(body.url)},
     )
-    return subscriber, subscriptions
+    return subscriber, subscriptions, secret
 
 
 async def get_subscriber(session: AsyncSession, subscriber_uuid: UUID, *, lock: bool = False) -> Subscriber:
@@ -165,11 +173,32 @@ async def _database_now(session: AsyncSession) -> datetime:
     return now
 
 
-def _set_secret(subscriber: WebhookSubscriber, secret: str, grace_s: float, now: datetime) -> None:
+def current_secret(box: SecretBox, subscriber: Subscriber) -> str | None:
+    """The webhook's current secret in plain text (``None`` for the analytics subscriber)."""
+    if subscriber.secret is None:
+        return None
+    return box.reveal(subscriber.secret, secret_context(subscriber.uuid, "secret"))
+
+
+def previous_secret(box: SecretBox, subscriber: Subscriber) -> str | None:
+    """The webhook's previous secret in plain text, if it has one."""
+    if subscriber.previous_secret is None:
+        return None
+    return box.reveal(subscriber.previous_secret, secret_context(subscriber.uuid, "previous_secret"))
+
+
+def _set_secret(
+    box: SecretBox, subscriber: WebhookSubscriber, secret: str, grace_s: float, now: datetime
+) -> None:
     # At most one previous secret: a second rotation within the grace period drops the oldest.
-    subscriber.previous_secret = subscriber.secret
+    # The tokens are bound to their column: the old secret is encrypted again as the previous one.
+    old = current_secret(box, subscriber)
+    uuid = subscriber.uuid
+    subscriber.previous_secret = (
+        None if old is None else box.encrypt(old, secret_context(uuid, "previous_secret"))
+    )
     subscriber.previous_secret_expires_at = now + timedelta(seconds=grace_s)
-    subscriber.secret = secret
+    subscriber.secret = box.encrypt(secret, secret_context(uuid, "secret"))
 
 
 async def update_webhook(
@@ -178,6 +207,7 @@ async def update_webhook(
     patch: WebhookUpdate,
     specs: list[SubscriptionSpec] | None,
     *,
+    box: SecretBox,
     rotation_grace_s: float,
 ) -> tuple[WebhookSubscriber, list[Subscription] | None]:
     """Apply a PATCH: given fields change, ``specs`` (if given) replaces the subscription set.
@@ -199,8 +229,8 @@ async def update_webhook(
         if field in given:
             setattr(subscriber, field, getattr(patch, field))
     now = await _database_now(session)
-    if patch.secret is not None and patch.secret != subscriber.secret:
-        _set_secret(subscriber, patch.secret, rotation_grace_s, now)
+    if patch.secret is not None and patch.secret != current_secret(box, subscriber):
+        _set_secret(box, subscriber, patch.secret, rotation_grace_s, now)
     disabling = patch.enabled is False and subscriber.enabled
     if patch.enabled is True:
         subscriber.enabled, subscriber.disabled_reason, subscriber.failing_since = True, None, None
@@ -233,12 +263,14 @@ async def delete_webhook(session: AsyncSession, subscriber_uuid: UUID) -> None:
     logger.info("webhook deleted", extra={"subscriber": str(subscriber_uuid)})
 
 
-async def rotate_secret(session: AsyncSession, subscriber_uuid: UUID, *, grace_s: float) -> str:
+async def rotate_secret(
+    session: AsyncSession, subscriber_uuid: UUID, *, box: SecretBox, grace_s: float
+) -> str:
     """Give the webhook a new secret; the old one keeps signing for ``grace_s`` seconds."""
     subscriber = await _locked_webhook(session, subscriber_uuid, "has no secret to rotate")
     secret = generate_secret()
     now = await _database_now(session)
-    _set_secret(subscriber, secret, grace_s, now)
+    _set_secret(box, subscriber, secret, grace_s, now)
     subscriber.updated_at = now
     await session.flush()
     logger.info("webhook secret rotated", extra={"subscriber": str(subscriber_uuid)})

@@ -3,10 +3,14 @@
 The claim itself (``pending`` → ``delivering`` under a lease, ``SKIP LOCKED``) is the outbox's
 (:mod:`service.outbox.claims`); this module turns the rows into :class:`ClaimedDelivery` values,
 with the webhook as it is at claim time, i.e. at send time.
+
+The claim returns the secrets as stored (SecretBox tokens); they are decrypted here, in Python,
+through the box's cache (one AES-GCM decryption per secret and process, not per claim).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -15,8 +19,11 @@ import asyncpg
 from sqlalchemy import Row
 
 from service import outbox
+from service.common.secretbox import SecretBox, UndecryptableSecret
 from service.delivery.webhook import WebhookTarget, webhook_target
-from service.models.subscribers import SubscriberKind
+from service.models.subscribers import SubscriberKind, secret_context
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +48,39 @@ class ClaimedDelivery:
         return self.attempts_count + 1
 
 
-def webhook_deliveries(claim: outbox.Claim[asyncpg.Record]) -> list[ClaimedDelivery]:
+def _secrets(row: asyncpg.Record, box: SecretBox) -> tuple[str, str | None]:
+    subscriber_uuid: UUID = row["subscriber_uuid"]
+    previous: str | None = row["previous_secret"] if row["previous_valid"] else None
+    try:
+        return (
+            box.reveal(row["secret"], secret_context(subscriber_uuid, "secret")),
+            None
+            if previous is None
+            else box.reveal(previous, secret_context(subscriber_uuid, "previous_secret")),
+        )
+    except UndecryptableSecret:
+        # Not one of this process's keys (the start-up check passed on other rows): the attempt
+        # fails as for a malformed secret, nothing is sent.
+        logger.warning("webhook secret cannot be decrypted", extra={"subscriber": str(subscriber_uuid)})
+        return "", None
+
+
+def _target(row: asyncpg.Record, box: SecretBox) -> WebhookTarget:
+    secret, previous = _secrets(row, box)
+    return webhook_target(
+        subscriber_uuid=row["subscriber_uuid"],
+        name=row["name"],
+        url=row["url"],
+        secret=secret,
+        previous_secret=previous,
+        previous_valid=previous is not None,
+        verify_ssl=row["verify_ssl"],
+        content_type=row["content_type"],
+        fmt=row["format"],
+    )
+
+
+def webhook_deliveries(claim: outbox.Claim[asyncpg.Record], box: SecretBox) -> list[ClaimedDelivery]:
     """The deliveries of a webhook claim (``outbox.claim_webhooks``), each with its target."""
     return [
         ClaimedDelivery(
@@ -53,17 +92,7 @@ def webhook_deliveries(claim: outbox.Claim[asyncpg.Record]) -> list[ClaimedDeliv
             subscriber_kind=SubscriberKind.WEBHOOK,
             payload=row["payload"],
             attempts_count=row["attempts_count"],
-            target=webhook_target(
-                subscriber_uuid=row["subscriber_uuid"],
-                name=row["name"],
-                url=row["url"],
-                secret=row["secret"],
-                previous_secret=row["previous_secret"],
-                previous_valid=row["previous_valid"],
-                verify_ssl=row["verify_ssl"],
-                content_type=row["content_type"],
-                fmt=row["format"],
-            ),
+            target=_target(row, box),
         )
         for row in claim.rows
     ]

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from service import outbox
 from service.background import Worker, finish_or_cancel
 from service.common.channels import DELIVERIES_CHANNEL
+from service.common.secretbox import SecretBox
 from service.common.urls import url_origin
 from service.config import Settings
 from service.db import is_database_unavailable
@@ -79,6 +80,7 @@ class Dispatcher(Worker):
         sessions: async_sessionmaker[AsyncSession],
         database_url: str,
         clients: HttpClients,
+        secrets: SecretBox,
         batch_deliverers: BatchDeliverers | None = None,
         observer: AttemptObserver | None = None,
         rng: random.Random | None = None,
@@ -87,6 +89,7 @@ class Dispatcher(Worker):
         self._settings = settings
         self._engine = engine
         self._clients = clients
+        self._secrets = secrets
         self._observer = observer
         self._rng = rng or random.Random()
         self.counters: Counter[str] = Counter()
@@ -227,7 +230,7 @@ class Dispatcher(Worker):
                 busy=bounds.busy,
                 lease_s=self._settings.lease_seconds,
             )
-        claimed = claims.webhook_deliveries(claim)
+        claimed = claims.webhook_deliveries(claim, self._secrets)
         self.counters["claims"] += 1
         self.counters["claimed"] += len(claimed)
         for delivery in claimed:

@@ -18,6 +18,11 @@ from sqlmodel import Field, SQLModel
 from service.models.base import SingleTableInheritanceMeta
 
 
+def secret_context(subscriber_uuid: UUID, column: str) -> str:
+    """The associated data of a secret column's token: it opens in this row and column only."""
+    return f"subscribers.{column}:{subscriber_uuid}"
+
+
 class SubscriberKind(StrEnum):
     WEBHOOK = "webhook"
     ANALYTICS = "analytics"
@@ -59,6 +64,7 @@ class Subscriber(SQLModel, table=True, metaclass=SingleTableInheritanceMeta):
     kind: str = Field(sa_type=Text)
     name: str = Field(sa_type=Text)
     url: str | None = Field(default=None, sa_type=Text)
+    # Both secrets hold SecretBox tokens (service.common.secretbox), never the secret itself.
     secret: str | None = Field(default=None, sa_type=Text, repr=False)
     previous_secret: str | None = Field(default=None, sa_type=Text, repr=False)
     previous_secret_expires_at: datetime | None = _timestamp()

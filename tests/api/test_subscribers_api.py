@@ -12,6 +12,7 @@ import pytest
 from service.api.deps import get_resolver
 from tests.support.api import HOOK_URL, create_webhook
 from tests.support.app import AppFactory, RunningApp
+from tests.support.secrets import stored_secrets
 
 SUBSCRIBERS = "/api/v1/subscribers"
 GIVEN_SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()
@@ -56,9 +57,7 @@ async def test_a_given_secret_is_kept_and_every_field_is_stored(
     assert created["enabled"] is False
     assert created["disabled_reason"]
     assert created["url"] == "https://example.com/hooks?token=abc"
-    assert (
-        await db.fetchval("SELECT secret FROM subscribers WHERE uuid = $1", created["uuid"]) == GIVEN_SECRET
-    )
+    assert (await stored_secrets(db, created["uuid"]))[0] == GIVEN_SECRET
 
 
 async def test_the_secret_is_shown_only_in_the_create_answer(

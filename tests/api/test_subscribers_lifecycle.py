@@ -11,6 +11,7 @@ import pytest
 
 from tests.support.api import create_webhook, event_of, ingest, new_uuid
 from tests.support.app import AppFactory, RunningApp
+from tests.support.secrets import stored_secrets
 
 SUBSCRIBERS = "/api/v1/subscribers"
 GIVEN_SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()
@@ -184,22 +185,15 @@ async def test_rotate_secret_keeps_the_previous_one_for_the_grace_period(
         new_secret = first.json()["secret"]
         assert new_secret != GIVEN_SECRET
         assert len(base64.b64decode(new_secret.removeprefix("whsec_"))) == 32
-        row = await db.fetchrow(
-            "SELECT secret, previous_secret, previous_secret_expires_at FROM subscribers WHERE uuid = $1",
-            created["uuid"],
+        assert await stored_secrets(db, created["uuid"]) == (new_secret, GIVEN_SECRET)
+        expires = await db.fetchval(
+            "SELECT previous_secret_expires_at FROM subscribers WHERE uuid = $1", created["uuid"]
         )
-        assert row is not None
-        assert (row["secret"], row["previous_secret"]) == (new_secret, GIVEN_SECRET)
-        expires = row["previous_secret_expires_at"]
         assert before + timedelta(seconds=3590) < expires < datetime.now(UTC) + timedelta(seconds=3610)
 
         # At most one previous secret: the one before the newest.
         newest = (await running.client.post(path)).json()["secret"]
-        row = await db.fetchrow(
-            "SELECT secret, previous_secret FROM subscribers WHERE uuid = $1", created["uuid"]
-        )
-        assert row is not None
-        assert (row["secret"], row["previous_secret"]) == (newest, new_secret)
+        assert await stored_secrets(db, created["uuid"]) == (newest, new_secret)
 
 
 async def test_patching_the_secret_rotates_to_the_given_one(
@@ -209,15 +203,7 @@ async def test_patching_the_secret_rotates_to_the_given_one(
     path = f"{SUBSCRIBERS}/{created['uuid']}"
     response = await herald.client.patch(path, json={"secret": GIVEN_SECRET})
     assert response.status_code == 200
-    row = await db.fetchrow(
-        "SELECT secret, previous_secret FROM subscribers WHERE uuid = $1", created["uuid"]
-    )
-    assert row is not None
-    assert (row["secret"], row["previous_secret"]) == (GIVEN_SECRET, created["secret"])
+    assert await stored_secrets(db, created["uuid"]) == (GIVEN_SECRET, created["secret"])
     # The same secret again changes nothing (the previous one is not overwritten by itself).
     await herald.client.patch(path, json={"secret": GIVEN_SECRET})
-    row = await db.fetchrow(
-        "SELECT secret, previous_secret FROM subscribers WHERE uuid = $1", created["uuid"]
-    )
-    assert row is not None
-    assert (row["secret"], row["previous_secret"]) == (GIVEN_SECRET, created["secret"])
+    assert await stored_secrets(db, created["uuid"]) == (GIVEN_SECRET, created["secret"])

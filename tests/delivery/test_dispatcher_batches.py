@@ -41,6 +41,7 @@ def _dispatcher(herald: RunningApp, deliverer: BatchDeliverer) -> Dispatcher:
         sessions=state.sessions,
         database_url=state.database_url,
         clients=herald.state.http,
+        secrets=state.secrets,
         batch_deliverers={ANALYTICS_KIND: deliverer},
     )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -15,11 +17,15 @@ from service.config import Settings
 from service.main import create_app
 from service.state import HeraldState
 
+# The secrets-at-rest key of every test process (a fixed one: tests share template databases).
+TEST_SECRETS_KEY = base64.urlsafe_b64encode(hashlib.sha256(b"herald tests").digest()).decode()
+
 
 def make_settings(database_url: str | None, **overrides: Any) -> Settings:
     """Test settings: no migrations, dispatcher and telemetry off, private destinations allowed."""
     values: dict[str, Any] = {
         "database_url": database_url,
+        "secrets_keys": TEST_SECRETS_KEY,
         "migrate_on_start": False,
         "dispatcher_enabled": False,
         "api_keys": "",

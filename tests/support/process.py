@@ -12,6 +12,8 @@ from typing import Any
 
 import httpx
 
+from tests.support.app import TEST_SECRETS_KEY
+
 HERALD_BIN = Path(sys.executable).parent / "herald"
 
 
@@ -31,6 +33,7 @@ def herald_env(database_url: str, **settings: str) -> dict[str, str]:
         "HERALD_DATABASE_URL": database_url,
         "HERALD_DISPATCHER_ENABLED": "false",
         "HERALD_MIGRATE_ON_START": "false",
+        "HERALD_SECRETS_KEYS": TEST_SECRETS_KEY,
     }
     return env | settings
 
