@@ -1,0 +1,132 @@
+"""Secrets at rest against a real database: nothing readable in a dump, plaintext sealed at start,
+rotation with replicas at work, and deliveries that still verify with the secrets the API gave."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import subprocess
+from collections.abc import AsyncIterator
+from uuid import uuid4
+
+import asyncpg
+import pytest
+
+from service import keyring
+from service.core.secrets_at_rest import SecretsKeyMismatch, rotate
+from tests.delivery.test_webhook_delivery import verify
+from tests.support.api import create_webhook, ingest
+from tests.support.app import TEST_SECRETS_KEY, AppFactory, RunningApp
+from tests.support.db import FAST
+from tests.support.receiver import Receiver, running_receiver
+from tests.support.secrets import box_of, stored_secrets
+
+SUBSCRIBERS = "/api/v1/subscribers"
+OLD, NEW = keyring.new_key(), keyring.new_key()
+
+
+def known_secret(seed: int) -> str:
+    return "whsec_" + base64.b64encode(bytes((seed + i) % 256 for i in range(32))).decode()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    async with running_receiver() as running:
+        yield running
+
+
+def _forms(secret: str) -> list[str]:
+    """A secret and the encodings of its key material someone could grep a dump for."""
+    raw = base64.b64decode(secret.removeprefix("whsec_"))
+    return [secret, secret.removeprefix("whsec_"), base64.urlsafe_b64encode(raw).decode(), raw.hex()]
+
+
+async def test_a_dump_of_the_database_holds_no_secret_and_no_key(
+    herald: RunningApp, database_url: str
+) -> None:
+    secrets = [known_secret(seed) for seed in (1, 50, 100)]
+    hooks = [await create_webhook(herald.client, secret=secret) for secret in secrets]
+    rotated = await herald.client.post(f"{SUBSCRIBERS}/{hooks[0]['uuid']}/rotate-secret")
+    secrets.append(rotated.json()["secret"])
+    secrets.append((await create_webhook(herald.client))["secret"])  # a generated one
+    dump = subprocess.run(
+        ["pg_dump", "--no-owner", database_url], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    assert "hsb1." in dump  # the tokens are there
+    for secret in secrets:
+        for form in _forms(secret):
+            assert form not in dump
+    key = keyring.decode_key(TEST_SECRETS_KEY)
+    for form in (TEST_SECRETS_KEY, base64.b64encode(key).decode(), key.hex()):
+        assert form not in dump
+
+
+async def test_plaintext_secrets_are_encrypted_at_start(
+    app_factory: AppFactory, db: asyncpg.Connection
+) -> None:
+    # As the migration leaves them: rows written before secrets were encrypted.
+    uuid, current, previous = uuid4(), known_secret(7), known_secret(8)
+    await db.execute(
+        "INSERT INTO subscribers (uuid, kind, name, url, secret, previous_secret, "
+        "previous_secret_expires_at) VALUES ($1, 'webhook', 'old', 'http://127.0.0.1:9/hook', $2, $3, "
+        "now() + interval '1 hour')",
+        uuid,
+        current,
+        previous,
+    )
+    async with app_factory():
+        pass
+    row = await db.fetchrow("SELECT secret, previous_secret FROM subscribers WHERE uuid = $1", uuid)
+    assert row is not None
+    assert row["secret"].startswith("hsb1.")
+    assert row["previous_secret"].startswith("hsb1.")
+    assert await stored_secrets(db, uuid) == (current, previous)
+    assert await db.fetchval("SELECT secrets_canary FROM installation") is not None
+
+
+async def test_rotation_loses_no_concurrent_change(app_factory: AppFactory, db: asyncpg.Connection) -> None:
+    async with app_factory(secrets_keys=OLD) as old:
+        hooks = [await create_webhook(old.client, subscriptions=[]) for _ in range(230)]
+    # The replicas run with the new key first and the old one kept while the rotation goes.
+    async with app_factory(secrets_keys=f"{NEW},{OLD}") as both:
+        changing = hooks[::23]
+        latest: dict[str, list[str]] = {hook["uuid"]: [hook["secret"]] for hook in changing}
+
+        async def rotate_through_the_api() -> None:
+            for _ in range(3):
+                for hook in changing:
+                    answer = await both.client.post(f"{SUBSCRIBERS}/{hook['uuid']}/rotate-secret")
+                    latest[hook["uuid"]].append(answer.json()["secret"])
+                await asyncio.sleep(0)
+
+        done, _ = await asyncio.gather(
+            rotate(both.state.sessions, box_of(f"{NEW},{OLD}")), rotate_through_the_api()
+        )
+    assert 200 < done <= 230  # the API may have re-encrypted some first (with the new key)
+    assert await db.fetchval("SELECT count(*) FROM subscribers WHERE secret NOT LIKE 'hsb1.%'") == 0
+    for hook in hooks:
+        current, previous = await stored_secrets(db, hook["uuid"], keys=NEW)
+        history = latest.get(hook["uuid"], [hook["secret"]])
+        assert current == history[-1]
+        assert previous == (history[-2] if len(history) > 1 else None)
+
+
+async def test_after_rotation_the_new_key_alone_signs_what_the_api_returned(
+    app_factory: AppFactory, receiver: Receiver, db: asyncpg.Connection
+) -> None:
+    async with app_factory(secrets_keys=OLD) as old:
+        hook = await create_webhook(old.client, receiver.url())
+        rotated = (await old.client.post(f"{SUBSCRIBERS}/{hook['uuid']}/rotate-secret")).json()["secret"]
+        await rotate(old.state.sessions, box_of(f"{NEW},{OLD}"))
+    with pytest.raises(SecretsKeyMismatch, match="HERALD_SECRETS_KEYS"):
+        async with app_factory(secrets_keys=OLD):
+            pass
+    async with app_factory(secrets_keys=NEW, **FAST) as new:
+        ping = await new.client.post(f"{SUBSCRIBERS}/{hook['uuid']}/test")
+        assert ping.json()["ok"] is True
+        await ingest(new.client, "project:created")
+        requests = await receiver.wait_for(2)
+    for request in requests:
+        # Both secrets sign during the grace period: each verifies on its own.
+        assert verify(rotated, request.headers, request.body) is not None
+        assert verify(hook["secret"], request.headers, request.body) is not None
