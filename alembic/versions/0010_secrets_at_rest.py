@@ -23,15 +23,9 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     op.execute("ALTER TABLE installation ADD COLUMN secrets_canary text")
-    op.execute(
-        "COMMENT ON COLUMN subscribers.secret IS "
-        "'SecretBox token (AES-256-GCM, HERALD_SECRETS_KEYS); plaintext only until the next start'"
-    )
-    op.execute("COMMENT ON COLUMN subscribers.previous_secret IS 'SecretBox token, as secret'")
 
 
 def downgrade() -> None:
-    # The tokens stay: they cannot be decrypted here (no keys).
-    op.execute("COMMENT ON COLUMN subscribers.previous_secret IS NULL")
-    op.execute("COMMENT ON COLUMN subscribers.secret IS NULL")
+    # The tokens stay in subscribers: they cannot be decrypted here (no keys), and a build
+    # from before 0010 cannot read them.
     op.execute("ALTER TABLE installation DROP COLUMN secrets_canary")
