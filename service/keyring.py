@@ -51,13 +51,19 @@ def key_file_keys(data_dir: Path) -> tuple[bytes, ...]:
     """The key of ``data_dir/secrets.key``, created (mode 0600) with a fresh key if missing."""
     path = data_dir / KEY_FILE_NAME
     data_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass  # another start (or process) made it: use it
-    else:
+    if not path.exists():
+        # Written whole under a private name, then linked into place: a process starting at the
+        # same moment never reads a half-written file, and the first link wins.
+        draft = data_dir / f".{KEY_FILE_NAME}.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="ascii") as file:
             file.write(new_key() + "\n")
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass  # another process made it first: use theirs
+        finally:
+            draft.unlink()
     keys = parse_keys(path.read_text(encoding="ascii"), source=str(path))
     if len(keys) != 1:
         raise ValueError(f"{path} must hold exactly one key")

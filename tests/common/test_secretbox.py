@@ -78,6 +78,7 @@ def test_the_key_file_is_created_private_and_reused(tmp_path: Path) -> None:
     [key] = keyring.load_keys("", data_dir)
     path = data_dir / keyring.KEY_FILE_NAME
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert list(data_dir.iterdir()) == [path]  # no draft left behind
     text = path.read_text().strip()
     assert len(text) == 44
     assert base64.urlsafe_b64decode(text) == key
