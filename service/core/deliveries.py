@@ -94,7 +94,7 @@ async def attempts_of(session: AsyncSession, delivery_uuid: UUID) -> list[Any]:
 
 _OUTCOMES_SQL = text(
     """
-SELECT date_trunc('hour', created_at) AS hour, status, count(*) AS n
+SELECT date_trunc('hour', created_at, 'UTC') AS hour, status, count(*) AS n
 FROM deliveries
 WHERE created_at >= :since AND subscriber_kind = 'webhook'
 GROUP BY 1, 2
