@@ -12,10 +12,11 @@ import inspect
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from service.errors import HeraldError
+from service.errors import HeraldError, NotFound
 from service.web.context import CONSOLE_BASE, LoginRequired, anonymous
 from service.web.docs import install_docs
 from service.web.pages import auth, deliveries, events, overview, webhook_actions, webhooks
@@ -49,11 +50,21 @@ def _install_error_pages(app: FastAPI) -> None:
             "error.html", status_code=exc.status_code, title=title, detail=exc.detail
         )
 
+    validation_handler = app.exception_handlers.get(RequestValidationError)
+
+    async def invalid_request(request: Request, exc: Exception) -> Response:
+        # A page's path or query that does not parse (a malformed uuid): nothing is there.
+        if request.url.path.startswith(CONSOLE_BASE + "/") or validation_handler is None:
+            return await herald_error(request, NotFound("no such page"))
+        answer = validation_handler(request, exc)
+        return await answer if inspect.isawaitable(answer) else answer
+
     async def login_required(request: Request, exc: Exception) -> Response:
         return RedirectResponse(CONSOLE_BASE + "/login", status_code=303)
 
     app.add_exception_handler(HeraldError, herald_error)
     app.add_exception_handler(LoginRequired, login_required)
+    app.add_exception_handler(RequestValidationError, invalid_request)
 
 
 def install_web(app: FastAPI) -> None:

@@ -21,7 +21,7 @@ async def login_page(request: Request) -> Response:
     viewer = anonymous(request)
     if not viewer.keys_configured or await signed_in(request) is not None:
         return viewer.redirect("/")
-    return viewer.render("login.html", error=None)
+    return viewer.render("login.html", login_error=None)
 
 
 @router.post("/login")
@@ -32,7 +32,7 @@ async def login(request: Request) -> Response:
         return viewer.redirect("/")
     key = find_api_key(viewer.state.settings.parsed_api_keys, form.get("api_key"))
     if key is None or key.scope != "admin":
-        return viewer.render("login.html", status_code=401, error=WRONG_KEY)
+        return viewer.render("login.html", status_code=401, login_error=WRONG_KEY)
     async with transaction(viewer.state.sessions) as session:
         token = await start_session(session)
     viewer.set_cookie(security.SESSION_COOKIE, token, MAX_SESSION_SECONDS)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 from uuid import UUID
+
+from fastapi import Depends
 
 from service.errors import InvalidInput
 from service.schemas.common import decode_cursor
@@ -80,3 +83,30 @@ def error_messages(errors: Sequence[dict[str, Any]]) -> list[str]:
         where = ".".join(loc)
         messages.append(f"{where}: {error.get('msg', '')}" if where else str(error.get("msg", "")))
     return messages
+
+
+@dataclass
+class Window:
+    """A log's time range and page, read from the query; what did not parse is in ``problems``."""
+
+    since: datetime | None
+    until: datetime | None
+    after_seq: int | None
+    problems: Problems = field(default_factory=Problems)
+
+    def inputs(self) -> dict[str, str]:
+        """The range as the form's ``datetime-local`` fields show it."""
+        return {"since": local_input(self.since), "until": local_input(self.until)}
+
+
+def window(since: str = "", until: str = "", cursor: str = "") -> Window:
+    problems = Problems()
+    return Window(
+        since=parse_time(since, "since", problems, "Since"),
+        until=parse_time(until, "until", problems, "Until"),
+        after_seq=cursor_seq(cursor, problems),
+        problems=problems,
+    )
+
+
+WindowDep = Annotated[Window, Depends(window)]

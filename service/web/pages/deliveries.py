@@ -18,15 +18,7 @@ from service.schemas.common import encode_cursor
 from service.schemas.deliveries import attempt_out
 from service.web import actions
 from service.web.context import Viewer, ViewerDep, read_form
-from service.web.pages.common import (
-    PAGE_SIZE,
-    Problems,
-    cursor_seq,
-    local_input,
-    parse_time,
-    parse_uuid,
-    split_page,
-)
+from service.web.pages.common import PAGE_SIZE, Window, WindowDep, parse_uuid, split_page
 
 router = APIRouter()
 
@@ -41,9 +33,8 @@ async def subscriber_names(viewer: Viewer, uuids: set[UUID]) -> dict[UUID, str]:
     return {s.uuid: s.name for s in found}
 
 
-def _filters(
-    webhook: str, status: str, code: str, since: str, until: str, problems: Problems
-) -> DeliveryFilter:
+def _filters(webhook: str, status: str, code: str, window: Window) -> DeliveryFilter:
+    problems = window.problems
     status_value = DeliveryStatus(status) if status in STATUSES else None
     if status and status_value is None:
         problems.add("status", "unknown status")
@@ -54,46 +45,32 @@ def _filters(
         subscriber_uuid=parse_uuid(webhook, "webhook", problems, "Webhook"),
         status=status_value,
         status_code=status_code,
-        since=parse_time(since, "since", problems, "Since"),
-        until=parse_time(until, "until", problems, "Until"),
+        since=window.since,
+        until=window.until,
     )
 
 
 @router.get("/deliveries")
 async def deliveries(
-    viewer: ViewerDep,
-    webhook: str = "",
-    status: str = "",
-    code: str = "",
-    since: str = "",
-    until: str = "",
-    cursor: str = "",
+    viewer: ViewerDep, window: WindowDep, webhook: str = "", status: str = "", code: str = ""
 ) -> Response:
-    problems = Problems()
-    filters = viewer.scope.deliveries(_filters(webhook, status, code, since, until, problems))
-    after = cursor_seq(cursor, problems)
+    filters = viewer.scope.deliveries(_filters(webhook, status, code, window))
     async with read_session(viewer.state.sessions) as session:
-        rows, more = split_page(await list_deliveries(session, filters, after, PAGE_SIZE + 1))
+        found = await list_deliveries(session, filters, window.after_seq, PAGE_SIZE + 1)
+        rows, more = split_page(found)
         kind = SubscriberKind.WEBHOOK
         hooks = await subscriber_reads.list_subscribers(session, kind, None, WEBHOOKS_IN_FILTER)
     names = await subscriber_names(viewer, {row.subscriber_uuid for row in rows})
-    values = {
-        "webhook": webhook,
-        "status": status,
-        "code": code,
-        "since": local_input(filters.since),
-        "until": local_input(filters.until),
-    }
-    template = "delivery_rows.html" if viewer.request.headers.get("x-herald-fragment") else "deliveries.html"
+    fragment = viewer.request.headers.get("x-herald-fragment")
     return viewer.render(
-        template,
+        "delivery_rows.html" if fragment else "deliveries.html",
         section="deliveries",
         deliveries=rows,
         names=names,
         webhooks=[h for h in hooks if viewer.scope.sees_webhook(h)],
         statuses=STATUSES,
-        values=values,
-        problems=problems,
+        values={"webhook": webhook, "status": status, "code": code, **window.inputs()},
+        problems=window.problems,
         next_cursor=encode_cursor(rows[-1].seq) if more else None,
     )
 

@@ -18,15 +18,7 @@ from service.errors import NotFound
 from service.metrics import type_family
 from service.schemas.common import encode_cursor
 from service.web.context import ViewerDep
-from service.web.pages.common import (
-    PAGE_SIZE,
-    Problems,
-    cursor_seq,
-    local_input,
-    parse_time,
-    parse_uuid,
-    split_page,
-)
+from service.web.pages.common import PAGE_SIZE, WindowDep, parse_uuid, split_page
 from service.web.pages.deliveries import subscriber_names
 
 router = APIRouter()
@@ -48,15 +40,9 @@ def summary(payload: dict[str, Any]) -> dict[str, str]:
 
 @router.get("/events")
 async def events(
-    viewer: ViewerDep,
-    type: str = "",
-    project: str = "",
-    job: str = "",
-    since: str = "",
-    until: str = "",
-    cursor: str = "",
+    viewer: ViewerDep, window: WindowDep, type: str = "", project: str = "", job: str = ""
 ) -> Response:
-    problems = Problems()
+    problems = window.problems
     if len(type) > TYPE_MAX_CHARS:
         problems.add("type", "Type is too long")
         type = ""
@@ -64,25 +50,22 @@ async def events(
         type=type or None,
         project_uuid=parse_uuid(project, "project", problems, "Project"),
         job_uuid=parse_uuid(job, "job", problems, "Job"),
-        since=parse_time(since, "since", problems, "Since"),
-        until=parse_time(until, "until", problems, "Until"),
+        since=window.since,
+        until=window.until,
     )
     filters = viewer.scope.events(wanted)
-    after = cursor_seq(cursor, problems)
     rows: list[Any] = []
     more = False
     if filters is not None:
         async with read_session(viewer.state.sessions) as session:
-            rows, more = split_page(await feed.list_events(session, filters, after, PAGE_SIZE + 1))
+            rows, more = split_page(await feed.list_events(session, filters, window.after_seq, PAGE_SIZE + 1))
     items = [orjson.loads(row.payload) for row in rows]
-    values = {"type": type, "project": project, "job": job}
-    values |= {"since": local_input(wanted.since), "until": local_input(wanted.until)}
     return viewer.render(
         "events.html",
         section="events",
         events=[(item, summary(item)) for item in items],
         type_names=list(CATALOG),
-        values=values,
+        values={"type": type, "project": project, "job": job, **window.inputs()},
         problems=problems,
         next_cursor=encode_cursor(rows[-1].seq) if more else None,
     )

@@ -142,7 +142,7 @@ async def create_webhook(request: Request, viewer: ViewerDep, resolver: Resolver
     return form_page(viewer, values, problems, status_code=422)
 
 
-@router.post("/webhooks-new/test")
+@router.post("/webhooks/new/test")
 async def test_new_webhook(request: Request, viewer: ViewerDep, resolver: ResolverDep) -> Response:
     values = WebhookFormValues.from_form(await read_form(request, viewer))
     problems = Problems()

@@ -8,6 +8,7 @@ window.addEventListener("DOMContentLoaded", function () {
     deepLinking: true,
     persistAuthorization: true,
     showExtensions: true,
+    validatorUrl: null,
     presets: [window.SwaggerUIBundle.presets.apis, window.SwaggerUIBundle.SwaggerUIStandalonePreset],
     layout: "BaseLayout"
   });
