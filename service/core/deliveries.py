@@ -63,7 +63,13 @@ async def list_deliveries(
     if filters.event_uuid is not None:
         query = query.where(_TABLE.c.event_uuid == filters.event_uuid)
     if filters.status is not None:
-        query = query.where(_TABLE.c.status == filters.status.value)
+        # A one-value range, in the order of ix_deliveries_status_seq: the scan stops at the page's
+        # end. With "status = 'failed'" (and no statistics on status, migration 0007) the planner
+        # read every finished row through ix_deliveries_retention and sorted them (26 ms vs 0.2 ms
+        # with 100,000 deliveries).
+        status = _TABLE.c.status
+        query = query.where(status >= filters.status.value, status <= filters.status.value)
+        query = query.order_by(None).order_by(status.desc(), _SEQ.desc())
     if filters.status_code is not None:
         answered = (_ATTEMPTS.c.delivery_uuid == _TABLE.c.uuid) & (
             _ATTEMPTS.c.status_code == filters.status_code
@@ -92,9 +98,11 @@ async def attempts_of(session: AsyncSession, delivery_uuid: UUID) -> list[Any]:
     return list((await session.execute(_ATTEMPTS_SQL, {"uuid": delivery_uuid})).all())
 
 
+# date_bin on UTC hours: a third cheaper per row than date_trunc with a time zone (the rows of a
+# day are all read; 50,000 of them take ~30 ms).
 _OUTCOMES_SQL = text(
     """
-SELECT date_trunc('hour', created_at, 'UTC') AS hour, status, count(*) AS n
+SELECT date_bin('1 hour', created_at, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS hour, status, count(*) AS n
 FROM deliveries
 WHERE created_at >= :since AND subscriber_kind = 'webhook'
 GROUP BY 1, 2
