@@ -9,7 +9,7 @@ import re
 from playwright.async_api import Locator, Page, expect
 from standardwebhooks import Webhook
 
-from tests.support.api import create_webhook, event_of
+from tests.support.api import HOOK_URL, create_webhook, event_of
 from tests.support.receiver import Receiver, Reply
 from tests.web.conftest import Server, api_json, webhook_enabled
 
@@ -142,3 +142,15 @@ async def test_an_event_holding_a_script_is_shown_as_text(page: Page, server: Se
     assert page.url.endswith(f"/ui/events/{event['uuid']}")
     await expect(page.locator("#payload")).to_contain_text('"name": "<script>window.pwned = true</script>"')
     assert await page.evaluate("window.pwned === undefined")
+
+
+async def test_live_refresh_brings_new_deliveries_without_reloading(page: Page, server: Server) -> None:
+    subscriptions = [{"event_type": "project:pipeline:deleted"}]
+    hook = await create_webhook(server.api, HOOK_URL, name="Live", subscriptions=subscriptions)
+    await page.goto(f"/ui/deliveries?webhook={hook['uuid']}")
+    rows = page.get_by_test_id("delivery-row")
+    await expect(rows).to_have_count(0)
+    await api_json(await server.api.post("/api/v1/events", json=event_of("project:pipeline:deleted")), 202)
+    await page.get_by_label("Live refresh").check()
+    await expect(rows).to_have_count(1)
+    await expect(page.get_by_label("Webhook")).to_have_value(hook["uuid"])  # the page itself stayed
