@@ -29,6 +29,7 @@ def upgrade() -> None:
         "console_sessions",
         sa.Column("token_hash", sa.LargeBinary(), nullable=False),
         sa.Column("project_uuid", sa.Uuid(), nullable=True),
+        sa.Column("key_check", sa.LargeBinary(), nullable=True),
         sa.Column("read_only", sa.Boolean(), server_default=sa.text("false"), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),

@@ -8,7 +8,9 @@ add to the caller's session and never commit.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
+from collections.abc import Iterable
 from datetime import timedelta
 from uuid import UUID
 
@@ -27,10 +29,24 @@ def token_hash(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
+def key_check(token: str, api_key: str) -> bytes:
+    """What the table keeps to tie a session to the API key that started it."""
+    return hmac.new(token.encode(), api_key.encode(), hashlib.sha256).digest()
+
+
+def started_with_one_of(found: ConsoleSession, token: str, api_keys: Iterable[str]) -> bool:
+    """Whether the session was started with one of ``api_keys`` (constant time per key)."""
+    if found.key_check is None:
+        return False
+    matches = [hmac.compare_digest(found.key_check, key_check(token, key)) for key in api_keys]
+    return any(matches)
+
+
 async def start_session(
     session: AsyncSession,
     *,
     lifetime_s: float = MAX_SESSION_SECONDS,
+    api_key: str | None = None,
     project_uuid: UUID | None = None,
     read_only: bool = False,
 ) -> str:
@@ -44,6 +60,7 @@ async def start_session(
     session.add(
         ConsoleSession(
             token_hash=token_hash(token),
+            key_check=None if api_key is None else key_check(token, api_key),
             project_uuid=project_uuid,
             read_only=read_only,
             expires_at=now + timedelta(seconds=min(lifetime_s, MAX_SESSION_SECONDS)),

@@ -16,7 +16,7 @@ from urllib.parse import parse_qs
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from service.core.console_sessions import MAX_SESSION_SECONDS, find_session
+from service.core.console_sessions import MAX_SESSION_SECONDS, find_session, started_with_one_of
 from service.db import read_session
 from service.state import HeraldState
 from service.web import security
@@ -95,6 +95,10 @@ async def signed_in(request: Request) -> Viewer | None:
         found = await find_session(session, token)
     if found is None:
         return None
+    if found.project_uuid is None:  # an admin session: its key must still be an admin key
+        admin_keys = [key.key for key in state.settings.parsed_api_keys if key.scope == "admin"]
+        if not started_with_one_of(found, token, admin_keys):
+            return None
     scope = ViewScope(project_uuid=found.project_uuid, read_only=found.read_only)
     return Viewer(request=request, state=state, scope=scope, csrf_secret=token, signed_in=True)
 

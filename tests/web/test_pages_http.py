@@ -54,11 +54,10 @@ async def test_a_session_lives_in_the_database_and_works_on_another_replica(
         assert row["lifetime"].total_seconds() == 12 * 3600
         assert (await second.client.get("/ui/webhooks", cookies={"herald_session": token})).status_code == 200
     async with app_factory(api_keys=KEYS) as restarted:
-        assert (
-            await restarted.client.get("/ui/webhooks", cookies={"herald_session": token})
-        ).status_code == 200
+        cookies = {"herald_session": token}
+        assert (await restarted.client.get("/ui/webhooks", cookies=cookies)).status_code == 200
         await db.execute("UPDATE console_sessions SET expires_at = now() - interval '1 second'")
-        expired = await restarted.client.get("/ui/webhooks", cookies={"herald_session": token})
+        expired = await restarted.client.get("/ui/webhooks", cookies=cookies)
         assert expired.status_code == 303
         assert expired.headers["location"] == "/ui/login"
 
@@ -183,3 +182,13 @@ async def test_the_delivery_log_filters_by_status_code_and_time(
     bad = await client.get("/ui/deliveries?code=abc&since=yesterday")
     assert "HTTP status must be a number" in bad.text
     assert "Since must be a date and time" in bad.text
+
+
+async def test_a_session_ends_when_its_key_is_no_longer_configured(app_factory: AppFactory) -> None:
+    async with app_factory(api_keys=KEYS) as running:
+        await sign_in(running.client)
+        cookies = {"herald_session": running.client.cookies["herald_session"]}
+    async with app_factory(api_keys="admin:another-admin-key") as rotated:
+        answer = await rotated.client.get("/ui/webhooks", cookies=cookies)
+        assert answer.status_code == 303
+        assert answer.headers["location"] == "/ui/login"

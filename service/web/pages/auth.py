@@ -34,7 +34,7 @@ async def login(request: Request) -> Response:
     if key is None or key.scope != "admin":
         return viewer.render("login.html", status_code=401, login_error=WRONG_KEY)
     async with transaction(viewer.state.sessions) as session:
-        token = await start_session(session)
+        token = await start_session(session, api_key=key.key)
     viewer.set_cookie(security.SESSION_COOKIE, token, MAX_SESSION_SECONDS)
     return viewer.redirect("/")
 
