@@ -1,6 +1,6 @@
 """The claim query with a large not-yet-due backlog beside the same with a small one.
 
-Uses the dispatcher's own claim (``service.delivery.claims.claim_webhooks``) on a database of
+Uses the dispatcher's own claim (``service.outbox.claim_webhooks``) on a database of
 its own: ``FUTURE_SUBSCRIBERS`` webhooks hold the not-yet-due rows (retries scheduled later),
 ``DUE_SUBSCRIBERS`` hold rows due now. Each timed claim takes ``limit`` due rows; they are then
 marked delivered (untimed), as the outcome writer would, so every claim finds fresh due rows.
@@ -17,6 +17,7 @@ import asyncpg
 
 from bench.infra import Postgres
 from bench.load import percentile
+from service import outbox
 from service.db import asyncpg_dsn
 from service.delivery import claims
 
@@ -50,9 +51,10 @@ async def _measure(
     timings: list[float] = []
     for i in range(WARMUP_CLAIMS + count):
         start = time.perf_counter()
-        claimed = await claims.claim_webhooks(
+        claim = await outbox.claim_webhooks(
             claimer, limit=limit, per_subscriber=PER_SUBSCRIBER, busy={}, lease_s=60.0
         )
+        claimed = claims.webhook_deliveries(claim)  # as the dispatcher does, targets included
         elapsed_ms = (time.perf_counter() - start) * 1000
         if len(claimed) != limit:
             raise RuntimeError(f"claim took {len(claimed)} rows, expected {limit}")

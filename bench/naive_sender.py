@@ -4,8 +4,10 @@
 ``--in-flight`` POSTs of a webhook-sized JSON body going to ``U`` from one asyncio process
 (uvloop, as Herald) and prints ``{"sent", "failed", "seconds", "cpu_percent"}``. No database,
 no signing, no bookkeeping: the HTTP client alone. ``httpx`` is the stock client (httpcore
-transport); ``httpx-aiohttp`` is the same client on the aiohttp transport Herald uses. Both get a
-pool as large as the number in flight, so no connection is opened twice.
+transport); ``httpx-aiohttp`` is the same client on the transport Herald sends through, built
+by the same function (``httpx-aiohttp`` on an aiohttp session, behind the private-address guard,
+here allowing the loopback receiver). Both get a pool as large as the number in flight, so no
+connection is opened twice.
 """
 
 from __future__ import annotations
@@ -19,16 +21,19 @@ import time
 import httpx
 import orjson
 import uvloop
-from httpx_aiohttp import AiohttpTransport
 
 from bench.workload import main_event
+from service.delivery.http import guarded_transport
 
 
 def client_for(transport: str, in_flight: int) -> httpx.AsyncClient:
     limits = httpx.Limits(max_connections=in_flight, max_keepalive_connections=in_flight)
     if transport == "httpx":
         return httpx.AsyncClient(limits=limits, timeout=15.0)
-    return httpx.AsyncClient(transport=AiohttpTransport(limits=limits), timeout=15.0)
+    guarded = guarded_transport(
+        verify=httpx.create_ssl_context(verify=True), allow_private=True, max_connections=in_flight
+    )
+    return httpx.AsyncClient(transport=guarded, timeout=15.0)
 
 
 async def run(url: str, seconds: float, transport: str, in_flight: int, warmup_s: float) -> dict[str, float]:

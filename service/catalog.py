@@ -30,11 +30,11 @@ class EventTypeInfo:
     optional_filters: tuple[ScopeFilter, ...]
 
     def optional_filters_json(self) -> list[list[str]]:
-        """``optional_filters`` as API.md shows them, e.g. ``[["project_uuid"]]``."""
+        """``optional_filters`` as ``GET /api/v1/event-types`` shows them, e.g. ``[["project_uuid"]]``."""
         return [list(scope) for scope in self.optional_filters]
 
 
-# (name, kind, description), in the order of API.md "The catalog".
+# (name, kind, description), family by family (docs/events.md, "The catalog").
 _ENTRIES: tuple[tuple[str, str, str], ...] = (
     ("project:created", "project", "A project was created."),
     ("project:updated", "project_update", "A project was updated."),
@@ -206,7 +206,7 @@ _ENTRIES: tuple[tuple[str, str, str], ...] = (
 
 
 def _optional_filters(name: str) -> tuple[ScopeFilter, ...]:
-    # The seed's rule: job families may be scoped to a job, other project types to a
+    # The platform's rule: job families may be scoped to a job, other project types to a
     # project, Jupyter types (no project) not at all.
     if name.startswith(("project:one-off-job:", "project:cron-job:")):
         return _JOB_FILTERS
@@ -293,8 +293,8 @@ def allowed_scopes(pattern: str) -> list[ScopeFilter]:
 def check_scope(pattern: str, has_project: bool, has_job: bool) -> str | None:
     """Why a subscription with this pattern and scope is not allowed, or ``None`` if it is.
 
-    A scope is allowed only if every type the pattern matches allows it (API.md, "Precise
-    rules"); a job scope needs a project scope too.
+    A scope is allowed only if every type the pattern matches allows it (docs/events.md,
+    "Subscriptions"); a job scope needs a project scope too.
     """
     matched = expand_pattern(pattern)
     if not matched:

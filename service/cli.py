@@ -21,7 +21,7 @@ logger = logging.getLogger("herald")
 
 
 def is_loopback(host: str) -> bool:
-    """Loopback = 127.0.0.0/8, ::1 and ``localhost`` (API.md)."""
+    """Loopback = 127.0.0.0/8, ::1 and ``localhost`` (docs/operations.md, "API keys")."""
     if host == "localhost":
         return True
     try:

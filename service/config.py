@@ -67,7 +67,7 @@ def find_api_key(keys: tuple[ApiKey, ...], presented: str) -> ApiKey | None:
 
 
 class Settings(BaseSettings):
-    """All of Herald's configuration (API.md, "Running it")."""
+    """All of Herald's configuration (docs/operations.md, "Settings")."""
 
     model_config = SettingsConfigDict(
         env_prefix="HERALD_", env_file=".env", env_file_encoding="utf-8", extra="ignore"

@@ -1,10 +1,11 @@
-"""Database access: URL handling, the async engine, and the embedded PostgreSQL fallback."""
+"""Database access: URL handling, the async engine, the embedded PostgreSQL fallback, and the one
+test of whether an error means "the database is unavailable"."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,8 @@ from typing import Any, cast
 
 import asyncpg
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.util.concurrency import greenlet_spawn
 
@@ -147,17 +150,60 @@ class DatabaseUnavailable(Unavailable):
     headers = {"Retry-After": "1"}
 
 
-# After one of these the connection may be broken or mid-statement: it must not be reused.
-_CONNECTION_ERRORS = (
+# The database is away, starting, stopping, overloaded, or a statement lost a race with another:
+# the same work can succeed later. Callers used to keep lists of their own (the API's 503, the
+# delivery loops' backoff, the ingest connection's discard); this is their union, and each entry
+# belongs in all three: an API request answers 503 with Retry-After rather than 500, a loop backs
+# off and retries rather than treating it as a bug, a connection that met one is not reused.
+_UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    # SQLAlchemy's wrappers of connection-level failures, and a pool that had nothing to give.
+    OperationalError,
+    InterfaceError,
+    PoolTimeoutError,
+    # The network, and deadlines (ours, or the driver's command timeout).
+    OSError,
+    TimeoutError,
+    # asyncpg: the connection was lost or refused, or is closed.
+    asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
     # A connection left mid-operation by a cancelled request ("cannot switch to state").
     asyncpg.InternalClientError,
-    asyncpg.PostgresConnectionError,
+    # The server is starting, shutting down, restarting after a crash, or full.
+    asyncpg.CannotConnectNowError,
     asyncpg.exceptions.AdminShutdownError,
-    OSError,
-    TimeoutError,
-    asyncio.CancelledError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    # The statement lost a race or ran out of time: a deadlock victim, a serialization failure,
+    # a statement timeout. Running it again can succeed.
+    asyncpg.exceptions.DeadlockDetectedError,
+    asyncpg.exceptions.SerializationError,
+    asyncpg.exceptions.QueryCanceledError,
 )
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    pending: list[BaseException] = [exc]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        # SQLAlchemy keeps the driver's error as ``orig`` (and usually as the cause too).
+        linked = (current.__cause__ or current.__context__, getattr(current, "orig", None))
+        pending.extend(link for link in linked if isinstance(link, BaseException))
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc``, or an error it was raised from, means "the database is unavailable, try
+    again later" rather than a bug or a bad request."""
+    for link in _chain(exc):
+        if isinstance(link, _UNAVAILABLE_ERRORS):
+            return True
+        if isinstance(link, DBAPIError) and link.connection_invalidated:
+            return True
+    return False
 
 
 @asynccontextmanager
@@ -180,7 +226,10 @@ async def driver_connection(engine: AsyncEngine, deadline_s: float) -> AsyncIter
             driver = cast(asyncpg.Connection, pooled.driver_connection)
             try:
                 yield driver
-            except _CONNECTION_ERRORS as exc:
+            except BaseException as exc:
+                # Cancelled (the deadline): the connection may be mid-statement.
+                if not (isinstance(exc, asyncio.CancelledError) or is_database_unavailable(exc)):
+                    raise
                 driver.terminate()  # at once: a graceful close would wait on a server that may hang
                 await greenlet_spawn(pooled.invalidate, exc if isinstance(exc, Exception) else None)
                 if isinstance(exc, asyncpg.InterfaceError | asyncpg.InternalClientError):  # not 503 in main

@@ -13,11 +13,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from service import __version__, migrations
+from service import __version__, migrations, outbox
 from service.api import (
     analytics,
     deliveries,
@@ -32,10 +32,17 @@ from service.api.auth import ApiKeys, document_security
 from service.api.limits import BodySizeLimit
 from service.api.middleware import RequestContext
 from service.config import Settings
-from service.core.analytics import Anonymizer, cancel_undelivered, log_telemetry_status
+from service.core.analytics import Anonymizer, log_telemetry_status
 from service.core.heartbeat import Heartbeat
 from service.core.retention import RetentionJob
-from service.db import EmbeddedPostgres, create_engine, redacted, session_factory, transaction
+from service.db import (
+    EmbeddedPostgres,
+    create_engine,
+    is_database_unavailable,
+    redacted,
+    session_factory,
+    transaction,
+)
 from service.delivery.analytics import ANALYTICS_KIND, BatchDeliverer
 from service.delivery.dispatcher import Dispatcher
 from service.delivery.http import create_http_clients
@@ -86,7 +93,7 @@ async def _start_telemetry(
     if not settings.telemetry_enabled:
         # Opted out: what was queued while telemetry was on is not sent either.
         async with transaction(state.sessions) as session:
-            log_telemetry_status(settings, cancelled=await cancel_undelivered(session))
+            log_telemetry_status(settings, cancelled=await outbox.cancel_telemetry(session))
         return {}
     log_telemetry_status(settings)
     heartbeat = Heartbeat(
@@ -126,11 +133,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stack.push_async_callback(engine.dispose)
         sessions = session_factory(engine)
         # Connection counts are bounded by the dispatcher's slots, not by the pool (0 = unbounded).
-        http = create_http_clients(
-            allow_private=settings.allow_private_destinations,
-            timeout_s=settings.delivery_timeout_seconds,
-            max_connections=0,
-        )
+        http = create_http_clients(allow_private=settings.allow_private_destinations, max_connections=0)
         stack.push_async_callback(http.aclose)
         state = HeraldState(
             settings=settings,
@@ -153,7 +156,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 batch_deliverers=batch_deliverers,
                 observer=app.state.metrics,
             )
-            await dispatcher.start()
+            dispatcher.start()
             stack.push_async_callback(dispatcher.stop)
             state.dispatcher = dispatcher
         retention = RetentionJob(engine, settings.retention_days, metrics=app.state.metrics)
@@ -165,25 +168,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         )
         yield
         logger.info("herald stopping")
-
-
-def _is_database_unavailable(exc: BaseException) -> bool:
-    if isinstance(exc, OperationalError | InterfaceError | PoolTimeoutError | OSError | TimeoutError):
-        return True
-    if isinstance(exc, DBAPIError):
-        if exc.connection_invalidated:
-            return True
-        exc = exc.orig if exc.orig is not None else exc
-        cause = getattr(exc, "__cause__", None)
-        if cause is not None and cause is not exc:
-            return _is_database_unavailable(cause)
-    return isinstance(
-        exc,
-        asyncpg.PostgresConnectionError
-        | asyncpg.CannotConnectNowError
-        | asyncpg.InterfaceError
-        | asyncpg.exceptions.AdminShutdownError,
-    )
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -198,7 +182,7 @@ def install_error_handlers(app: FastAPI) -> None:
     unavailable_log = Throttled(logger)
 
     async def database_error(request: Request, exc: Exception) -> Response:
-        if _is_database_unavailable(exc):
+        if is_database_unavailable(exc):
             unavailable_log.warning("database unavailable: %s", type(exc).__name__)
             return JSONResponse(
                 {"detail": "database unavailable, retry later"}, status_code=503, headers={"Retry-After": "1"}

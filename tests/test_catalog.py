@@ -1,4 +1,4 @@
-"""The event catalog and subscription patterns (API.md, "The catalog" and "Precise rules")."""
+"""The event catalog and subscription patterns (docs/events.md, "The catalog" and "Subscriptions")."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def _expand(family: str, verbs: str) -> list[str]:
     return [f"{family}:{verb}" for verb in verbs.split(",")]
 
 
-# API.md's list, brace groups expanded by hand-written families, in the same order.
+# The documented list (docs/events.md), brace groups expanded by hand-written families, in the same order.
 API_CATALOG = [
     *_expand("project", "created,updated,deleted"),
     *_expand("project:pipeline", "created,updated,deleted"),

@@ -17,7 +17,7 @@ down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# The catalog as of this revision (the seed system's 58 types). Later revisions add rows of
+# The catalog as of this revision (the platform's 58 types). Later revisions add rows of
 # their own; this list never changes once released.
 EVENT_TYPES: list[tuple[str, str]] = [
     ("project:created", "A project was created."),

@@ -1,15 +1,15 @@
 """Telemetry: the analytics ``Event`` enumeration, the anonymized payload, ``send_event``.
 
-Herald sends every event, completely anonymized, to a PostHog-compatible backend
-(DESIGN.md, "Payloads"). Identifiers are replaced by a keyed hash (HMAC-SHA256 with a
-per-installation secret): stable within one installation, so events about the same
-project can be related, and meaningless outside it.
+Herald sends every event, completely anonymized, to a PostHog-compatible backend. Identifiers
+are replaced by a keyed hash (HMAC-SHA256 with a per-installation secret): stable within one
+installation, so events about the same project can be related, and meaningless outside it.
 
-As in the seed's analytics module, an event must be listed in :class:`Event` to be sent:
-the catalog types (sent for every ingested event), the service's own ``heartbeat-trigger``
-and the client-side events front ends relay through ``POST /api/v1/analytics``.
+An event must be listed in :class:`Event` to be sent: the catalog types (sent for every
+ingested event), the service's own ``heartbeat-trigger`` and the client-side events front
+ends relay through ``POST /api/v1/analytics``.
 :func:`send_event` never touches the network: it writes a delivery for the analytics
 subscriber in the caller's transaction (the outbox), which the dispatcher sends in batches.
+Turning telemetry off cancels what is still queued (``service.outbox.cancel_telemetry``).
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ import hmac
 import logging
 import re
 from enum import StrEnum
-from typing import Any, Literal, cast
+from typing import Literal
 from uuid import UUID, uuid4
 
 import orjson
-from sqlalchemy import CursorResult, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.catalog import CATALOG
@@ -165,15 +165,6 @@ SELECT pg_notify('{DELIVERIES_CHANNEL}', '') FROM inserted
 """  # noqa: S608  (a constant channel name, no input)
 )
 
-_CANCEL_SQL = text(
-    """
-UPDATE deliveries
-SET status = 'cancelled', last_error = 'telemetry disabled', next_attempt_at = NULL,
-    lease_expires_at = NULL, lease_token = NULL, updated_at = now()
-WHERE subscriber_kind = 'analytics' AND status IN ('pending', 'delivering')
-"""
-)
-
 
 def parse_event(name: str) -> Event:
     """The :class:`Event` called ``name``; :class:`UnknownEvent` if there is none."""
@@ -210,13 +201,3 @@ async def send_event(
     }
     await session.execute(_SEND_SQL, params)
     return True
-
-
-async def cancel_undelivered(session: AsyncSession) -> int:
-    """Cancel every analytics delivery not sent yet (telemetry was turned off); returns how many.
-
-    Rows another process is sending right now are cancelled too: its completion, guarded by
-    the lease, then changes nothing.
-    """
-    result = cast(CursorResult[Any], await session.execute(_CANCEL_SQL))
-    return result.rowcount

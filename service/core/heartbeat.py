@@ -31,6 +31,7 @@ from uuid import UUID
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from service.background import Worker
 from service.common.telemetry import TelemetryData
 from service.core.analytics import Event, send_event
 
@@ -38,7 +39,6 @@ logger = logging.getLogger(__name__)
 
 MAX_GRACE_S = 2.0
 PHASE_BUCKETS = 10_000
-STOP_TIMEOUT_S = 5.0
 
 _REPORT_ACTIVITY_SQL = text(
     """
@@ -64,8 +64,11 @@ def _utc(timestamp_s: float) -> datetime:
     return datetime.fromtimestamp(timestamp_s, UTC)
 
 
-class Heartbeat:
-    """Sends the heartbeat while telemetry is on; ``start()`` and ``stop()`` from the lifespan."""
+class Heartbeat(Worker):
+    """Sends the heartbeat while telemetry is on; ``start()`` and ``stop()`` from the lifespan.
+
+    Stopping cancels at once: a beat in progress is abandoned (its transaction rolls back).
+    """
 
     def __init__(
         self,
@@ -77,6 +80,7 @@ class Heartbeat:
         last_activity: Callable[[], float | None],
     ) -> None:
         """``last_activity`` gives the ``time.monotonic()`` of this replica's last API request."""
+        super().__init__("heartbeat")
         self._sessions = sessions
         self.interval_s = interval_s
         self._subscriber = analytics_subscriber_uuid
@@ -85,18 +89,6 @@ class Heartbeat:
         self.grace_s = min(interval_s / 10, MAX_GRACE_S)
         self.sent = 0
         self._last_slot_start = -math.inf
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        """Start the background task."""
-        self._task = asyncio.create_task(self._run(), name="herald-heartbeat")
-
-    async def stop(self) -> None:
-        """Stop the task (a beat in progress is abandoned; its transaction rolls back)."""
-        if self._task is None:
-            return
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
 
     def next_slot_start(self, now_s: float) -> float:
         """The wall-clock start (Unix seconds) of the first slot after ``now_s`` not yet beaten."""
@@ -113,10 +105,12 @@ class Heartbeat:
             return None
         return time.time() - (time.monotonic() - last)
 
-    async def _run(self) -> None:
+    async def run(self) -> None:
+        """Beat at every slot boundary until stopped."""
         while True:
             slot_start = self.next_slot_start(time.time())
-            await asyncio.sleep(max(0.0, slot_start - time.time()))
+            if not await self._pause(max(0.0, slot_start - time.time())):
+                return
             self._last_slot_start = slot_start
             try:
                 await self.beat(slot_start)

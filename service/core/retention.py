@@ -23,6 +23,7 @@ from datetime import datetime
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from service.background import Worker
 from service.metrics import Metrics
 
 logger = logging.getLogger(__name__)
@@ -147,8 +148,11 @@ async def purge_expired(
     return result
 
 
-class RetentionJob:
+class RetentionJob(Worker):
     """Runs :func:`purge_expired` every ``interval_s`` until stopped (a lifespan task)."""
+
+    # Stopping waits for the batch in progress (a batch is short), then cancels.
+    stop_timeout_s = STOP_TIMEOUT_S
 
     def __init__(
         self,
@@ -161,6 +165,7 @@ class RetentionJob:
         batch_rows: int = BATCH_ROWS,
         pause_s: float = BATCH_PAUSE_S,
     ) -> None:
+        super().__init__("retention")
         self.engine = engine
         self.retention_days = retention_days
         self.metrics = metrics
@@ -169,45 +174,19 @@ class RetentionJob:
         self.batch_rows = batch_rows
         self.pause_s = pause_s
         self.runs = 0
-        self._stop = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="herald-retention")
-
-    def is_alive(self) -> bool:
-        return self._task is not None and not self._task.done()
-
-    async def stop(self) -> None:
-        """Stop between two batches (a batch is short); cancel if that takes too long."""
-        self._stop.set()
-        if self._task is None:
-            return
-        try:
-            await asyncio.wait_for(asyncio.shield(self._task), STOP_TIMEOUT_S)
-        except TimeoutError:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-
-    async def _sleep(self, seconds: float) -> bool:
-        """Sleep unless stopped; ``True`` when the job should go on."""
-        try:
-            await asyncio.wait_for(self._stop.wait(), seconds)
-        except TimeoutError:
-            return True
-        return False
-
-    async def _loop(self) -> None:
+    async def run(self) -> None:
+        """Purge every ``interval_s`` (the first time after ``first_run_delay_s``) until stopped."""
         # Jitter the first run so replicas started together do not all try at once.
         delay_s = self.first_run_delay_s * (1 + random.random() / 2)
-        while await self._sleep(delay_s):
+        while await self._pause(delay_s):
             try:
                 result = await purge_expired(
                     self.engine,
                     self.retention_days,
                     batch_rows=self.batch_rows,
                     pause_s=self.pause_s,
-                    stop=self._stop,
+                    stop=self._stop_event,
                     metrics=self.metrics,
                 )
             except Exception as exc:  # the database may be away; try again next time

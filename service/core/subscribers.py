@@ -16,11 +16,12 @@ from sqlalchemy import func, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from service import outbox
+from service.common.destinations import ForbiddenDestination, Resolver, check_url
 from service.common.formats import FORM_CONTENT_TYPE, Format, format_for_url
 from service.common.secrets import generate_secret
 from service.common.urls import url_origin
 from service.core.subscriptions import SubscriptionSpec, replace_subscriptions, validate_subscriptions
-from service.delivery.ssrf import ForbiddenDestination, Resolver, check_url
 from service.errors import Conflict, InvalidInput, NotFound
 from service.models.subscribers import Subscriber, SubscriberKind, WebhookSubscriber
 from service.models.subscriptions import Subscription
@@ -28,8 +29,6 @@ from service.schemas.subscribers import WebhookCreate, WebhookUpdate
 
 logger = logging.getLogger(__name__)
 
-SUBSCRIBER_DISABLED = "subscriber disabled"
-SUBSCRIBER_DELETED = "subscriber deleted"
 DISABLED_THROUGH_API = "disabled through the API"
 
 _DISABLE_SQL = text(
@@ -40,37 +39,11 @@ WHERE uuid = :uuid AND kind = 'webhook'
 """
 )
 
-# Pending (and retry-waiting) deliveries of a disabled subscriber end 'failed'; they can be
-# recovered once it is enabled again. In-flight ones finish and are judged by their outcome.
-_FAIL_PENDING_SQL = text(
-    """
-UPDATE deliveries
-SET status = 'failed', last_error = :error, next_attempt_at = NULL, updated_at = now()
-WHERE subscriber_uuid = :uuid AND status = 'pending'
-"""
-)
-
-# A deleted subscriber's pending and in-flight deliveries end 'cancelled'. Clearing the lease
-# token makes a late completion of an in-flight attempt (which updates by token) a no-op.
-_CANCEL_SQL = text(
-    """
-UPDATE deliveries
-SET status = 'cancelled', last_error = :error, next_attempt_at = NULL, lease_expires_at = NULL,
-    lease_token = NULL, updated_at = now()
-WHERE subscriber_uuid = :uuid AND status IN ('pending', 'delivering')
-"""
-)
-
 
 async def disable_subscriber(session: AsyncSession, subscriber_uuid: UUID, reason: str) -> None:
     """Disable a webhook subscriber with ``reason`` and fail its pending deliveries; never commits."""
     await session.execute(_DISABLE_SQL, {"uuid": subscriber_uuid, "reason": reason})
-    await fail_pending_deliveries(session, subscriber_uuid)
-
-
-async def fail_pending_deliveries(session: AsyncSession, subscriber_uuid: UUID) -> None:
-    """Mark the subscriber's pending deliveries ``failed`` with reason ``subscriber disabled``."""
-    await session.execute(_FAIL_PENDING_SQL, {"uuid": subscriber_uuid, "error": SUBSCRIBER_DISABLED})
+    await outbox.fail_pending(session, subscriber_uuid)
 
 
 async def check_destination(url: str, *, allow_private: bool, resolver: Resolver | None = None) -> None:
@@ -237,7 +210,7 @@ async def update_webhook(
         subscriber.updated_at = now
     await session.flush()
     if disabling:
-        await fail_pending_deliveries(session, subscriber.uuid)
+        await outbox.fail_pending(session, subscriber.uuid)
     subscriptions = None if specs is None else await replace_subscriptions(session, subscriber.uuid, specs)
     if "url" in given:
         logger.info(
@@ -254,7 +227,7 @@ async def delete_webhook(session: AsyncSession, subscriber_uuid: UUID) -> None:
     """Remove a webhook and its subscriptions; its pending and in-flight deliveries are cancelled
     (they stay listable by ``subscriber_uuid``)."""
     subscriber = await _locked_webhook(session, subscriber_uuid, "cannot be deleted")
-    await session.execute(_CANCEL_SQL, {"uuid": subscriber.uuid, "error": SUBSCRIBER_DELETED})
+    await outbox.cancel_unfinished(session, subscriber.uuid)
     await session.delete(subscriber)  # subscriptions go with it (ON DELETE CASCADE)
     await session.flush()
     logger.info("webhook deleted", extra={"subscriber": str(subscriber_uuid)})

@@ -7,7 +7,6 @@ the same retry decision and outcome writer as webhooks.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import random
@@ -16,10 +15,13 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service import outbox
+from service.background import Worker
 from service.config import Settings
+from service.db import is_database_unavailable
 from service.delivery import claims
 from service.delivery.analytics import BatchDeliverer
-from service.delivery.backoff import backoff_s, is_transient
+from service.delivery.backoff import backoff_s
 from service.delivery.outcomes import AttemptObserver, AttemptOutcome, completion_of
 from service.delivery.webhook import AttemptRecord
 from service.delivery.writer import OutcomeWriter
@@ -27,8 +29,11 @@ from service.delivery.writer import OutcomeWriter
 logger = logging.getLogger(__name__)
 
 
-class BatchRunner:
-    """Delivers the deliveries of subscriber kind ``kind`` through ``deliverer``, many per request."""
+class BatchRunner(Worker):
+    """Delivers the deliveries of subscriber kind ``kind`` through ``deliverer``, many per request.
+
+    Stopping lets the request in flight finish (the dispatcher gives it its shutdown grace).
+    """
 
     def __init__(
         self,
@@ -42,6 +47,7 @@ class BatchRunner:
         observer: AttemptObserver | None = None,
         rng: random.Random | None = None,
     ) -> None:
+        super().__init__(kind)
         self.kind = kind
         self._deliverer = deliverer
         self._engine = engine
@@ -50,40 +56,22 @@ class BatchRunner:
         self._counters = counters
         self._observer = observer
         self._rng = rng or random.Random()
-        self._wake = asyncio.Event()
-        self._stopping = False
         self._current: list[claims.ClaimedDelivery] = []
-
-    def wake(self) -> None:
-        """Look for due deliveries now."""
-        self._wake.set()
-
-    def stop(self) -> None:
-        """Claim no more; the request in flight may finish."""
-        self._stopping = True
-        self._wake.set()
 
     def unfinished(self) -> list[claims.ClaimedDelivery]:
         """The claimed deliveries whose request has not completed."""
         return list(self._current)
 
-    async def _sleep(self, timeout_s: float) -> None:
-        try:
-            async with asyncio.timeout(timeout_s):
-                await self._wake.wait()
-        except TimeoutError:
-            pass
-
     async def run(self) -> None:
         """Until stopped: wait for a wake-up or the poll, let a batch fill, send full batches in a row."""
         failures = 0
-        while not self._stopping:
-            await self._sleep(self._settings.poll_interval_seconds)
-            self._wake.clear()
-            if self._deliverer.flush_interval_s > 0 and not self._stopping:
-                await self._sleep(self._deliverer.flush_interval_s)
+        while not self.stopping:
+            await self._idle(self._settings.poll_interval_seconds)
+            self._wakeup.clear()
+            if self._deliverer.flush_interval_s > 0 and not self.stopping:
+                await self._idle(self._deliverer.flush_interval_s)
             try:
-                while not self._stopping and await self._send_one_batch():
+                while not self.stopping and await self._send_one_batch():
                     pass
                 failures = 0
             except Exception as exc:
@@ -92,16 +80,16 @@ class BatchRunner:
                     "claiming %s deliveries failed: %s",
                     self.kind,
                     type(exc).__name__,
-                    exc_info=not is_transient(exc),
+                    exc_info=not is_database_unavailable(exc),
                 )
-                await asyncio.sleep(backoff_s(failures))
+                await self._pause(backoff_s(failures))
 
     async def _send_one_batch(self) -> bool:
         """Claim and send one batch; True when it was full (more may be due)."""
         limit = self._deliverer.max_batch
-        batch = await claims.claim_kind(
-            self._engine, self.kind, limit=limit, lease_s=self._settings.lease_seconds
-        )
+        lease_s = self._settings.lease_seconds
+        claim = await outbox.claim_kind(self._engine, self.kind, limit=limit, lease_s=lease_s)
+        batch = claims.kind_deliveries(claim, self.kind)
         if not batch:
             return False
         self._current = batch

@@ -48,5 +48,7 @@ class DedicatedConnection:
         if conn is not None and not conn.is_closed():
             try:
                 await conn.close(timeout=CONNECT_TIMEOUT_S)
-            except (OSError, asyncpg.PostgresError, TimeoutError):
+            except Exception:
+                # Whatever stopped the graceful close (an outage, a timeout), the connection must
+                # not linger, and stopping the dispatcher must not fail over it.
                 conn.terminate()

@@ -1,14 +1,11 @@
 """The delivery loop: claim due deliveries, fan them out, write what happened, stop gracefully.
 
 One :class:`Dispatcher` per process, started and stopped by the lifespan. Its state is
-explicit: the deliveries in flight (per subscriber, against ``HERALD_DELIVERY_CONCURRENCY``
-and ``HERALD_DELIVERY_PER_SUBSCRIBER_CONCURRENCY``), a wake-up event (set by NOTIFY, by a
-freed slot that may let more rows through, by stop), the outcome writer and the listener.
-
-The bounds are applied when claiming, not after: a claim never takes more rows than there
-are free slots, for the process and for each subscriber, so a claimed delivery is sent at
-once and a hanging endpoint only ever holds its own slots. No database transaction is open
-during an HTTP call: claims and outcome batches are short transactions of their own.
+explicit: the deliveries in flight and their slots (:class:`~service.delivery.slots.Slots`:
+the process and per-subscriber bounds, applied when claiming), a wake-up event (set by NOTIFY,
+by a freed slot that may let more rows through, by stop), the outcome writer and the listener.
+No database transaction is open during an HTTP call: claims and outcome batches are short
+transactions of their own.
 """
 
 from __future__ import annotations
@@ -19,7 +16,6 @@ import functools
 import logging
 import random
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID
@@ -27,31 +23,29 @@ from uuid import UUID
 import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from service import outbox
+from service.background import Worker, finish_or_cancel
 from service.common.channels import DELIVERIES_CHANNEL
 from service.common.urls import url_origin
 from service.config import Settings
+from service.db import is_database_unavailable
 from service.delivery import claims
 from service.delivery.analytics import BatchDeliverers
-from service.delivery.backoff import backoff_s, is_transient
+from service.delivery.backoff import backoff_s
 from service.delivery.batches import BatchRunner
 from service.delivery.connection import DedicatedConnection
 from service.delivery.http import HttpClients
 from service.delivery.listener import WakeupListener
 from service.delivery.outcomes import AttemptObserver, completion_of
 from service.delivery.retry import Gone
+from service.delivery.slots import Slots
 from service.delivery.webhook import AttemptRecord, send_attempt
 from service.delivery.writer import OutcomeWriter
 
 logger = logging.getLogger(__name__)
 
-# A cut subscriber (or the process, when the global bound cut) is claimed for again once this
-# fraction of its slots is free: 1/4.
-REFILL_FRACTION = 4
-
-OUTCOME_FLUSH_ON_STOP_S = 5.0
-
 # How often pending rows left behind by a deleted or disabled subscriber are settled
-# (``claims.settle_orphans``); also once when the dispatcher starts.
+# (``outbox.settle_orphans``); also once when the dispatcher starts.
 ORPHAN_SWEEP_INTERVAL_S = 30.0
 
 
@@ -70,18 +64,12 @@ class DispatcherStats:
     ``stale`` (lease lost), ``released_expired``, ``handed_back``, ``subscribers_disabled``..."""
 
 
-async def _finish_or_cancel(tasks: list[asyncio.Task[None]], timeout_s: float) -> None:
-    """Let ``tasks`` finish for ``timeout_s``, then cancel the rest and wait for them to end."""
-    if not tasks:
-        return
-    _, late = await asyncio.wait(tasks, timeout=timeout_s) if timeout_s > 0 else (set(), set(tasks))
-    for task in late:
-        task.cancel()
-    await asyncio.gather(*late, return_exceptions=True)
+class Dispatcher(Worker):
+    """Claims due deliveries and delivers them; ``start()`` once, ``stop()`` once.
 
-
-class Dispatcher:
-    """Claims due deliveries and delivers them; ``start()`` once, ``stop()`` once."""
+    Its own task is the claim loop; it starts and stops the outcome writer, the listener and
+    the batch runners with it.
+    """
 
     def __init__(
         self,
@@ -95,13 +83,12 @@ class Dispatcher:
         observer: AttemptObserver | None = None,
         rng: random.Random | None = None,
     ) -> None:
+        super().__init__("dispatcher")
         self._settings = settings
         self._engine = engine
         self._clients = clients
         self._observer = observer
         self._rng = rng or random.Random()
-        self._concurrency = settings.delivery_concurrency
-        self._per_subscriber = settings.delivery_per_subscriber_concurrency
         self.counters: Counter[str] = Counter()
         self._writer = OutcomeWriter(
             sessions, disable_after_s=settings.disable_after_seconds, counters=self.counters
@@ -120,86 +107,76 @@ class Dispatcher:
             )
             for kind, deliverer in (batch_deliverers or {}).items()
         ]
-        self._wake = asyncio.Event()
-        self._stopping = asyncio.Event()
         self._in_flight: dict[UUID, tuple[claims.ClaimedDelivery, asyncio.Task[None]]] = {}
-        self._busy: Counter[UUID] = Counter()
-        # Subscribers that answered 410, not claimed for until that outcome (a disable) is written.
-        self._held: Counter[UUID] = Counter()
-        # Where the last claim may have left due rows behind (a bound cut it): a slot freed
-        # there is worth another claim; anywhere else it is not.
-        self._cut_subscribers: set[UUID] = set()
-        self._cut_globally = False
-        # Slots are refilled a few at a time: a claim costs PostgreSQL milliseconds, and one
-        # claim per freed slot made that a cost per delivery (bench/: a healthy endpoint beside
-        # a hanging one, each claim taking 1-2 rows).
-        self._refill = max(1, self._per_subscriber // REFILL_FRACTION)
-        self._global_refill = max(1, self._concurrency // REFILL_FRACTION)
-        self._loop_task: asyncio.Task[None] | None = None
-        self._writer_task: asyncio.Task[None] | None = None
-        self._listener_task: asyncio.Task[None] | None = None
-        self._batch_tasks: list[asyncio.Task[None]] = []
+        self._slots = Slots(settings.delivery_concurrency, settings.delivery_per_subscriber_concurrency)
 
     # -- life cycle ---------------------------------------------------------------------------
 
-    async def start(self) -> None:
+    def start(self) -> None:
         """Start the loop, the outcome writer, the listener and any batch deliverers."""
         if self._settings.lease_seconds <= self._settings.delivery_timeout_seconds:
             logger.warning(
                 "HERALD_LEASE_SECONDS <= HERALD_DELIVERY_TIMEOUT_SECONDS: leases may expire mid-attempt"
             )
-        self._writer_task = asyncio.create_task(self._writer.run(), name="herald-outcomes")
-        self._listener_task = asyncio.create_task(self._listener.run(), name="herald-listener")
-        self._loop_task = asyncio.create_task(self._run(), name="herald-dispatcher")
-        self._batch_tasks = [asyncio.create_task(r.run(), name=f"herald-{r.kind}") for r in self._batches]
+        self._writer.start()
+        self._listener.start()
+        super().start()
+        for runner in self._batches:
+            runner.start()
         logger.info(
             "dispatcher started",
-            extra={"concurrency": self._concurrency, "per_subscriber": self._per_subscriber},
+            extra={"concurrency": self._slots.total, "per_subscriber": self._slots.per_subscriber},
         )
 
     def is_alive(self) -> bool:
-        """Whether the loop and the outcome writer are running (for ``/health/ready``)."""
-        tasks = (self._loop_task, self._writer_task, *self._batch_tasks)
-        return all(task is not None and not task.done() for task in tasks)
+        """Whether the loop, the outcome writer and the batch runners are running (``/health/ready``)."""
+        workers = (self._writer, *self._batches)
+        return super().is_alive() and all(worker.is_alive() for worker in workers)
 
     def wake(self) -> None:
         """Make the loop claim now (e.g. new deliveries were committed)."""
-        self._wake.set()
+        super().wake()
         for runner in self._batches:
             runner.wake()
 
-    async def stop(self, grace_s: float | None = None) -> None:
-        """Stop claiming, let attempts in flight finish for ``grace_s``, hand the rest back, flush."""
-        grace_s = self._settings.shutdown_grace_seconds if grace_s is None else grace_s
-        self._stopping.set()
-        self._wake.set()
+    async def stop(self, timeout_s: float | None = None) -> bool:
+        """Stop claiming, let attempts in flight finish for ``timeout_s``, hand the rest back, flush.
+
+        ``timeout_s`` defaults to ``HERALD_SHUTDOWN_GRACE_SECONDS``. Returns whether nothing was
+        left to hand back or unwritten.
+        """
+        grace_s = self._settings.shutdown_grace_seconds if timeout_s is None else timeout_s
         for runner in self._batches:
-            runner.stop()
-        if self._loop_task is not None:  # it ends after its current claim
-            await _finish_or_cancel([self._loop_task], max(grace_s, 1.0))
+            runner.request_stop()
+        await super().stop(max(grace_s, 1.0))  # the loop ends after its current claim
         # Batch runners end after their request in flight, which gets the same grace.
-        await _finish_or_cancel([task for _, task in self._in_flight.values()] + self._batch_tasks, grace_s)
+        await asyncio.gather(
+            finish_or_cancel([task for _, task in self._in_flight.values()], grace_s),
+            *(runner.stop(grace_s) for runner in self._batches),
+        )
         unfinished = [claimed for claimed, _ in self._in_flight.values()]
         unfinished += [c for runner in self._batches for c in runner.unfinished()]
-        if not await self._writer.close(OUTCOME_FLUSH_ON_STOP_S):
+        flushed = await self._writer.stop()
+        if not flushed:
             logger.warning(
                 "outcomes left unwritten; their leases will expire", extra={"n": self._writer.queued}
             )
         if unfinished:
             try:
-                handed_back = await claims.hand_back(self._engine, unfinished)
+                handed_back = await outbox.hand_back(self._engine, unfinished)
                 self.counters["handed_back"] += handed_back
             except Exception:
                 logger.warning("handing back deliveries failed; their leases will expire", exc_info=True)
         await self._claims_connection.close()
-        await _finish_or_cancel([t for t in (self._writer_task, self._listener_task) if t is not None], 0)
+        await self._listener.stop()
         logger.info("dispatcher stopped", extra={"handed_back": len(unfinished)})
+        return flushed and not unfinished
 
     def stats(self) -> DispatcherStats:
         """Counters and in-flight figures for the metrics endpoint."""
         return DispatcherStats(
             in_flight=len(self._in_flight) + sum(len(r.unfinished()) for r in self._batches),
-            in_flight_by_subscriber=dict(self._busy),
+            in_flight_by_subscriber=self._slots.by_subscriber(),
             outcomes_queued=self._writer.queued,
             listener_connected=self._listener.connected,
             listener_connections=self._listener.connections,
@@ -208,81 +185,56 @@ class Dispatcher:
 
     # -- the loop -----------------------------------------------------------------------------
 
-    async def _run(self) -> None:
+    async def run(self) -> None:
+        """Until stopped: release expired leases, settle orphans, claim and start deliveries."""
         loop = asyncio.get_running_loop()
         failures = 0
         released_at = swept_at = float("-inf")
-        while not self._stopping.is_set():
-            self._wake.clear()
+        while not self.stopping:
+            self._wakeup.clear()
             try:
                 if loop.time() - released_at >= self._settings.poll_interval_seconds:
                     released_at = loop.time()
-                    released = await claims.release_expired(self._engine)
+                    released = await outbox.release_expired(self._engine)
                     self.counters["released_expired"] += released
                 if loop.time() - swept_at >= ORPHAN_SWEEP_INTERVAL_S:
                     swept_at = loop.time()
-                    self.counters["settled_orphans"] += await claims.settle_orphans(self._engine)
+                    self.counters["settled_orphans"] += await outbox.settle_orphans(self._engine)
                 await self._claim()
                 failures = 0
             except Exception as exc:
                 failures += 1
                 logger.warning(
-                    "claiming deliveries failed: %s", type(exc).__name__, exc_info=not is_transient(exc)
+                    "claiming deliveries failed: %s",
+                    type(exc).__name__,
+                    exc_info=not is_database_unavailable(exc),
                 )
                 # Not cut short by wake-ups: finishing attempts must not hammer a database that is away.
-                await self._sleep(backoff_s(failures), self._stopping)
+                await self._pause(backoff_s(failures))
                 continue
             # The poll also picks up retries falling due and other replicas' released leases.
-            await self._sleep(self._settings.poll_interval_seconds, self._wake)
-
-    @staticmethod
-    async def _sleep(timeout_s: float, event: asyncio.Event) -> None:
-        """Wait for ``event`` at most ``timeout_s`` (stop sets both events)."""
-        try:
-            async with asyncio.timeout(timeout_s):
-                await event.wait()
-        except TimeoutError:
-            pass
+            await self._idle(self._settings.poll_interval_seconds)
 
     async def _claim(self) -> None:
-        free = self._concurrency - len(self._in_flight)
-        if free <= 0:
-            self._cut_globally = True
+        bounds = self._slots.bounds()
+        if bounds is None:
             return
-        busy = dict(self._busy) | dict.fromkeys(self._held, self._per_subscriber)
-        # Until this claim's result is known, any freed slot may matter.
-        self._cut_globally = True
         async with self._claims_connection.use() as conn:
-            claimed = await claims.claim_webhooks(
+            claim = await outbox.claim_webhooks(
                 conn,
-                limit=free,
-                per_subscriber=self._per_subscriber,
-                busy=busy,
+                limit=bounds.limit,
+                per_subscriber=self._slots.per_subscriber,
+                busy=bounds.busy,
                 lease_s=self._settings.lease_seconds,
             )
+        claimed = claims.webhook_deliveries(claim)
         self.counters["claims"] += 1
         self.counters["claimed"] += len(claimed)
-        taken = Counter(c.subscriber_uuid for c in claimed)
-        self._cut_globally = len(claimed) >= free
-        self._cut_subscribers = {s for s, n in busy.items() if n >= self._per_subscriber}
-        self._cut_subscribers |= {s for s, n in taken.items() if n >= self._per_subscriber - busy.get(s, 0)}
         for delivery in claimed:
-            self._start(delivery)
-        # Slots freed while the claim ran went unnoticed: claim again if they could be used.
-        if self._worth_claiming(self._cut_subscribers):
-            self._wake.set()
-
-    def _worth_claiming(self, subscribers: Iterable[UUID]) -> bool:
-        """Whether enough slots are free where the last claim was cut to make another claim."""
-        if self._cut_globally and self._concurrency - len(self._in_flight) >= self._global_refill:
-            return True
-        limit = self._per_subscriber - self._refill
-        return any(s in self._cut_subscribers and self._busy[s] <= limit for s in subscribers)
-
-    def _start(self, delivery: claims.ClaimedDelivery) -> None:
-        task = asyncio.create_task(self._deliver(delivery))
-        self._in_flight[delivery.uuid] = (delivery, task)
-        self._busy[delivery.subscriber_uuid] += 1
+            task = asyncio.create_task(self._deliver(delivery))
+            self._in_flight[delivery.uuid] = (delivery, task)
+        if self._slots.claimed(bounds, [c.subscriber_uuid for c in claimed]):
+            self._wakeup.set()
 
     async def _deliver(self, delivery: claims.ClaimedDelivery) -> None:
         target = delivery.target
@@ -311,7 +263,7 @@ class Dispatcher:
             delivery, record, destination=destination, waits=self._settings.retry_waits_seconds, rng=self._rng
         )
         if isinstance(completion.outcome, Gone):
-            self._held[subscriber] += 1
+            self._slots.hold(subscriber)
             completion = dataclasses.replace(
                 completion, on_written=functools.partial(self._release_hold, subscriber)
             )
@@ -330,14 +282,9 @@ class Dispatcher:
                 },
             )
         del self._in_flight[delivery.uuid]
-        self._busy[subscriber] -= 1
-        if self._busy[subscriber] <= 0:
-            del self._busy[subscriber]
-        if self._worth_claiming((subscriber,)):
-            self._wake.set()
+        if self._slots.release(subscriber):
+            self._wakeup.set()
 
     def _release_hold(self, subscriber: UUID) -> None:
-        self._held[subscriber] -= 1
-        if self._held[subscriber] <= 0:
-            del self._held[subscriber]
-        self._wake.set()
+        self._slots.unhold(subscriber)
+        self._wakeup.set()

@@ -215,7 +215,7 @@ def summarize(event: dict[str, Any], *, markup: Markup = "plain") -> str:
 def render_body(
     fmt: Format, content_type: ContentType, delivered_for: dict[str, Any], event: dict[str, Any]
 ) -> bytes:
-    """Return the exact bytes of a webhook body (API.md, "The webhook request Herald sends").
+    """Return the exact bytes of a webhook body (docs/webhooks.md, "Bodies").
 
     ``delivered_for`` is ``{"uuid", "name", "type": "webhook"}``; ``event`` the stored
     notification payload. Chat formats ignore ``content_type`` (they are JSON only).

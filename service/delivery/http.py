@@ -1,9 +1,15 @@
-"""The shared outbound HTTP clients: httpx on the aiohttp transport, guarded against private destinations.
+"""Herald's one outbound HTTP sender: an ``httpx.Request`` through the guarded aiohttp transport.
 
 Stock httpx spends most of its time in httpcore's pool bookkeeping (~380 POST/s against
-~4,100 on the ``httpx-aiohttp`` transport, encode/httpcore#1035), so every webhook goes
-through one long-lived ``httpx.AsyncClient`` whose transport is an aiohttp session.
-TLS verification is a property of the transport, hence two clients: ``verified`` and
+~4,100 on the ``httpx-aiohttp`` transport, encode/httpcore#1035), so every request (webhooks,
+``test`` pings, telemetry batches) goes through :class:`HttpSender`: it builds the
+``httpx.Request`` itself and hands it to the transport, a long-lived aiohttp session under
+:class:`~service.delivery.ssrf.GuardedTransport`. ``httpx.AsyncClient`` is left out: its
+per-request machinery (URL merging, auth and redirect hooks, cookie extraction, event hooks)
+cost about as much CPU as the request itself, and Herald wants none of it: redirects are
+never followed, cookies never kept.
+
+TLS verification is a property of the transport, hence two senders: ``verified`` and
 ``unverified`` (webhooks with ``verify_ssl: false``). Both are created in the lifespan,
 inside the running event loop, never at import time.
 """
@@ -14,96 +20,146 @@ import asyncio
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
-from http.cookiejar import CookieJar, DefaultCookiePolicy
-from typing import Any
+from functools import lru_cache
 
 import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
-from service.delivery.ssrf import DestinationRefused, GuardedResolver, Resolver, check_literal_host
+from service.common.destinations import Resolver
+from service.delivery.http_errors import describe_error
+from service.delivery.sending import SendFailed, WebhookResponse
+from service.delivery.ssrf import GuardedResolver, GuardedTransport
 
 RESPONSE_EXCERPT_MAX_BYTES = 4096
 KEEPALIVE_TIMEOUT_S = 15.0
 
+# Compressed answers could inflate far past the excerpt we keep.
+_IDENTITY = (b"Accept-Encoding", b"identity")
 
-class _GuardedTransport(httpx.AsyncBaseTransport):
-    """Refuses literal private addresses (aiohttp skips the resolver for them) and keeps
-    every failure an ``httpx.TransportError``, with aiohttp's original as ``__cause__``."""
 
-    def __init__(self, inner: AiohttpTransport, *, allow_private: bool) -> None:
-        self._inner = inner
-        self._allow_private = allow_private
+@lru_cache(maxsize=4096)
+def _parsed(url: str) -> tuple[httpx.URL, bytes]:
+    """``url`` parsed, with its ``Host`` header value: done once per subscriber URL, not per request."""
+    parsed = httpx.URL(url)
+    return parsed, parsed.netloc
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if not self._allow_private:
-            try:
-                check_literal_host(str(request.url), allow_private=False)
-            except DestinationRefused as exc:
-                raise httpx.ConnectError(exc.strerror or "destination refused", request=request) from exc
+
+@lru_cache(maxsize=64)
+def _timeouts(timeout_s: float) -> dict[str, float]:
+    # Read by the transport, shared by the requests, never mutated. No "pool" timeout:
+    # waiting for a pooled connection is bounded by the attempt's deadline, and aiohttp
+    # would arm one more timer per request for it.
+    return {"connect": timeout_s, "read": timeout_s}
+
+
+def build_post(url: str, content: bytes, headers: Mapping[str, str], timeout_s: float) -> httpx.Request:
+    """The ``httpx.Request`` of one POST: ``headers`` plus ``Host``, ``Content-Length`` and
+    ``Accept-Encoding: identity``, the body already read, ``timeout_s`` per connect and read.
+
+    Raises ``httpx.InvalidURL`` for a URL httpx cannot parse.
+    """
+    parsed, netloc = _parsed(url)
+    raw = [(b"Host", netloc), (b"Content-Length", str(len(content)).encode()), _IDENTITY]
+    raw += [(key.encode("ascii"), value.encode("ascii")) for key, value in headers.items()]
+    request = httpx.Request(
+        "POST",
+        parsed,
+        headers=raw,
+        stream=httpx.ByteStream(content),
+        extensions={"timeout": _timeouts(timeout_s)},
+    )
+    request.read()  # a ByteStream: this only marks the content as known, for the transport
+    # Every value above was encoded as ASCII: spares httpx guessing it when aiohttp reads them.
+    request.headers.encoding = "ascii"
+    return request
+
+
+class HttpSender:
+    """POSTs through one transport and keeps what an attempt needs of the answer."""
+
+    def __init__(self, transport: httpx.AsyncBaseTransport) -> None:
+        self.transport = transport
+
+    async def post(
+        self,
+        url: str,
+        *,
+        content: bytes,
+        headers: Mapping[str, str],
+        timeout_s: float,
+        max_body_bytes: int = RESPONSE_EXCERPT_MAX_BYTES,
+    ) -> WebhookResponse:
+        """POST ``content`` and keep at most ``max_body_bytes`` of the answer, all within ``timeout_s``.
+
+        ``timeout_s`` bounds connecting and each read, and also the whole attempt, so a
+        receiver trickling bytes cannot hold a delivery slot. Redirects are not followed
+        (a 3xx is the answer). Raises :class:`SendFailed` when no answer came.
+        """
         try:
-            response: httpx.Response = await self._inner.handle_async_request(request)
+            request = build_post(url, content, headers, timeout_s)
+            async with asyncio.timeout(timeout_s):
+                return await self._exchange(request, max_body_bytes)
         except TimeoutError as exc:
-            # aiohttp lets a resolver timeout escape unwrapped.
-            raise httpx.ConnectTimeout("timed out resolving the destination", request=request) from exc
-        except aiohttp.ClientError as exc:
-            # Errors the transport does not map (e.g. a malformed answer). aiohttp's
-            # message can quote the full URL, so it is not copied.
-            raise httpx.RemoteProtocolError("invalid response from receiver", request=request) from exc
-        return response
+            late = httpx.ReadTimeout(f"no complete answer within {timeout_s:g}s")
+            raise SendFailed(describe_error(late, timeout_s)) from exc
+        except (httpx.HTTPError, httpx.InvalidURL, aiohttp.ClientError, OSError, ValueError) as exc:
+            # aiohttp.ClientError: the transport's response stream lets some through unmapped.
+            raise SendFailed(describe_error(exc, timeout_s)) from exc
+
+    async def _exchange(self, request: httpx.Request, max_body_bytes: int) -> WebhookResponse:
+        response = await self.transport.handle_async_request(request)
+        excerpt = bytearray()
+        try:
+            # The transport's raw stream, without Response.aiter_raw's re-chunking and bookkeeping.
+            stream = response.stream
+            if not isinstance(stream, httpx.AsyncByteStream):
+                raise TypeError("the transport must answer with an async stream")
+            async for chunk in stream:
+                excerpt += chunk[: max_body_bytes - len(excerpt)]
+                if len(excerpt) >= max_body_bytes:
+                    break  # the rest is never read: closing drops the connection
+        finally:
+            await response.aclose()
+        return WebhookResponse(response.status_code, response.headers.get("retry-after"), bytes(excerpt))
 
     async def aclose(self) -> None:
-        await self._inner.aclose()
+        """Close the transport and its connection pool."""
+        await self.transport.aclose()
 
 
 @dataclass(frozen=True, slots=True)
 class HttpClients:
-    """The two long-lived webhook clients; pick one with :meth:`for_webhook`."""
+    """The two long-lived senders; pick one with :meth:`for_webhook`."""
 
-    verified: httpx.AsyncClient
-    unverified: httpx.AsyncClient
+    verified: HttpSender
+    unverified: HttpSender
 
-    def for_webhook(self, verify_ssl: bool) -> httpx.AsyncClient:
-        """Return the client matching a webhook's ``verify_ssl``."""
+    def for_webhook(self, verify_ssl: bool) -> HttpSender:
+        """Return the sender matching a webhook's ``verify_ssl``."""
         return self.verified if verify_ssl else self.unverified
 
     async def aclose(self) -> None:
-        """Close both clients and their connection pools."""
+        """Close both senders and their connection pools."""
         try:
             await self.verified.aclose()
         finally:
             await self.unverified.aclose()
 
 
-class WebhookClient(httpx.AsyncClient):
-    """The httpx client of the webhooks, keeping a handle on the aiohttp session under it.
-
-    :func:`post_webhook` sends on that session directly: same pool, resolver guard, TLS and
-    cookie policy, but without ``httpx.AsyncClient``'s per-request machinery (URL and header
-    models, cookie extraction, auth and redirect hooks), which costs twice the CPU of the
-    request itself: measured at 64 in flight on loopback, ~410-450 us of CPU per POST through
-    ``AsyncClient``, ~200-250 us through the transport alone, ~130-150 us on the session.
-    """
-
-    def __init__(self, *, session: aiohttp.ClientSession, allow_private: bool, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.session = session
-        self.allow_private = allow_private
-
-
-def _no_cookies() -> CookieJar:
-    # A receiver's Set-Cookie must never ride along to another subscriber on the same host.
-    return CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
-
-
-def _client(
+def guarded_transport(
     *,
     verify: ssl.SSLContext | bool,
     allow_private: bool,
-    timeout_s: float,
     max_connections: int,
-    resolver: Resolver | None,
-) -> httpx.AsyncClient:
+    resolver: Resolver | None = None,
+) -> GuardedTransport:
+    """The transport of a sender: an aiohttp session behind the private-destination guard.
+
+    No cookies are kept (a receiver's ``Set-Cookie`` must never ride along to another
+    subscriber on the same host) and environment proxies are ignored (they would connect
+    for us, past the guard). ``max_connections`` 0 is unbounded.
+    """
     connector = aiohttp.TCPConnector(
         limit=max(max_connections, 0),  # 0 = unbounded; the dispatcher's semaphores bound concurrency
         limit_per_host=0,  # per-subscriber bounds live in the dispatcher too
@@ -111,133 +167,28 @@ def _client(
         ssl=verify,
         keepalive_timeout=KEEPALIVE_TIMEOUT_S,
     )
-    session = aiohttp.ClientSession(
-        connector=connector,
-        cookie_jar=aiohttp.DummyCookieJar(),
-        trust_env=False,  # environment proxies would connect for us, past the guard
-    )
-    transport = AiohttpTransport(verify=verify, client=session)
-    return WebhookClient(
-        session=session,
-        allow_private=allow_private,
-        transport=_GuardedTransport(transport, allow_private=allow_private),
-        timeout=httpx.Timeout(timeout_s),
-        follow_redirects=False,
-        trust_env=False,
-        cookies=_no_cookies(),
-        # Compressed answers could inflate far past the excerpt we keep.
-        headers={"accept-encoding": "identity"},
-    )
+    session = aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar(), trust_env=False)
+    return GuardedTransport(AiohttpTransport(verify=verify, client=session), allow_private=allow_private)
 
 
 def create_http_clients(
-    *, allow_private: bool, timeout_s: float, max_connections: int, resolver: Resolver | None = None
+    *, allow_private: bool, max_connections: int, resolver: Resolver | None = None
 ) -> HttpClients:
-    """Create the verified and unverified webhook clients; call from inside the running loop.
+    """Create the verified and unverified senders; call from inside the running loop.
 
-    ``timeout_s`` bounds connecting and each read of an attempt; redirects are never
-    followed (a 3xx is a failed attempt). With ``allow_private`` false, connections to
-    loopback/private/link-local addresses are refused, checked on the addresses actually
-    connected to. ``resolver`` replaces system name resolution (tests).
+    With ``allow_private`` false, connections to loopback/private/link-local addresses are
+    refused, checked on the addresses actually connected to. ``resolver`` replaces system
+    name resolution (tests).
     """
     try:
         asyncio.get_running_loop()
     except RuntimeError:
         raise RuntimeError("create_http_clients() must run inside the event loop (the lifespan)") from None
 
-    def client(verify: ssl.SSLContext | bool) -> httpx.AsyncClient:
-        return _client(
-            verify=verify,
-            allow_private=allow_private,
-            timeout_s=timeout_s,
-            max_connections=max_connections,
-            resolver=resolver,
+    def sender(verify: ssl.SSLContext | bool) -> HttpSender:
+        transport = guarded_transport(
+            verify=verify, allow_private=allow_private, max_connections=max_connections, resolver=resolver
         )
+        return HttpSender(transport)
 
-    return HttpClients(verified=client(httpx.create_ssl_context(verify=True)), unverified=client(False))
-
-
-@dataclass(frozen=True, slots=True)
-class WebhookResponse:
-    """What an attempt keeps of the receiver's answer."""
-
-    status_code: int
-    retry_after: str | None
-    body_excerpt: bytes
-
-
-async def post_webhook(
-    client: httpx.AsyncClient,
-    url: str,
-    *,
-    content: bytes,
-    headers: Mapping[str, str],
-    timeout_s: float,
-    max_body_bytes: int = RESPONSE_EXCERPT_MAX_BYTES,
-) -> WebhookResponse:
-    """POST ``content`` and keep at most ``max_body_bytes`` of the answer, all within ``timeout_s``.
-
-    The client's own timeouts apply per connect/read; this adds a deadline for the whole
-    attempt so a receiver trickling bytes cannot hold a delivery slot. Raises
-    ``httpx.HTTPError`` subclasses (``describe_error`` turns them into a reason).
-    """
-    if isinstance(client, WebhookClient):
-        return await _post_on_session(
-            client, url, content=content, headers=headers, timeout_s=timeout_s, max_body_bytes=max_body_bytes
-        )
-    excerpt = bytearray()
-    try:
-        async with asyncio.timeout(timeout_s):
-            async with client.stream("POST", url, content=content, headers=dict(headers)) as response:
-                async for chunk in response.aiter_raw():
-                    excerpt += chunk[: max_body_bytes - len(excerpt)]
-                    if len(excerpt) >= max_body_bytes:
-                        break
-    except TimeoutError as exc:
-        raise httpx.ReadTimeout(f"no complete answer within {timeout_s:g}s") from exc
-    return WebhookResponse(
-        status_code=response.status_code,
-        retry_after=response.headers.get("retry-after"),
-        body_excerpt=bytes(excerpt),
-    )
-
-
-async def _post_on_session(
-    client: WebhookClient,
-    url: str,
-    *,
-    content: bytes,
-    headers: Mapping[str, str],
-    timeout_s: float,
-    max_body_bytes: int,
-) -> WebhookResponse:
-    """:func:`post_webhook` on the aiohttp session: same checks, same errors (httpx classes, the
-    aiohttp original as ``__cause__`` for ``describe_error``)."""
-    if not client.allow_private:
-        try:
-            check_literal_host(url, allow_private=False)
-        except DestinationRefused as exc:
-            raise httpx.ConnectError(exc.strerror or "destination refused") from exc
-    excerpt = bytearray()
-    try:
-        async with asyncio.timeout(timeout_s):
-            async with client.session.post(
-                url,
-                data=content,
-                headers={"accept-encoding": "identity", **headers},
-                allow_redirects=False,
-                auto_decompress=False,
-                timeout=aiohttp.ClientTimeout(sock_connect=timeout_s, sock_read=timeout_s),
-            ) as response:
-                async for chunk in response.content.iter_chunked(16384):
-                    excerpt += chunk[: max_body_bytes - len(excerpt)]
-                    if len(excerpt) >= max_body_bytes:
-                        break
-                return WebhookResponse(response.status, response.headers.get("retry-after"), bytes(excerpt))
-    except TimeoutError as exc:
-        raise httpx.ReadTimeout(f"no complete answer within {timeout_s:g}s") from exc
-    except aiohttp.ClientConnectorError as exc:
-        raise httpx.ConnectError("could not connect") from exc
-    except aiohttp.ClientError as exc:
-        # aiohttp's message can quote the full URL, so it is not copied.
-        raise httpx.RemoteProtocolError("invalid response from receiver") from exc
+    return HttpClients(verified=sender(httpx.create_ssl_context(verify=True)), unverified=sender(False))

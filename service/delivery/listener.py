@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import asyncpg
 
+from service.background import Worker, sleep_or_wake
 from service.db import CONNECT_TIMEOUT_S, asyncpg_dsn
 from service.delivery.backoff import backoff_s
 
@@ -24,10 +25,14 @@ PING_INTERVAL_S = 10.0
 PING_TIMEOUT_S = 5.0
 
 
-class WakeupListener:
-    """Calls ``on_wake`` for every notification on ``channel`` and after every (re)connection."""
+class WakeupListener(Worker):
+    """Calls ``on_wake`` for every notification on ``channel`` and after every (re)connection.
+
+    Stopping cancels at once: there is nothing to finish.
+    """
 
     def __init__(self, database_url: str, channel: str, on_wake: Callable[[], None]) -> None:
+        super().__init__("listener")
         self._dsn = asyncpg_dsn(database_url)
         self._channel = channel
         self._on_wake = on_wake
@@ -38,9 +43,9 @@ class WakeupListener:
         self._on_wake()
 
     async def run(self) -> None:
-        """Listen until cancelled, reconnecting after any failure."""
+        """Listen until stopped, reconnecting after any failure."""
         failures = 0
-        while True:
+        while not self.stopping:
             try:
                 await self._listen_once()
             except Exception as exc:
@@ -50,7 +55,7 @@ class WakeupListener:
                     logger.warning("deliveries listener lost its connection: %s", type(exc).__name__)
             finally:
                 self.connected = False
-            await asyncio.sleep(backoff_s(failures))
+            await self._pause(backoff_s(failures))
 
     async def _listen_once(self) -> None:
         conn: asyncpg.Connection = await asyncpg.connect(
@@ -65,12 +70,9 @@ class WakeupListener:
             self.connections += 1
             self.connected = True
             self._on_wake()
-            while not lost.is_set():
-                try:
-                    async with asyncio.timeout(PING_INTERVAL_S):
-                        await lost.wait()
-                except TimeoutError:
-                    await conn.execute("SELECT 1", timeout=PING_TIMEOUT_S)
+            # The ping finds a peer that vanished without closing the connection.
+            while not await sleep_or_wake(lost, PING_INTERVAL_S):
+                await conn.execute("SELECT 1", timeout=PING_TIMEOUT_S)
             raise ConnectionError("listener connection closed")
         finally:
             if not conn.is_closed():

@@ -29,7 +29,6 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-import httpx
 import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -39,8 +38,8 @@ from service.common.timefmt import format_utc
 from service.config import Settings
 from service.core.analytics import Anonymizer
 from service.delivery.claims import ClaimedDelivery
-from service.delivery.http import HttpClients, create_http_clients, post_webhook
-from service.delivery.retry import describe_error
+from service.delivery.http import HttpClients, create_http_clients
+from service.delivery.sending import SendFailed
 from service.delivery.webhook import AttemptRecord, text_excerpt
 
 BATCH_PATH = "/batch/"
@@ -136,9 +135,7 @@ class PostHogDeliverer:
         """Build it from the settings (telemetry must be on); call inside the running loop."""
         if settings.telemetry_url is None:
             raise ValueError("telemetry is off: HERALD_TELEMETRY_URL is unset")
-        clients = create_http_clients(
-            allow_private=True, timeout_s=settings.delivery_timeout_seconds, max_connections=MAX_CONNECTIONS
-        )
+        clients = create_http_clients(allow_private=True, max_connections=MAX_CONNECTIONS)
         return cls(
             url=settings.telemetry_url,
             api_key=settings.telemetry_api_key,
@@ -194,8 +191,7 @@ class PostHogDeliverer:
             error = f"could not read the events' timestamps ({type(exc).__name__})"
         if recorded_at is not None:
             try:
-                response = await post_webhook(
-                    self._clients.verified,
+                response = await self._clients.verified.post(
                     self.url,
                     content=self.body(deliveries, recorded_at),
                     headers={"content-type": "application/json", "user-agent": f"Herald/{__version__}"},
@@ -203,8 +199,8 @@ class PostHogDeliverer:
                 )
                 status_code, retry_after = response.status_code, response.retry_after
                 excerpt = response.body_excerpt
-            except (httpx.HTTPError, httpx.InvalidURL, OSError, TimeoutError, ValueError) as exc:
-                error = describe_error(exc, self._timeout_s)
+            except SendFailed as exc:
+                error = exc.reason
         return AttemptRecord(
             number=attempt_number,
             started_at=started_at,

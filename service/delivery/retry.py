@@ -3,24 +3,18 @@
 Pure functions of the attempt's outcome, the retry schedule, the clock and a random
 source, so the rules of API.md ("Deliveries and retries") are tested without a server.
 Reasons are short human strings stored as ``last_error``: they never carry a URL path,
-a query string or a secret (at most ``scheme://host``).
+a query string or a secret (at most ``scheme://host``); the sender's failures are described
+by :mod:`service.delivery.http_errors`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import math
 import random
-import ssl
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-
-import aiohttp
-import httpx
-
-from service.delivery.ssrf import DestinationRefused
 
 JITTER_FRACTION = 0.2
 RETRY_AFTER_CAP_S = 24 * 3600.0
@@ -113,7 +107,7 @@ def decide(
     """Decide what follows attempt ``attempt_number`` (1-based) of a delivery.
 
     ``status_code`` is the answer's status, or ``None`` when no answer came (then
-    ``error`` says why, e.g. from :func:`describe_error`). ``waits`` is the retry schedule:
+    ``error`` says why, e.g. the sender's ``SendFailed`` reason). ``waits`` is the retry schedule:
     the wait after attempt 1, 2, ...; so ``1 + len(waits)`` attempts are allowed. Attempt
     numbers keep counting across redeliveries, so any number past the schedule is final.
     """
@@ -131,76 +125,3 @@ def decide(
         if asked_s is not None:
             wait_s = asked_s
     return Retry(at=now + timedelta(seconds=wait_s), wait_s=wait_s, reason=reason)
-
-
-def _chain(exc: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        current = current.__cause__ or current.__context__
-
-
-def _seconds(value_s: float) -> str:
-    return f"{value_s:g}s"
-
-
-def _describe_one(exc: BaseException, timeout_s: float) -> str | None:
-    """Describe one link of an exception chain, or ``None`` to look further down."""
-    # Order matters: aiohttp's classes inherit from each other and from OSError.
-    if isinstance(exc, DestinationRefused):
-        return exc.strerror or "destination refused"
-    if isinstance(exc, aiohttp.ClientConnectorDNSError):
-        if isinstance(exc.os_error, DestinationRefused):
-            return exc.os_error.strerror or "destination refused"
-        return f"could not resolve host {exc.host}"
-    if isinstance(exc, aiohttp.ClientConnectorCertificateError | ssl.SSLCertVerificationError):
-        return "TLS certificate verification failed"
-    if isinstance(exc, aiohttp.ClientSSLError | ssl.SSLError):
-        return "TLS error"
-    if isinstance(exc, aiohttp.ConnectionTimeoutError | httpx.ConnectTimeout):
-        return f"connect timeout after {_seconds(timeout_s)}"
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        if isinstance(exc.os_error, ConnectionRefusedError):
-            return "connection refused"
-        return f"connection failed: {exc.os_error.strerror or type(exc.os_error).__name__}"
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(exc, aiohttp.ServerDisconnectedError | httpx.RemoteProtocolError):
-        return "connection closed without a complete response"
-    if isinstance(exc, aiohttp.ServerTimeoutError | TimeoutError | httpx.TimeoutException):
-        return f"timeout after {_seconds(timeout_s)}"
-    if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ClientResponseError):
-        return "invalid response from receiver"
-    if isinstance(exc, httpx.UnsupportedProtocol):
-        return "unsupported URL scheme"
-    if isinstance(exc, httpx.InvalidURL | aiohttp.InvalidURL):
-        return "invalid URL"
-    if isinstance(exc, ConnectionResetError):
-        return "connection reset by receiver"
-    return None
-
-
-def describe_error(exc: BaseException, timeout_s: float) -> str:
-    """Return a short reason for an exception raised by an attempt, e.g. ``connection refused``.
-
-    The most specific cause wins: the ``httpx-aiohttp`` transport re-raises aiohttp's
-    errors as httpx ones (sometimes under a misleading class, e.g. a refused connection
-    as ``ConnectTimeout``), keeping the original as ``__cause__``. Exception messages are
-    never copied as they are, since some quote the full URL.
-    """
-    chain = list(_chain(exc))
-    # Our own refusal and aiohttp's precise errors sit at the bottom of the chain.
-    for link in reversed(chain):
-        if isinstance(link, DestinationRefused | aiohttp.ClientError):
-            described = _describe_one(link, timeout_s)
-            if described is not None:
-                return described
-    for link in chain:
-        if isinstance(link, asyncio.CancelledError):
-            return "cancelled"
-        described = _describe_one(link, timeout_s)
-        if described is not None:
-            return described
-    return f"request failed ({type(exc).__name__})"

@@ -59,7 +59,7 @@ def build_headers(
     body: bytes,
     content_type: str,
 ) -> dict[str, str]:
-    """Return the headers of one webhook attempt (API.md, "The webhook request Herald sends").
+    """Return the headers of one webhook attempt (docs/webhooks.md, "The request").
 
     ``timestamp`` is the Unix time of this attempt in whole seconds, ``attempt`` the
     1-based attempt number (it keeps counting across redeliveries), ``body`` the exact

@@ -1,194 +1,37 @@
-"""The private-destination guard: webhooks must not reach into Herald's own network.
+"""The private-destination guard at delivery time, on the HTTP stack (aiohttp under httpx).
 
-Two checks, both skipped when ``HERALD_ALLOW_PRIVATE_DESTINATIONS`` is true:
+The policy (what is private, the reasons) is :mod:`service.common.destinations`; this module
+applies it where the connections are made, twice, both skipped when private destinations
+are allowed:
 
-- at create/PATCH, :func:`check_url` refuses a literal private address or a name that
-  resolves (within 2 s) to one; a name that does not resolve yet is accepted;
-- at every delivery, :class:`GuardedResolver` (aiohttp's resolver hook) filters the
-  addresses of the name about to be connected to, so a name re-pointed at a private
-  address after creation (DNS rebinding) is refused, and :func:`check_literal_host`
-  covers literal addresses, which aiohttp connects to without asking a resolver.
+- :class:`GuardedResolver`, aiohttp's resolver hook, filters the addresses of the name about
+  to be connected to, so a name re-pointed at a private address after creation (DNS
+  rebinding) is refused;
+- :class:`GuardedTransport`, around the ``httpx-aiohttp`` transport, refuses literal
+  addresses, which aiohttp connects to without asking a resolver, and keeps every failure
+  an ``httpx.TransportError`` with aiohttp's original as ``__cause__``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import errno
-import ipaddress
 import socket
-from collections.abc import Awaitable, Callable
-from urllib.parse import urlsplit
 
+import aiohttp
+import httpx
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-Resolver = Callable[[str, int], Awaitable[list[str]]]
-"""Resolve ``(host, port)`` to IP address strings; raise ``OSError`` when it does not resolve."""
-
-RESOLVE_TIMEOUT_S = 2.0
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-_NAT64_WELL_KNOWN = ipaddress.IPv6Network("64:ff9b::/96")
-_EXTRA_FORBIDDEN = (
-    ipaddress.IPv4Network("100.64.0.0/10"),  # carrier-grade NAT: not global, not "private" in 3.11
-    ipaddress.IPv6Network("64:ff9b:1::/48"),  # local-use NAT64 (RFC 8215)
+from service.common.destinations import (
+    DestinationRefused,
+    Resolver,
+    check_literal_host,
+    is_forbidden_address,
+    is_localhost_name,
+    literal_address,
+    resolved_refusal,
+    system_resolve,
 )
+
 _NUMERIC_FLAGS = socket.AI_NUMERICHOST | socket.AI_NUMERICSERV
-
-
-class ForbiddenDestination(Exception):
-    """A webhook URL points at a private address (refused at create/PATCH: a 422)."""
-
-    def __init__(self, message: str, *, host: str) -> None:
-        super().__init__(message)
-        self.message = message
-        self.host = host
-
-
-class DestinationRefused(OSError):
-    """A delivery was refused because it would connect to a private address.
-
-    An ``OSError`` so that aiohttp's connector reports it like any other failure to
-    connect; :func:`service.delivery.retry.describe_error` turns it back into its message.
-    """
-
-    def __init__(self, message: str) -> None:
-        super().__init__(errno.EACCES, message)
-
-
-def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    """Return the IPv4 address an IPv6 form carries (mapped, 6to4, NAT64).
-
-    Teredo (2001::/32) is left alone: it is non-global as a whole, so it stays refused.
-    """
-    if ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    if ip.sixtofour is not None:
-        return ip.sixtofour
-    if ip in _NAT64_WELL_KNOWN:
-        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-    return None
-
-
-def address_kind(ip: IPAddress) -> str | None:
-    """Return why ``ip`` is forbidden (``"loopback"``, ``"private"``, ...), or ``None`` if it is public."""
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.scope_id is not None:
-            ip = ipaddress.IPv6Address(ip.compressed.split("%", 1)[0])
-        embedded = _embedded_ipv4(ip)
-        if embedded is not None:
-            return address_kind(embedded)
-    checks = (
-        ("unspecified", ip.is_unspecified),
-        ("loopback", ip.is_loopback),
-        ("link-local", ip.is_link_local),
-        ("multicast", ip.is_multicast),
-        ("private", ip.is_private or any(ip in net for net in _EXTRA_FORBIDDEN)),
-        ("reserved", ip.is_reserved),
-        ("non-global", not ip.is_global),
-    )
-    return next((kind for kind, matches in checks if matches), None)
-
-
-def is_forbidden_address(ip: IPAddress) -> bool:
-    """Tell whether a webhook must not connect to ``ip`` unless private destinations are allowed."""
-    return address_kind(ip) is not None
-
-
-def _is_localhost_name(host: str) -> bool:
-    name = host.rstrip(".").lower()
-    return name == "localhost" or name.endswith(".localhost")
-
-
-def _literal_address(host: str) -> IPAddress | None:
-    try:
-        return ipaddress.ip_address(host)
-    except ValueError:
-        return None
-
-
-def _host_and_port(url: str) -> tuple[str, int]:
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-    except ValueError:
-        raise ForbiddenDestination("webhook URL is not a valid URL", host="") from None
-    if not host:
-        raise ForbiddenDestination("webhook URL has no host", host="")
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    return host, port or _DEFAULT_PORTS.get(parts.scheme.lower(), 0)
-
-
-def _literal_refusal(host: str) -> str | None:
-    """Return the reason a literal host (address or ``localhost``) is refused, else ``None``."""
-    if _is_localhost_name(host):
-        return f"destination {host} is a loopback address, refused"
-    address = _literal_address(host)
-    if address is None:
-        return None
-    kind = address_kind(address)
-    return None if kind is None else f"destination {host} is a {kind} address, refused"
-
-
-async def system_resolve(host: str, port: int) -> list[str]:
-    """Resolve ``host`` with the system resolver (``getaddrinfo``) to address strings."""
-    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    addresses: list[str] = []
-    for family, _type, _proto, _canonname, sockaddr in infos:
-        address = str(sockaddr[0])
-        if family == socket.AF_INET6 and len(sockaddr) > 3 and sockaddr[3]:
-            address = f"{address.split('%', 1)[0]}%{sockaddr[3]}"  # keep link-local scope
-        if address not in addresses:
-            addresses.append(address)
-    return addresses
-
-
-async def check_url(
-    url: str, *, allow_private: bool, resolver: Resolver | None = None, timeout_s: float = RESOLVE_TIMEOUT_S
-) -> None:
-    """Refuse (``ForbiddenDestination``) a webhook URL whose host is or resolves to a private address.
-
-    Used when a webhook is created or its URL changed. A name that does not resolve
-    within ``timeout_s`` is accepted: the delivery-time guard checks it again.
-    """
-    if allow_private:
-        return
-    host, port = _host_and_port(url)
-    refusal = _literal_refusal(host)
-    if refusal is not None:
-        raise ForbiddenDestination(refusal, host=host)
-    if _literal_address(host) is not None:
-        return
-    resolve = resolver or system_resolve
-    try:
-        async with asyncio.timeout(timeout_s):
-            addresses = await resolve(host, port)
-    except (OSError, TimeoutError):
-        return
-    for text in addresses:
-        address = _literal_address(text)
-        kind = address_kind(address) if address is not None else None
-        if kind is not None:
-            raise ForbiddenDestination(f"destination {host} resolves to a {kind} address ({text})", host=host)
-
-
-def check_literal_host(url: str, allow_private: bool) -> None:
-    """Refuse (``DestinationRefused``) a delivery to a literal private address or ``localhost``.
-
-    aiohttp connects to literal addresses without calling its resolver, so
-    :class:`GuardedResolver` never sees them; the HTTP client calls this first.
-    """
-    if allow_private:
-        return
-    try:
-        host, _port = _host_and_port(url)
-    except ForbiddenDestination as exc:
-        raise DestinationRefused(exc.message) from None
-    refusal = _literal_refusal(host)
-    if refusal is not None:
-        raise DestinationRefused(refusal)
 
 
 class GuardedResolver(AbstractResolver):
@@ -206,12 +49,12 @@ class GuardedResolver(AbstractResolver):
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
         """Return the allowed addresses of ``host``; ``DestinationRefused`` if none is."""
-        if not self._allow_private and _is_localhost_name(host):
+        if not self._allow_private and is_localhost_name(host):
             raise DestinationRefused(f"destination {host} is a loopback address, refused")
         results: list[ResolveResult] = []
         refused: list[str] = []
         for text in await self._resolve(host, port):
-            address = _literal_address(text)
+            address = literal_address(text)
             if address is None:
                 continue
             addr_family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
@@ -226,12 +69,44 @@ class GuardedResolver(AbstractResolver):
                 )
             )
         if not results and refused:
-            kind = address_kind(ipaddress.ip_address(refused[0])) or "private"
-            shown = ", ".join(refused[:3])
-            raise DestinationRefused(f"destination {host} resolves to a {kind} address ({shown}), refused")
+            raise DestinationRefused(resolved_refusal(host, refused))
         if not results:
             raise socket.gaierror(socket.EAI_NONAME, f"{host} has no usable address")
         return results
 
     async def close(self) -> None:
         """Nothing to release: resolution goes through the event loop or the injected resolver."""
+
+
+class GuardedTransport(httpx.AsyncBaseTransport):
+    """The ``httpx-aiohttp`` transport, refusing literal private addresses before it connects.
+
+    aiohttp skips the resolver (hence :class:`GuardedResolver`) for literal addresses, so
+    they are checked here. Every failure leaves as an ``httpx.TransportError`` with
+    aiohttp's original as ``__cause__``.
+    """
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, *, allow_private: bool) -> None:
+        self._inner = inner
+        self._allow_private = allow_private
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send ``request`` through the inner transport unless its host is a literal private address."""
+        if not self._allow_private:
+            try:
+                check_literal_host(str(request.url), allow_private=False)
+            except DestinationRefused as exc:
+                raise httpx.ConnectError(exc.strerror or "destination refused", request=request) from exc
+        try:
+            return await self._inner.handle_async_request(request)
+        except TimeoutError as exc:
+            # aiohttp lets a resolver timeout escape unwrapped.
+            raise httpx.ConnectTimeout("timed out resolving the destination", request=request) from exc
+        except aiohttp.ClientError as exc:
+            # Errors the transport does not map (e.g. a malformed answer). aiohttp's
+            # message can quote the full URL, so it is not copied.
+            raise httpx.RemoteProtocolError("invalid response from receiver", request=request) from exc
+
+    async def aclose(self) -> None:
+        """Close the inner transport (and its connection pool)."""
+        await self._inner.aclose()

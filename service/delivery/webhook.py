@@ -10,20 +10,20 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID, uuid4
-
-import httpx
 
 from service.common.formats import ContentType, Format, effective_content_type
 from service.common.timefmt import format_utc
 from service.delivery.formats import render_body
-from service.delivery.http import HttpClients, post_webhook
-from service.delivery.retry import describe_error
+from service.delivery.sending import SendFailed, unexpected_failure
 from service.delivery.signing import build_headers
+
+if TYPE_CHECKING:
+    # Only the type: the API's ``test`` routes import this module, not the HTTP stack.
+    from service.delivery.http import HttpClients
 
 logger = logging.getLogger(__name__)
 
@@ -126,17 +126,15 @@ async def send_attempt(
             event=event,
             timestamp=int(started_at.timestamp()),
         )
-        response = await post_webhook(
-            clients.for_webhook(target.verify_ssl),
-            target.url,
-            content=body,
-            headers=headers,
-            timeout_s=timeout_s,
+        response = await clients.for_webhook(target.verify_ssl).post(
+            target.url, content=body, headers=headers, timeout_s=timeout_s
         )
         status_code, retry_after, excerpt = response.status_code, response.retry_after, response.body_excerpt
-    except (httpx.HTTPError, httpx.InvalidURL, OSError, TimeoutError, ValueError) as exc:
-        # ValueError: httpx refuses some URLs before any I/O, or a stored secret is malformed.
-        error = describe_error(exc, timeout_s)
+    except SendFailed as exc:
+        error = exc.reason
+    except ValueError as exc:
+        # A stored secret is malformed: nothing was sent.
+        error = unexpected_failure(exc)
     duration_ms = (time.perf_counter() - start_s) * 1000.0
     return AttemptRecord(
         number=attempt,
@@ -174,27 +172,28 @@ async def send_ping(clients: HttpClients, target: WebhookTarget, *, timeout_s: f
     )
 
 
-def signing_secrets(secret: str, previous: str | None, previous_valid: bool) -> tuple[str, ...]:
-    """The secrets that sign a request: the current one, then the previous one during its grace."""
-    return (secret, previous) if previous and previous_valid else (secret,)
-
-
 def webhook_target(
     *,
     subscriber_uuid: UUID,
     name: str,
     url: str,
-    secrets: Sequence[str],
+    secret: str,
+    previous_secret: str | None = None,
+    previous_valid: bool = False,
     verify_ssl: bool,
     content_type: str,
     fmt: str,
 ) -> WebhookTarget:
-    """Build a target from database values (the CHECK constraints guarantee the literals)."""
+    """Build a target from a subscriber's stored values (the CHECK constraints guarantee the literals).
+
+    Requests are signed with ``secret``, and also with ``previous_secret`` while
+    ``previous_valid`` (its rotation grace period lasts).
+    """
     return WebhookTarget(
         subscriber_uuid=subscriber_uuid,
         name=name,
         url=url,
-        secrets=tuple(secrets),
+        secrets=(secret, previous_secret) if previous_secret and previous_valid else (secret,),
         verify_ssl=verify_ssl,
         content_type=cast(ContentType, content_type),
         format=cast(Format, fmt),

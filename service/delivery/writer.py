@@ -17,7 +17,9 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from service.delivery.backoff import backoff_s, is_transient
+from service.background import Worker
+from service.db import is_database_unavailable
+from service.delivery.backoff import backoff_s
 from service.delivery.outcomes import Completion, write_completions
 
 logger = logging.getLogger(__name__)
@@ -25,6 +27,7 @@ logger = logging.getLogger(__name__)
 FLUSH_MAX_ITEMS = 500
 FLUSH_MAX_DELAY_S = 0.01
 POISON_RETRIES = 3
+FLUSH_ON_STOP_S = 5.0
 
 
 def _written(batch: Iterable[Completion]) -> None:
@@ -33,8 +36,13 @@ def _written(batch: Iterable[Completion]) -> None:
             completion.on_written()
 
 
-class OutcomeWriter:
-    """Queues completions and writes them in batches from one background task."""
+class OutcomeWriter(Worker):
+    """Queues completions and writes them in batches from one background task.
+
+    ``stop()`` writes what is queued first, for at most ``stop_timeout_s``.
+    """
+
+    stop_timeout_s = FLUSH_ON_STOP_S
 
     def __init__(
         self,
@@ -45,16 +53,13 @@ class OutcomeWriter:
         max_items: int = FLUSH_MAX_ITEMS,
         max_delay_s: float = FLUSH_MAX_DELAY_S,
     ) -> None:
+        super().__init__("outcomes")
         self._sessions = sessions
         self._disable_after_s = disable_after_s
         self._counters = counters
         self._max_items = max_items
         self._max_delay_s = max_delay_s
         self._queue: list[Completion] = []
-        self._arrived = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._closing = False
 
     @property
     def queued(self) -> int:
@@ -64,21 +69,19 @@ class OutcomeWriter:
     def put(self, completion: Completion) -> None:
         """Queue one completion; it is written within a few milliseconds."""
         self._queue.append(completion)
-        self._idle.clear()
-        self._arrived.set()
+        self.wake()
 
     async def run(self) -> None:
-        """Flush until :meth:`close` and the queue is empty; database errors are retried with backoff."""
+        """Flush until stopped and the queue is empty; database errors are retried with backoff."""
         failures = 0
         while True:
             if not self._queue:
-                self._idle.set()
-                if self._closing:
+                if self.stopping:
                     return
-                self._arrived.clear()
-                await self._arrived.wait()
+                self._wakeup.clear()
+                await self._wakeup.wait()
                 continue
-            if len(self._queue) < self._max_items and not self._closing:
+            if len(self._queue) < self._max_items and not self.stopping:
                 # Let more outcomes join this transaction.
                 await asyncio.sleep(self._max_delay_s)
             batch, self._queue = self._queue[: self._max_items], self._queue[self._max_items :]
@@ -87,13 +90,18 @@ class OutcomeWriter:
                 failures = 0
             except Exception as exc:
                 failures += 1
-                if is_transient(exc) or failures < POISON_RETRIES:
+                if is_database_unavailable(exc) or failures < POISON_RETRIES:
                     logger.warning("writing outcomes failed, retrying: %s", type(exc).__name__, exc_info=True)
                     self._queue[:0] = batch
+                    # Not cut short by stop: the flush on stop must not hammer an absent database.
                     await asyncio.sleep(backoff_s(failures))
                 else:
                     await self._write_one_by_one(batch)
                     failures = 0
+
+    async def stop(self, timeout_s: float | None = None) -> bool:
+        """Write everything queued (waiting at most ``timeout_s``) and stop; False if some was left."""
+        return await super().stop(timeout_s) and not self._queue
 
     async def _write(self, batch: Sequence[Completion]) -> None:
         async with self._sessions() as session, session.begin():
@@ -116,14 +124,3 @@ class OutcomeWriter:
                 )
                 self._counters["outcomes_dropped"] += 1
                 _written([completion])
-
-    async def close(self, timeout_s: float) -> bool:
-        """Write everything queued (waiting at most ``timeout_s``) and stop; False if some was left."""
-        self._closing = True
-        self._arrived.set()
-        try:
-            async with asyncio.timeout(timeout_s):
-                await self._idle.wait()
-        except TimeoutError:
-            return False
-        return True

@@ -1,4 +1,4 @@
-"""Subscriber requests and answers (API.md, "Subscribers").
+"""Subscriber requests and answers (docs/webhooks.md; the OpenAPI schema at /docs).
 
 The secret appears in one answer only, ``SubscriberCreated`` (and ``SecretOut`` of
 rotate-secret); every other model leaves it out by construction.
@@ -274,3 +274,14 @@ def subscriber_out(
 class SubscriberPage(BaseModel):
     items: list[SubscriberOut]
     next_cursor: str | None
+
+
+class PingResult(BaseModel):
+    """What the receiver made of a ``ping``."""
+
+    ok: bool = Field(description="The receiver answered 2xx.")
+    status_code: int | None = Field(description="Its status; null when no answer came.")
+    duration_ms: float
+    error: str | None = Field(
+        description="Why it failed (e.g. `HTTP 500`, `connection refused`); null when ok."
+    )

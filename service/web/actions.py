@@ -2,7 +2,7 @@
 
 Every action takes the viewer's scope and checks it first: the object must be inside it, and
 the scope must allow changes. This module is the one place the pages reach the delivery engine
-and the API's ping routes from, so the behaviour of a button is the behaviour of its endpoint.
+and the outbox from, so the behaviour of a button is the behaviour of its endpoint.
 """
 
 from __future__ import annotations
@@ -10,19 +10,17 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from service.api import delivery_actions
+from service import outbox
+from service.common.destinations import Resolver
 from service.core import deliveries as delivery_reads
 from service.core import subscribers as core
 from service.core.subscriptions import SubscriptionSpec, validate_subscriptions
 from service.db import read_session, transaction
-from service.delivery.requeue import recover, redeliver
-from service.delivery.ssrf import Resolver
+from service.delivery import pings
 from service.models.subscribers import WebhookSubscriber
-from service.schemas.subscribers import WebhookCreate, WebhookUpdate
+from service.schemas.subscribers import PingResult, WebhookCreate, WebhookUpdate
 from service.state import HeraldState
 from service.web.scope import ViewScope
-
-PingResult = delivery_actions.PingResult
 
 
 async def _webhook_in_scope(state: HeraldState, scope: ViewScope, subscriber_uuid: UUID) -> None:
@@ -88,7 +86,7 @@ async def test_webhook(state: HeraldState, scope: ViewScope, subscriber_uuid: UU
     """Ping a stored webhook (``POST /api/v1/subscribers/{uuid}/test``)."""
     scope.require_write()
     await _webhook_in_scope(state, scope, subscriber_uuid)
-    return await delivery_actions.test_webhook(subscriber_uuid, state)
+    return await pings.ping_webhook(state, subscriber_uuid)
 
 
 async def test_new_webhook(
@@ -96,7 +94,7 @@ async def test_new_webhook(
 ) -> PingResult:
     """Ping a webhook before creating it (``POST /api/v1/subscribers/webhooks/test``)."""
     scope.require_write()
-    return await delivery_actions.test_new_webhook(body, state, resolver)
+    return await pings.ping_new_webhook(state, body, resolver)
 
 
 async def recover_window(
@@ -106,7 +104,7 @@ async def recover_window(
     scope.require_write()
     await _webhook_in_scope(state, scope, subscriber_uuid)
     async with transaction(state.sessions) as session:
-        return await recover(session, subscriber_uuid, since, until)
+        return await outbox.recover(session, subscriber_uuid, since, until)
 
 
 async def redeliver_delivery(state: HeraldState, scope: ViewScope, delivery_uuid: UUID) -> None:
@@ -116,4 +114,4 @@ async def redeliver_delivery(state: HeraldState, scope: ViewScope, delivery_uuid
     if not scope.is_admin:
         await _webhook_in_scope(state, scope, row.subscriber_uuid)
     async with transaction(state.sessions) as session:
-        await redeliver(session, delivery_uuid, telemetry_enabled=state.settings.telemetry_enabled)
+        await outbox.redeliver(session, delivery_uuid, telemetry_enabled=state.settings.telemetry_enabled)

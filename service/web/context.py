@@ -16,6 +16,7 @@ from urllib.parse import parse_qs
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from service.common.destinations import Resolver, get_resolver
 from service.core.console_sessions import MAX_SESSION_SECONDS, find_session, started_with_one_of
 from service.db import read_session
 from service.state import HeraldState
@@ -115,6 +116,8 @@ async def viewer(request: Request) -> Viewer:
 
 
 ViewerDep = Annotated[Viewer, Depends(viewer)]
+ResolverDep = Annotated[Resolver | None, Depends(get_resolver)]
+"""The API's resolver dependency: a test that stubs it stubs the console's checks too."""
 
 FORM_MAX_BYTES = 256 * 1024
 

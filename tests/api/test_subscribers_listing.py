@@ -146,7 +146,7 @@ async def test_subscribed_to_lists_enabled_webhooks_whose_scope_the_query_gives(
         "job",
         "project",
     ]
-    # The seed's bug: a job-scoped subscription answered for every job of its project.
+    # The old notification service's bug: a job-scoped subscription answered for every job of its project.
     assert await _subscribed_to(herald, failed, project_uuid=project, job_uuid=other_job) == [
         "everything",
         "failures",

@@ -81,7 +81,7 @@ async def test_a_job_scoped_subscription_never_fires_for_another_job_of_its_proj
     cases = [
         (event_of("project:one-off-job:failed", project=project, job=job), 1),
         (event_of("project:one-off-job:pipeline-run:succeeded", project=project, job=job), 1),
-        # The seed's bug: these fired too.
+        # The old notification service's bug: these fired too.
         (event_of("project:one-off-job:failed", project=project, job=new_uuid()), 0),
         (event_of("project:one-off-job:pipeline-run:succeeded", project=project, job=new_uuid()), 0),
         # Both scope values must match the event.

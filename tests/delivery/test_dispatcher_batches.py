@@ -60,7 +60,7 @@ async def test_analytics_deliveries_go_out_in_batches(
         await ingest_many(herald.client, 250)
         deliverer = FakeDeliverer(max_batch=100)
         dispatcher = _dispatcher(herald, deliverer)
-        await dispatcher.start()
+        dispatcher.start()
         try:
             await eventually(lambda: _done(db, {"delivered": 250}))
         finally:
@@ -78,7 +78,7 @@ async def test_failed_batch_is_retried_on_the_schedule(
         await ingest_many(herald.client, 1)
         deliverer = FakeDeliverer(max_batch=100, statuses=[503, 500])
         dispatcher = _dispatcher(herald, deliverer)
-        await dispatcher.start()
+        dispatcher.start()
         try:
             await eventually(lambda: _done(db, {"delivered": 1}))
         finally:

@@ -4,28 +4,26 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
 import pytest
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from standardwebhooks import Webhook
 
 from service.common.secrets import generate_secret
-from service.delivery.backoff import backoff_s, is_transient
+from service.db import is_database_unavailable
+from service.delivery.backoff import backoff_s
 from service.delivery.claims import ClaimedDelivery
-from service.delivery.dispatcher import Dispatcher
-from service.delivery.outcomes import Completion, clock_updates
+from service.delivery.outcomes import Completion
 from service.delivery.retry import Delivered, Failed, Outcome, Retry
 from service.delivery.webhook import (
     AttemptRecord,
     WebhookTarget,
     build_request,
-    signing_secrets,
     webhook_target,
 )
-from tests.support.app import make_settings
+from service.outbox import clock_updates
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 EVENT = {
@@ -36,13 +34,19 @@ EVENT = {
 
 
 def _target(
-    fmt: str = "standard", content_type: str = "application/json", secrets: tuple[str, ...] = ()
+    fmt: str = "standard",
+    content_type: str = "application/json",
+    secret: str = "",
+    previous_secret: str | None = None,
+    previous_valid: bool = False,
 ) -> WebhookTarget:
     return webhook_target(
         subscriber_uuid=UUID(int=7),
         name="hook",
         url="https://example.com/hook?token=secret",
-        secrets=secrets or (generate_secret(),),
+        secret=secret or generate_secret(),
+        previous_secret=previous_secret,
+        previous_valid=previous_valid,
         verify_ssl=True,
         content_type=content_type,
         fmt=fmt,
@@ -61,7 +65,7 @@ def _target(
 )
 def test_the_bytes_sent_are_the_bytes_signed(fmt: str, content_type: str) -> None:
     secret = generate_secret()
-    target = _target(fmt, content_type, (secret,))
+    target = _target(fmt, content_type, secret)
     body, headers = build_request(
         target,
         msg_id=EVENT["uuid"],
@@ -80,9 +84,10 @@ def test_the_bytes_sent_are_the_bytes_signed(fmt: str, content_type: str) -> Non
 
 
 def test_previous_secret_signs_only_during_its_grace() -> None:
-    assert signing_secrets("new", "old", previous_valid=True) == ("new", "old")
-    assert signing_secrets("new", "old", previous_valid=False) == ("new",)
-    assert signing_secrets("new", None, previous_valid=True) == ("new",)
+    assert _target(secret="new", previous_secret="old", previous_valid=True).secrets == ("new", "old")
+    assert _target(secret="new", previous_secret="old", previous_valid=False).secrets == ("new",)
+    assert _target(secret="new", previous_secret=None, previous_valid=True).secrets == ("new",)
+    assert _target(secret="new").secrets == ("new",)
 
 
 def _completion(subscriber: UUID, outcome: Outcome, started: datetime, kind: str = "webhook") -> Completion:
@@ -120,54 +125,16 @@ def test_backoff_doubles_up_to_a_ceiling() -> None:
 
 
 def test_database_outages_are_transient_and_bugs_are_not() -> None:
-    assert is_transient(ConnectionRefusedError())
-    assert is_transient(OperationalError("SELECT 1", {}, asyncpg.exceptions.AdminShutdownError()))
+    assert is_database_unavailable(ConnectionRefusedError())
+    assert is_database_unavailable(OperationalError("SELECT 1", {}, asyncpg.exceptions.AdminShutdownError()))
     wrapped = RuntimeError("wrapped")
     wrapped.__cause__ = asyncpg.exceptions.ConnectionDoesNotExistError("gone")
-    assert is_transient(wrapped)
-    assert not is_transient(ValueError("bug"))
-    assert not is_transient(asyncpg.exceptions.UndefinedColumnError("no such column"))
-
-
-def _idle_dispatcher(**settings: Any) -> Dispatcher:
-    """A dispatcher that is never started: only its bookkeeping is exercised."""
-    unused: Any = None
-    return Dispatcher(
-        settings=make_settings("postgresql://unused@127.0.0.1:1/unused", **settings),
-        engine=unused,
-        sessions=unused,
-        database_url="postgresql://unused@127.0.0.1:1/unused",
-        clients=unused,
+    assert is_database_unavailable(wrapped)
+    assert is_database_unavailable(asyncpg.exceptions.TooManyConnectionsError("full"))
+    assert is_database_unavailable(asyncpg.InternalClientError("cannot switch to state"))
+    assert is_database_unavailable(DBAPIError("SELECT 1", {}, asyncpg.exceptions.DeadlockDetectedError()))
+    assert not is_database_unavailable(ValueError("bug"))
+    assert not is_database_unavailable(asyncpg.exceptions.UndefinedColumnError("no such column"))
+    assert not is_database_unavailable(
+        DBAPIError("INSERT", {}, asyncpg.exceptions.UniqueViolationError("duplicate key"))
     )
-
-
-def test_a_subscriber_cut_by_its_bound_is_claimed_for_once_a_quarter_of_its_slots_is_free() -> None:
-    dispatcher = _idle_dispatcher(delivery_per_subscriber_concurrency=16)
-    subscriber, other = uuid4(), uuid4()
-    dispatcher._cut_subscribers = {subscriber}
-    worth = []
-    for busy in range(16, 10, -1):
-        dispatcher._busy[subscriber] = busy
-        worth.append(dispatcher._worth_claiming([subscriber]))
-    assert worth == [False, False, False, False, True, True]  # 12 of 16 busy: 4 slots free
-    assert not dispatcher._worth_claiming([other])  # not cut: its freed slots need no claim
-
-
-def test_a_bound_of_one_is_refilled_at_once() -> None:
-    dispatcher = _idle_dispatcher(delivery_per_subscriber_concurrency=1)
-    subscriber = uuid4()
-    dispatcher._cut_subscribers = {subscriber}
-    dispatcher._busy[subscriber] = 1
-    assert not dispatcher._worth_claiming([subscriber])
-    dispatcher._busy[subscriber] = 0
-    assert dispatcher._worth_claiming([subscriber])
-
-
-def test_a_claim_cut_by_the_process_bound_is_repeated_once_a_quarter_of_the_slots_is_free() -> None:
-    dispatcher = _idle_dispatcher(delivery_concurrency=8)
-    dispatcher._cut_globally = True
-    unused: Any = None
-    dispatcher._in_flight = {uuid4(): unused for _ in range(7)}
-    assert not dispatcher._worth_claiming([])
-    dispatcher._in_flight = {uuid4(): unused for _ in range(6)}
-    assert dispatcher._worth_claiming([])

@@ -11,7 +11,7 @@ import asyncpg
 from service.core.analytics import Anonymizer
 from service.core.events import RecordContext, register_events
 from service.db import asyncpg_dsn
-from service.delivery.claims import settle_orphans
+from service.outbox import settle_orphans
 from service.schemas.events import ValidatedEvent, validate_event
 from tests.support.api import create_webhook
 from tests.support.app import AppFactory, RunningApp

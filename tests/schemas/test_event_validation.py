@@ -1,4 +1,4 @@
-"""Strict ingest validation (API.md, "Events" and "Precise rules / Ingest"); no database."""
+"""Strict ingest validation (docs/events.md, "Ingest rules"); no database."""
 
 from __future__ import annotations
 

@@ -8,7 +8,6 @@ from uuid import UUID
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from service.api.deps import ResolverDep
 from service.common.urls import url_origin
 from service.core import subscribers as core
 from service.core.deliveries import DeliveryFilter, list_deliveries
@@ -18,9 +17,9 @@ from service.db import read_session
 from service.errors import InvalidInput
 from service.models.subscribers import SubscriberKind
 from service.schemas.common import decode_time_cursor, encode_time_cursor
-from service.schemas.subscribers import WebhookCreate, WebhookUpdate
+from service.schemas.subscribers import PingResult, WebhookCreate, WebhookUpdate
 from service.web import actions
-from service.web.context import Viewer, ViewerDep, read_form
+from service.web.context import ResolverDep, Viewer, ViewerDep, read_form
 from service.web.pages.common import PAGE_SIZE, Problems, split_page
 from service.web.webhook_form import (
     CONTENT_TYPES,
@@ -104,7 +103,7 @@ def form_page(
     *,
     editing: UUID | None = None,
     status_code: int = 200,
-    test_result: actions.PingResult | None = None,
+    test_result: PingResult | None = None,
 ) -> Response:
     return viewer.render(
         "webhook_form.html",

@@ -7,7 +7,8 @@ from uuid import UUID, uuid4
 
 import asyncpg
 
-from service.delivery.claims import _CLAIM_WEBHOOKS_SQL, claim_webhooks
+from service.outbox import claim_webhooks
+from service.outbox.queries import CLAIM_WEBHOOKS
 
 
 async def _add_webhook(db: asyncpg.Connection) -> UUID:
@@ -44,7 +45,7 @@ async def test_a_queue_analyzed_while_empty_is_still_claimed_through_the_subscri
 
     await db.execute("SET plan_cache_mode = force_generic_plan")  # as a long-lived connection plans it
     plan = await db.fetch(  # EXPLAIN without ANALYZE: nothing is claimed here
-        "EXPLAIN (COSTS OFF) " + _CLAIM_WEBHOOKS_SQL, list(busy), list(busy.values()), 16, 64, uuid4(), 60.0
+        "EXPLAIN (COSTS OFF) " + CLAIM_WEBHOOKS, list(busy), list(busy.values()), 16, 64, uuid4(), 60.0
     )
     # Every read of deliveries goes through the per-subscriber index (or the primary key for the
     # update): none scans the whole pending queue to sort it.
@@ -52,9 +53,9 @@ async def test_a_queue_analyzed_while_empty_is_still_claimed_through_the_subscri
     assert scans
     assert all("ix_deliveries_subscriber_due" in s or "pk_deliveries" in s for s in scans), scans
 
-    claimed = await claim_webhooks(db, limit=64, per_subscriber=16, busy=busy, lease_s=60.0)
-    assert len(claimed) == 16
-    assert {c.subscriber_uuid for c in claimed} == {healthy}
+    claim = await claim_webhooks(db, limit=64, per_subscriber=16, busy=busy, lease_s=60.0)
+    assert len(claim.rows) == 16
+    assert {row["subscriber_uuid"] for row in claim.rows} == {healthy}
 
 
 async def test_analyze_keeps_no_statistics_on_the_status_of_deliveries(db: asyncpg.Connection) -> None:
