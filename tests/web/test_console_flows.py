@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 
-from playwright.async_api import Locator, Page, expect
+from playwright.async_api import Dialog, Locator, Page, expect
 from standardwebhooks import Webhook
 
 from tests.support.api import HOOK_URL, create_webhook, event_of
@@ -101,11 +101,27 @@ async def test_disable_enable_rotate_and_delete(page: Page, server: Server, rece
     assert rotated.startswith("whsec_")
     assert rotated != hook["secret"]
 
-    await page.get_by_role("button", name="Delete").click()
+    await page.get_by_role("button", name="Delete").click()  # the dialog is dismissed: a page asks
     await expect(page.get_by_role("heading", name="Delete “Switched around”?")).to_be_visible()
     await page.get_by_role("button", name="Delete").click()
     await page.wait_for_url("**/ui/webhooks?done=deleted")
     await expect(page.get_by_test_id("webhook-row").filter(has_text="Switched around")).to_have_count(0)
+    assert (await server.api.get(f"/api/v1/subscribers/{hook['uuid']}")).status_code == 404
+
+
+async def test_delete_confirmed_in_the_dialog_deletes_at_once(page: Page, server: Server) -> None:
+    hook = await create_webhook(server.api, HOOK_URL, name="Gone at once")
+    await page.goto(f"/ui/webhooks/{hook['uuid']}")
+    questions: list[str] = []
+
+    async def accept(dialog: Dialog) -> None:
+        questions.append(dialog.message)
+        await dialog.accept()
+
+    page.once("dialog", accept)
+    await page.get_by_role("button", name="Delete").click()
+    await page.wait_for_url("**/ui/webhooks?done=deleted")
+    assert questions == ["Delete the webhook “Gone at once”? Its pending deliveries are cancelled."]
     assert (await server.api.get(f"/api/v1/subscribers/{hook['uuid']}")).status_code == 404
 
 

@@ -58,7 +58,9 @@ async def confirm_delete(viewer: ViewerDep, uuid: UUID) -> Response:
 
 @router.post("/webhooks/{uuid}/delete")
 async def delete(request: Request, viewer: ViewerDep, uuid: UUID) -> Response:
-    await read_form(request, viewer)
+    form = await read_form(request, viewer)
+    if form.get("confirmed") != "yes":  # not confirmed in the browser's dialog: ask on a page
+        return await confirm_delete(viewer, uuid)
     await actions.delete_webhook(viewer.state, viewer.scope, uuid)
     return viewer.redirect("/webhooks?done=deleted")
 

@@ -9,6 +9,19 @@
     window.history.replaceState(null, "", pageUrl);
   }
 
+  // A form with data-confirm asks first; confirmed, it says so to the server, which otherwise
+  // asks again on a page of its own.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    var question = form.getAttribute("data-confirm");
+    if (!question || !window.confirm(question)) return;
+    var confirmed = document.createElement("input");
+    confirmed.type = "hidden";
+    confirmed.name = "confirmed";
+    confirmed.value = "yes";
+    form.appendChild(confirmed);
+  });
+
   // Copy buttons: data-copy names the element whose text is copied.
   document.addEventListener("click", function (event) {
     var button = event.target.closest("[data-copy]");
