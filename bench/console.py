@@ -5,7 +5,7 @@ events ingested through the batch API, then statuses, ages (spread over 48 h) an
 per finished delivery set in SQL — and times each main page of ``/ui/`` server-side: the app
 runs in this process (no network), and the time of a request is measured around the ASGI app,
 from the request to the last byte of the answer. Prints median and worst of the timed runs per
-page; a full run also writes ``bench/console_results.json``.
+page; a full run (no ``--quick``, no ``--deliveries``) also writes ``bench/console_results.json``.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import time
 from collections.abc import AsyncIterator
@@ -27,6 +28,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bench.infra import Postgres
 from bench.workload import MAIN_TYPE, main_event
+from service.cli import tune_garbage_collector
 from service.config import Settings
 from service.db import asyncpg_dsn
 from service.main import create_app
@@ -154,6 +156,8 @@ async def time_pages(
         for _ in range(runs):
             (await client.get(path)).raise_for_status()
         samples = stopwatch.durations_ms
+        if os.environ.get("BENCH_CONSOLE_SAMPLES"):
+            print(name, [round(sample, 1) for sample in samples])
         figures[name] = {"median_ms": round(statistics.median(samples), 2), "max_ms": round(max(samples), 2)}
     return figures
 
@@ -175,6 +179,8 @@ async def main(argv: list[str] | None = None) -> int:
             started = time.monotonic()
             ids = await fill(client, database_url, deliveries)
             print(f"filled {ids['deliveries']} deliveries in {time.monotonic() - started:.1f} s", flush=True)
+            # As herald serve does at start (service.cli); the fill's garbage is not a page's cost.
+            tune_garbage_collector()
             figures = await time_pages(client, stopwatch, pages(ids), runs)
     finally:
         if args.keep:
@@ -185,7 +191,7 @@ async def main(argv: list[str] | None = None) -> int:
     print(f"{'page'.ljust(width)}  median ms  worst ms   ({runs} runs each, server-side)")
     for name, figure in figures.items():
         print(f"{name.ljust(width)}  {figure['median_ms']:9.2f}  {figure['max_ms']:8.2f}")
-    if not args.quick:
+    if not args.quick and args.deliveries is None:  # the figures of a full run only
         result = {"deliveries": int(ids["deliveries"]), "runs": runs, "pages": figures}
         RESULTS_PATH.write_text(json.dumps(result, indent=2) + "\n")
     return 0

@@ -55,7 +55,8 @@ async def list_deliveries(
     session: AsyncSession, filters: DeliveryFilter, after_seq: int | None, limit: int
 ) -> list[Any]:
     """Deliveries newest first (``seq`` and the ``delivery_columns()``), after ``after_seq``."""
-    query = select(_SEQ, *_COLUMNS).order_by(_SEQ.desc()).limit(limit)
+    query = select(_SEQ, *_COLUMNS).limit(limit)
+    order = [_SEQ.desc()]
     if filters.subscriber_uuid is not None:
         query = query.where(_TABLE.c.subscriber_uuid == filters.subscriber_uuid)
     if filters.subscriber_uuids is not None:
@@ -69,7 +70,8 @@ async def list_deliveries(
         # with 100,000 deliveries).
         status = _TABLE.c.status
         query = query.where(status >= filters.status.value, status <= filters.status.value)
-        query = query.order_by(None).order_by(status.desc(), _SEQ.desc())
+        if filters.subscriber_uuid is None:
+            order = [status.desc(), _SEQ.desc()]
     if filters.status_code is not None:
         answered = (_ATTEMPTS.c.delivery_uuid == _TABLE.c.uuid) & (
             _ATTEMPTS.c.status_code == filters.status_code
@@ -81,7 +83,7 @@ async def list_deliveries(
         query = query.where(_TABLE.c.created_at < filters.until)
     if after_seq is not None:
         query = query.where(after_seq > _SEQ)
-    return list((await session.execute(query)).all())
+    return list((await session.execute(query.order_by(*order))).all())
 
 
 async def get_delivery(session: AsyncSession, delivery_uuid: UUID) -> Any:

@@ -32,7 +32,11 @@ async def failing_webhooks(session: AsyncSession, limit: int) -> list[Subscriber
     return list((await session.execute(query)).scalars())
 
 
-# The last RECENT_DELIVERIES deliveries of each subscriber (its index by seq), whatever their status.
+# The last RECENT_DELIVERIES deliveries of each subscriber, whatever their status. The one-value
+# range and the order are those of ix_deliveries_subscriber_uuid_seq: with "= s.uuid" (a value not
+# known when planning) the planner walked every delivery by seq for each webhook with few
+# deliveries of its own (54 ms for 20 webhooks and 20,000 deliveries; 0.2 ms this way). The
+# LATERAL below does the same.
 _RECENT_SQL = text(
     f"""
 SELECT s.uuid,
@@ -40,8 +44,8 @@ SELECT s.uuid,
        count(*) FILTER (WHERE r.status IN ('delivered', 'failed')) AS finished
 FROM unnest(CAST(:uuids AS uuid[])) AS s(uuid)
 CROSS JOIN LATERAL (
-    SELECT d.status FROM deliveries d WHERE d.subscriber_uuid = s.uuid
-    ORDER BY d.seq DESC LIMIT {RECENT_DELIVERIES}
+    SELECT d.status FROM deliveries d WHERE d.subscriber_uuid >= s.uuid AND d.subscriber_uuid <= s.uuid
+    ORDER BY d.subscriber_uuid DESC, d.seq DESC LIMIT {RECENT_DELIVERIES}
 ) AS r
 GROUP BY s.uuid
 """  # noqa: S608  (a constant)
@@ -64,8 +68,8 @@ SELECT s.uuid, e.last_error, e.updated_at
 FROM unnest(CAST(:uuids AS uuid[])) AS s(uuid)
 CROSS JOIN LATERAL (
     SELECT d.last_error, d.updated_at FROM deliveries d
-    WHERE d.subscriber_uuid = s.uuid AND d.last_error IS NOT NULL
-    ORDER BY d.seq DESC LIMIT 1
+    WHERE d.subscriber_uuid >= s.uuid AND d.subscriber_uuid <= s.uuid AND d.last_error IS NOT NULL
+    ORDER BY d.subscriber_uuid DESC, d.seq DESC LIMIT 1
 ) AS e
 """
 )
