@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import asyncpg
 from playwright.async_api import BrowserContext, Page, expect
 
+from service.db import asyncpg_dsn
 from tests.support.api import create_webhook
 from tests.support.browser import OffMachine
 from tests.support.event_samples import sample_event
@@ -46,7 +48,7 @@ async def _seed(server: Server, receiver: Receiver) -> dict[str, str]:
     )
     everything = [{"event_type": "project:*"}]
     await create_webhook(server.api, receiver.url("/down"), name="Legacy dashboard", subscriptions=everything)
-    types = ["project:created", "project:pipeline:created", "jupyter:image-build:succeeded"] * 8
+    types = ["project:created", "project:pipeline:created", "jupyter:image-build:succeeded"] * 24
     events = [sample_event(name, canary="demo") for name in types]
     events.append(sample_event("project:one-off-job:pipeline-run:failed", canary="nightly"))
     await api_json(await server.api.post("/api/v1/events/batch", json={"events": events}), 202)
@@ -56,6 +58,15 @@ async def _seed(server: Server, receiver: Receiver) -> dict[str, str]:
         if not pending["items"]:
             break
         await asyncio.sleep(0.1)
+    # A day's worth of history for the chart: the deliveries spread over the last 24 hours.
+    conn = await asyncpg.connect(asyncpg_dsn(server.database_url))
+    try:
+        await conn.execute(
+            "UPDATE deliveries SET created_at = now() - make_interval(hours => (seq * 7 % 24)::int) "
+            "WHERE subscriber_kind = 'webhook'"
+        )
+    finally:
+        await conn.close()
     listed = await server.api.get(f"/api/v1/deliveries?subscriber_uuid={flaky['uuid']}")
     [delivery] = (await api_json(listed, 200))["items"]
     return {
