@@ -50,7 +50,6 @@ from service.delivery.posthog import PostHogDeliverer
 from service.errors import HeraldError, InvalidInput
 from service.logs import Throttled
 from service.metrics import Metrics
-from service.schemas.events import EventIn
 from service.state import HeraldState, Installation
 from service.web import install_web
 
@@ -202,7 +201,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def custom_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
-    """The generated schema plus the models referenced only from hand-written request bodies."""
+    """The generated schema plus the models of the request bodies that routes read as bytes."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is not None:
@@ -211,9 +210,7 @@ def custom_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
             title=app.title, version=app.version, description=app.description, routes=app.routes, tags=TAGS
         )
         components = schema.setdefault("components", {}).setdefault("schemas", {})
-        model_schema = EventIn.model_json_schema(ref_template="#/components/schemas/{model}")
-        components.update(model_schema.pop("$defs", {}))
-        components["EventIn"] = model_schema
+        components.update(events.request_body_schemas())
         document_security(schema)
         app.openapi_schema = schema
         return schema

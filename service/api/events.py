@@ -8,30 +8,52 @@ from uuid import UUID
 import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, TypeAdapter
 
-from service.api.deps import StateDep, parse_json_body
-from service.api.responses import JSONBytes, error_responses, json_response, raw_page
+from service.api.deps import StateDep
+from service.api.responses import JSONBytes, error_responses, raw_page
 from service.core import feed
 from service.core.events import EventConflict, RecordContext, Recorded, register_events
 from service.core.feed import EventFilter
 from service.db import INGEST_DEADLINE_S, driver_connection, read_session
-from service.errors import Conflict, InvalidInput
+from service.errors import Conflict
 from service.metrics import Metrics
 from service.schemas.common import DEFAULT_LIMIT, CursorQuery, LimitQuery, decode_cursor, encode_cursor
 from service.schemas.deliveries import delivery_out
 from service.schemas.event_responses import BatchAccepted, EventAccepted, EventDetail, EventPage
-from service.schemas.events import EventIn, ValidatedEvent, storable_json_text, validate_event
+from service.schemas.events import BATCH_ADAPTER, EVENT_ADAPTER, validate_batch, validate_event
 from service.state import HeraldState
 
 router = APIRouter(prefix="/api/v1/events", tags=["events"])
 
-MAX_BATCH_EVENTS = 1000
 BATCH_DEADLINE_PER_EVENT_S = 0.02
-EVENT_SCHEMA_REF = "#/components/schemas/EventIn"
+# The bodies are read as bytes and validated by pydantic-core in one pass (no intermediate
+# Python objects), so FastAPI does not see their models: ``request_body_schemas`` puts the
+# models' own schemas into the OpenAPI components under these names.
+REQUEST_BODIES: dict[str, TypeAdapter[Any]] = {"EventIn": EVENT_ADAPTER, "EventBatchIn": BATCH_ADAPTER}
+
+
+def _request_body(name: str) -> dict[str, Any]:
+    schema = {"$ref": f"#/components/schemas/{name}"}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def request_body_schemas() -> dict[str, Any]:
+    """The JSON schemas of ``REQUEST_BODIES`` and of every model they use, by component name."""
+    template = "#/components/schemas/{model}"
+    mapping, definitions = TypeAdapter.json_schemas(
+        [(name, "validation", adapter) for name, adapter in REQUEST_BODIES.items()], ref_template=template
+    )
+    schemas: dict[str, Any] = dict(definitions.get("$defs", {}))
+    for name in REQUEST_BODIES:
+        schema = mapping[(name, "validation")]
+        if schema != {"$ref": template.format(model=name)}:  # a union: no component of its own yet
+            schemas[name] = schema
+    return schemas
 
 
 def record_context(state: HeraldState) -> RecordContext:
+    """What recording needs from this installation: its anonymizer and telemetry settings."""
     return RecordContext(
         anonymizer=state.installation.anonymizer,
         analytics_subscriber_uuid=state.installation.analytics_subscriber_uuid,
@@ -40,18 +62,14 @@ def record_context(state: HeraldState) -> RecordContext:
 
 
 def count_ingested(metrics: Metrics, recorded: list[Recorded]) -> None:
+    """Count the events recorded (replays are not new events)."""
     for item in recorded:
         if not item.replayed:
             metrics.events_ingested(item.type)
 
 
-def _validated(text: bytes) -> ValidatedEvent:
-    result = validate_event(parse_json_body(text), ("body",), text_checked=storable_json_text(text))
-    if isinstance(result, list):
-        raise InvalidInput(result)
-    return result
-
-
+# The answers are ``Recorded`` values: FastAPI checks them against the declared response model
+# and writes them with its serializer (pydantic-core, straight to JSON bytes).
 @router.post(
     "",
     status_code=202,
@@ -62,22 +80,18 @@ def _validated(text: bytes) -> ValidatedEvent:
         "same content answers 200 with the original answer; with different content, 409."
     ),
     response_model=EventAccepted,
-    response_model_exclude_none=True,
+    # The original answer, as it was: ``replayed`` belongs to batch items only.
+    response_model_exclude={"replayed"},
     responses={
         200: {"model": EventAccepted, "description": "A replay: the original answer."},
         **error_responses(409, 413, 422, 503),
     },
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": {"$ref": EVENT_SCHEMA_REF}}},
-        }
-    },
+    openapi_extra=_request_body("EventIn"),
 )
-async def ingest_event(request: Request) -> Response:
+async def ingest_event(request: Request, response: Response) -> Recorded:
     # State and metrics are read here, not through dependencies: sync ones run in a thread pool.
     state: HeraldState = request.app.state.herald
-    event = _validated(await request.body())
+    event = validate_event(await request.body())
     try:
         # No explicit transaction: recording is one statement, atomic and committed on its own.
         async with driver_connection(state.engine, INGEST_DEADLINE_S) as conn:
@@ -85,7 +99,9 @@ async def ingest_event(request: Request) -> Response:
     except EventConflict as exc:
         raise Conflict(exc.detail) from None
     count_ingested(request.app.state.metrics, [recorded])
-    return json_response(recorded.answer(), 200 if recorded.replayed else 202)
+    if recorded.replayed:
+        response.status_code = 200
+    return recorded
 
 
 @router.post(
@@ -97,34 +113,14 @@ async def ingest_event(request: Request) -> Response:
         "naming its index. A replayed item is answered in place with `replayed: true`."
     ),
     response_model=BatchAccepted,
-    response_model_exclude_none=True,
+    # ``replayed`` only where true.
+    response_model_exclude_defaults=True,
     responses=error_responses(409, 413, 422, 503),
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["events"],
-                        "additionalProperties": False,
-                        "properties": {
-                            "events": {
-                                "type": "array",
-                                "minItems": 1,
-                                "maxItems": MAX_BATCH_EVENTS,
-                                "items": {"$ref": EVENT_SCHEMA_REF},
-                            }
-                        },
-                    }
-                }
-            },
-        }
-    },
+    openapi_extra=_request_body("EventBatchIn"),
 )
-async def ingest_batch(request: Request) -> Response:
+async def ingest_batch(request: Request) -> dict[str, list[Recorded]]:
     state: HeraldState = request.app.state.herald
-    events = _validated_batch(await request.body())
+    events = validate_batch(await request.body())
     # A big batch is legitimately slower; fail-fast matters most for single events.
     deadline_s = INGEST_DEADLINE_S + BATCH_DEADLINE_PER_EVENT_S * len(events)
     try:
@@ -134,49 +130,7 @@ async def ingest_batch(request: Request) -> Response:
     except EventConflict as exc:
         raise Conflict(f"events[{exc.index}]: {exc.detail}") from None
     count_ingested(request.app.state.metrics, recorded)
-    items = [r.answer() | ({"replayed": True} if r.replayed else {}) for r in recorded]
-    return json_response({"items": items}, 202)
-
-
-def _validated_batch(text: bytes) -> list[ValidatedEvent]:
-    body = parse_json_body(text)
-    text_checked = storable_json_text(text)
-    if not isinstance(body, dict):
-        raise InvalidInput.single(["body"], 'expected an object {"events": [...]}', "model_attributes_type")
-    unknown = sorted(set(body) - {"events"})
-    if unknown:
-        raise InvalidInput.single(["body", unknown[0]], f"unknown key {unknown[0]!r}", "extra_forbidden")
-    raw_events = body.get("events")
-    if not isinstance(raw_events, list):
-        raise InvalidInput.single(["body", "events"], "events must be a list of events", "list_type")
-    if not 1 <= len(raw_events) <= MAX_BATCH_EVENTS:
-        raise InvalidInput.single(
-            ["body", "events"],
-            f"a batch holds 1 to {MAX_BATCH_EVENTS} events, got {len(raw_events)}",
-            "too_long",
-        )
-    errors: list[dict[str, Any]] = []
-    events: list[ValidatedEvent] = []
-    seen: dict[UUID, int] = {}
-    for index, raw in enumerate(raw_events):
-        result = validate_event(raw, ("body", "events", index), text_checked=text_checked)
-        if isinstance(result, list):
-            errors.extend(result)
-            continue
-        if result.uuid is not None:
-            if result.uuid in seen:
-                errors.append(
-                    {
-                        "loc": ["body", "events", index, "uuid"],
-                        "msg": f"uuid {result.uuid} is already used by events[{seen[result.uuid]}]",
-                        "type": "value_error",
-                    }
-                )
-            seen.setdefault(result.uuid, index)
-        events.append(result)
-    if errors:
-        raise InvalidInput(errors)
-    return events
+    return {"items": recorded}
 
 
 @router.get(
@@ -224,7 +178,3 @@ async def get_event(uuid: UUID, state: StateDep) -> Response:
         + b"}"
     )
     return JSONBytes(body)
-
-
-# Referenced by the OpenAPI schema through EVENT_SCHEMA_REF (see service.main.custom_openapi).
-OPENAPI_MODELS = (EventIn,)

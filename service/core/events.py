@@ -1,17 +1,16 @@
 """Recording events: the event row and its deliveries (the outbox) in one statement.
 
-``register_events`` is the seed's ``register_<event_type>_event`` family folded into one entry
-point: the layer class of each event (``service.models.events``) knows its sections and builds
-its payloads, so there is nothing left that a per-type function would add. Like the seed's
+``register_events`` is the original system's ``register_<event_type>_event`` family folded into
+one entry point: the layer class of each event (``service.models.events``) knows its sections
+and builds its payloads, so there is nothing left that a per-type function would add. Like those
 functions it never commits: it runs on the caller's connection, inside the caller's
 transaction when there is one. Its write is a single statement, so without a transaction it is
 atomic all the same (the single-event route relies on that to save a round trip). A batch of
 ``COPY_MIN_EVENTS`` or more inside a transaction is written with COPY instead (``_copy_events``).
 
 This is the ingest hot path, so it talks to the asyncpg connection under the engine's pool
-directly (one prepared statement, no ORM unit of work), and the layer instances it renders
-payloads with are made the way the ORM makes loaded rows, without ``__init__``: nothing here
-is added to a session.
+directly (one prepared statement, no ORM unit of work), and the layer classes render the
+payloads from the validated data without any row being built.
 """
 
 from __future__ import annotations
@@ -24,15 +23,11 @@ from uuid import UUID, uuid4
 
 import asyncpg
 import orjson
-from sqlalchemy.orm import configure_mappers
-from sqlalchemy.orm.attributes import set_committed_value
-from sqlalchemy.orm.instrumentation import ClassManager, manager_of_class
 
 from service.common.channels import DELIVERIES_CHANNEL
-from service.common.timefmt import format_utc
 from service.core.analytics import Anonymizer
 from service.errors import Conflict
-from service.models.events import Event, entity_values, event_class_for
+from service.models.events import entity_values, event_class_for
 from service.schemas.events import ValidatedEvent
 
 # Channel the dispatcher LISTENs on; an ingest that created deliveries NOTIFYs it on commit.
@@ -56,14 +51,6 @@ class Recorded:
     timestamp: datetime
     deliveries: int
     replayed: bool = False
-
-    def answer(self) -> dict[str, Any]:
-        return {
-            "uuid": str(self.uuid),
-            "type": self.type,
-            "timestamp": format_utc(self.timestamp),
-            "deliveries": self.deliveries,
-        }
 
 
 class EventConflict(Conflict):
@@ -148,33 +135,6 @@ SELECT e.uuid, e.type, e.timestamp, CAST(e.sections AS text) AS sections,
 FROM events e WHERE e.uuid = ANY($1::uuid[])
 """
 
-# Per layer class, what makes its instances (see _layer_instance).
-_MANAGERS: dict[type[Event], ClassManager[Event]] = {}
-
-
-def _layer_instance(validated: ValidatedEvent, uuid: UUID, timestamp: datetime) -> Event:
-    """The event's layer instance, only to render its payloads.
-
-    Made the way the ORM makes a loaded row (no ``__init__``, no change tracking), which costs
-    a tenth of a full table-model construction: the row itself is written by ``RECORD_SQL`` or COPY.
-    The payload methods read ``uuid``, ``type``, ``timestamp`` and ``sections`` only.
-    """
-    cls = event_class_for(validated.type)
-    manager = _MANAGERS.get(cls)
-    if manager is None:
-        configure_mappers()  # as building the first instance would: attributes work from then on
-        manager = _MANAGERS[cls] = manager_of_class(cls)
-    event: Event = manager.new_instance()
-    set_committed_value(event, "uuid", uuid)
-    set_committed_value(event, "type", validated.type)
-    set_committed_value(event, "timestamp", timestamp)
-    set_committed_value(event, "sections", validated.sections)
-    return event
-
-
-def _dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
 
 class EventRow(NamedTuple):
     """One event as written: the ``events`` columns of ``EVENT_COPY_COLUMNS``, then its telemetry."""
@@ -183,12 +143,12 @@ class EventRow(NamedTuple):
     type: str
     kind: str
     timestamp: datetime
-    project_uuid: str | None
-    pipeline_uuid: str | None
-    environment_uuid: str | None
-    job_uuid: str | None
-    pipeline_run_uuid: str | None
-    image_build_uuid: str | None
+    project_uuid: UUID | str | None
+    pipeline_uuid: UUID | str | None
+    environment_uuid: UUID | str | None
+    job_uuid: UUID | str | None
+    pipeline_run_uuid: UUID | str | None
+    image_build_uuid: UUID | str | None
     run_number: int | None
     sections: str
     payload: str
@@ -206,13 +166,17 @@ def _event_rows(
     """Each event's row, its payloads rendered by its layer class."""
     rows: list[EventRow] = []
     for validated, uuid, timestamp in zip(events, uuids, timestamps, strict=True):
-        entities, run_number = entity_values(validated.sections)
-        layer = _layer_instance(validated, uuid, timestamp)
+        sections = validated.sections
+        entities, run_number = entity_values(sections)
+        layer = event_class_for(validated.type)
         telemetry = (
-            _dumps(layer.to_telemetry_payload(ctx.anonymizer).model_dump()) if ctx.telemetry_enabled else None
+            layer.telemetry_json(uuid, validated.type, timestamp, sections, ctx.anonymizer).decode()
+            if ctx.telemetry_enabled
+            else None
         )
         row = (uuid, validated.type, validated.kind, timestamp, *entities, run_number)
-        payloads = (_dumps(validated.sections), _dumps(layer.to_notification_payload()), telemetry)
+        notification = layer.notification_json(uuid, validated.type, timestamp, sections).decode()
+        payloads = (validated.sections_json.decode(), notification, telemetry)
         rows.append(EventRow._make((*row, *payloads)))  # entities in ENTITY_COLUMNS order
     return rows
 
@@ -311,7 +275,9 @@ async def register_events(
         for i in replays:
             row = existing[str(uuids[i])]
             given = events[i]
-            same = row["type"] == given.type and orjson.loads(row["sections"]) == given.sections
+            same = row["type"] == given.type and orjson.loads(row["sections"]) == orjson.loads(
+                given.sections_json
+            )
             if given.timestamp is not None and row["timestamp"] != given.timestamp:
                 same = False
             if not same:

@@ -1,22 +1,29 @@
-"""Payload building blocks shared by the event layers of ``service/models/events.py``.
+"""What a layer of the event hierarchy adds to the two payloads, stated as data (``Layer``).
 
-The notification helpers copy what the producer gave (optional fields only when given);
-the telemetry helpers keep hashed identifiers, statuses, numbers and timestamps, count
-everything else, and never copy free text.
+A layer shows fields of one section of the event in the notification payload (copied as the
+producer gave them, optional ones only when given) and carries some of them into the
+telemetry record, each through a ``Treatment``: hashed (identifiers), kept (numbers, times),
+reduced to a known vocabulary (statuses, field names). A field without a treatment never
+reaches telemetry, so free text stays out unless a layer lets it in. ``derived`` adds
+numbers computed from the section (counts, durations) to ``derived_properties``.
+
+``service.models.events.Event`` walks the layers of an event's class, root first, and nests
+each one's part where it says (``at``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-import orjson
-
-from service.common.telemetry import TelemetryData
-
 Anonymize = Callable[[UUID | str], str]
+# How telemetry carries one field: its value → what is sent, or OMIT to send nothing.
+Treatment = Callable[[Any, Anonymize], Any]
+Derive = Callable[[dict[str, Any]], dict[str, Any]]
+OMIT = object()
 
 # Field names a producer may report in ``update.changes[].changed_object`` that are safe
 # to send as telemetry. ``changed_object`` is a free string; anything else becomes "other"
@@ -30,7 +37,6 @@ SAFE_CHANGED_OBJECTS = frozenset(
     }
 )
 
-
 # Statuses of the platform's jobs, runs and builds. ``status`` is a free string from the
 # producer; anything outside this vocabulary becomes "OTHER" in telemetry, so that no
 # producer text can travel through it.
@@ -42,78 +48,58 @@ KNOWN_STATUSES = frozenset(
 )
 
 
-def telemetry_status(section: dict[str, Any]) -> dict[str, str]:
-    """``{"status": ...}`` for telemetry: a known status as given, any other as "OTHER"."""
-    if "status" not in section:
-        return {}
-    status = section["status"]
-    return {"status": status if status in KNOWN_STATUSES else "OTHER"}
+def hashed(value: Any, anonymize: Anonymize) -> str:
+    """An identifier, replaced by its keyed hash."""
+    return anonymize(value)
 
 
-def copy_json(value: Any) -> Any:
-    """A deep copy of JSON-ready data (sections are): a payload never aliases its event's sections.
-
-    Containers make a round trip through orjson, several times cheaper than ``copy.deepcopy``.
-    """
-    return orjson.loads(orjson.dumps(value)) if isinstance(value, dict | list) else value
+def kept(value: Any, anonymize: Anonymize) -> Any:
+    """A number or a time, sent as given."""
+    return value
 
 
-def pick(section: dict[str, Any], *keys: str) -> dict[str, Any]:
-    """The given keys of ``section`` that are present, in that order (absent stays absent)."""
-    return {key: copy_json(section[key]) for key in keys if key in section}
+def known_status(value: Any, anonymize: Anonymize) -> str:
+    """A status as given when it is a known one, else "OTHER"."""
+    return value if value in KNOWN_STATUSES else "OTHER"
 
 
-def node(tree: dict[str, Any], *path: str) -> dict[str, Any]:
-    """The dict at ``path`` in ``tree``, created (empty) where missing."""
-    for key in path:
-        tree = tree.setdefault(key, {})
-    return tree
+def build_number(value: Any, anonymize: Anonymize) -> Any:
+    """An image tag only when it is a build number (an integer); a string tag is free text."""
+    return value if type(value) is int else OMIT
 
 
-def update_notification(update: dict[str, Any]) -> dict[str, Any]:
-    """An entity's ``update`` layer: ``{"changes": [...]}`` as the producer gave them."""
-    return {"changes": copy_json(update["changes"])}
+def hashed_steps(steps: list[dict[str, Any]], anonymize: Anonymize) -> list[dict[str, str]]:
+    """Step references by their hashed uuids only (titles are free text)."""
+    return [{"uuid": anonymize(step["uuid"])} for step in steps]
 
 
-def update_telemetry(data: TelemetryData, path: tuple[str, ...], update: dict[str, Any]) -> None:
-    """Add an ``update`` layer under ``path``: kinds of change only, never the values."""
-    changes = update["changes"]
-    node(data.event_properties, *path)["update"] = {
-        "changes": [
-            {
-                "type": change["type"],
-                "changed_object": change["changed_object"]
-                if change["changed_object"] in SAFE_CHANGED_OBJECTS
-                else "other",
-            }
-            for change in changes
-        ]
-    }
-    node(data.derived_properties, *path, "update")["changes_count"] = len(changes)
+def change_kinds(changes: list[dict[str, Any]], anonymize: Anonymize) -> list[dict[str, str]]:
+    """Each change's kind and, when it is a known field name, what it changed (never the values)."""
+    return [
+        {
+            "type": change["type"],
+            "changed_object": change["changed_object"]
+            if change["changed_object"] in SAFE_CHANGED_OBJECTS
+            else "other",
+        }
+        for change in changes
+    ]
 
 
-PIPELINE_RUN_FIELDS = ("uuid", "status", "number", "number_in_run", "steps", "parameters", "failed_steps")
+def changes_count(update: dict[str, Any]) -> dict[str, Any]:
+    """How many changes an update has."""
+    return {"changes_count": len(update["changes"])}
 
 
-def pipeline_run_notification(run: dict[str, Any]) -> dict[str, Any]:
-    """A ``pipeline_run`` layer, fields in a stable order, optional ones only when given."""
-    return pick(run, *PIPELINE_RUN_FIELDS)
+def user_services_count(session: dict[str, Any]) -> dict[str, Any]:
+    """How many user services a session runs (their definitions carry images, commands and
+    environment variables: counted only)."""
+    services = session.get("user_services")
+    return {} if services is None else {"user_services_count": len(services)}
 
 
-def pipeline_run_telemetry(
-    data: TelemetryData, path: tuple[str, ...], run: dict[str, Any], anonymize: Anonymize
-) -> None:
-    """Add a ``pipeline_run`` layer under ``path``: hashed uuids, status, numbers and counts
-    (step titles and parameter values stay out)."""
-    properties = {
-        "uuid": anonymize(run["uuid"]),
-        **telemetry_status(run),
-        **pick(run, "number", "number_in_run"),
-    }
-    if "failed_steps" in run:
-        properties["failed_steps"] = [{"uuid": anonymize(step["uuid"])} for step in run["failed_steps"]]
-    node(data.event_properties, *path)["pipeline_run"] = properties
-
+def pipeline_run_counts(run: dict[str, Any]) -> dict[str, Any]:
+    """How many steps, failed steps and parameters a pipeline run has (never which)."""
     derived: dict[str, Any] = {}
     if "steps" in run:
         derived["steps_count"] = len(run["steps"])
@@ -125,33 +111,77 @@ def pipeline_run_telemetry(
         derived["steps_with_parameters_count"] = len(step_parameters)
         derived["parameters_count"] = sum(len(values) for values in step_parameters)
         derived["pipeline_parameters_count"] = len(parameters.get("pipeline_parameters", {}))
-    if derived:
-        node(data.derived_properties, *path)["pipeline_run"] = derived
+    return derived
 
 
 IMAGE_BUILD_TIMES = ("requested_time", "started_time", "finished_time")
 
 
-def image_build_notification(build: dict[str, Any]) -> dict[str, Any]:
-    """An ``image_build`` layer as the producer gave it."""
-    return pick(build, "uuid", "image_tag", *IMAGE_BUILD_TIMES)
-
-
-def image_build_telemetry(
-    data: TelemetryData, path: tuple[str, ...], build: dict[str, Any], anonymize: Anonymize
-) -> None:
-    """Add an ``image_build`` layer under ``path``: hashed uuid and times (no image tag), and
-    the queueing and build durations derived from the times."""
-    properties = pick(build, *IMAGE_BUILD_TIMES)
-    if "uuid" in build:
-        properties = {"uuid": anonymize(build["uuid"]), **properties}
-    node(data.event_properties, *path)["image_build"] = properties
-
-    times = {key: datetime.fromisoformat(build[key]) for key in IMAGE_BUILD_TIMES if key in build}
+def image_build_durations(build: dict[str, Any]) -> dict[str, Any]:
+    """Queueing and build durations (seconds), from the times that were given."""
+    times = {key: _moment(build[key]) for key in IMAGE_BUILD_TIMES if key in build}
     derived: dict[str, Any] = {}
     if "requested_time" in times and "started_time" in times:
         derived["queued_seconds"] = (times["started_time"] - times["requested_time"]).total_seconds()
     if "started_time" in times and "finished_time" in times:
         derived["duration_seconds"] = (times["finished_time"] - times["started_time"]).total_seconds()
-    if derived:
-        node(data.derived_properties, *path)["image_build"] = derived
+    return derived
+
+
+def _moment(value: datetime | str) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One layer's own part of both payloads.
+
+    ``section``: the body section it reads. ``at``: the keys of its node below its parent's
+    (``()``: it adds to its parent's node). ``shown``: the fields the notification payload
+    carries, in this order. ``telemetry``: field → treatment, in this order. ``derived``:
+    numbers from the section, at the same place in ``derived_properties``.
+    """
+
+    section: str
+    at: tuple[str, ...]
+    shown: tuple[str, ...]
+    telemetry: Mapping[str, Treatment] = field(default_factory=dict)
+    derived: Derive | None = None
+
+
+def node(tree: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
+    """The dict at ``path`` in ``tree``, created (empty) where missing."""
+    for key in path:
+        tree = tree.setdefault(key, {})
+    return tree
+
+
+def add_notification(
+    payload: dict[str, Any], path: tuple[str, ...], layer: Layer, section: dict[str, Any]
+) -> None:
+    """Add ``layer``'s fields of ``section`` at ``path`` (values shared, not copied)."""
+    target = node(payload, path)
+    for key in layer.shown:
+        if key in section:
+            target[key] = section[key]
+
+
+def add_telemetry(
+    properties: dict[str, Any],
+    derived: dict[str, Any],
+    path: tuple[str, ...],
+    layer: Layer,
+    section: dict[str, Any],
+    anonymize: Anonymize,
+) -> None:
+    """Add ``layer``'s treated fields of ``section`` and its derived numbers at ``path``."""
+    target = node(properties, path)
+    for key, treatment in layer.telemetry.items():
+        if key in section:
+            value = treatment(section[key], anonymize)
+            if value is not OMIT:
+                target[key] = value
+    if layer.derived is not None:
+        numbers = layer.derived(section)
+        if numbers:
+            node(derived, path).update(numbers)

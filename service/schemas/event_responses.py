@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -18,7 +17,9 @@ class EventAccepted(BaseModel):
     type: str
     timestamp: datetime
     deliveries: int = Field(description="Deliveries scheduled for this event, the analytics one included.")
-    replayed: bool | None = Field(default=None, description="Batch items only: true for a replay.")
+    replayed: bool = Field(
+        default=False, description="Batch items only: true for a replay (left out otherwise)."
+    )
 
 
 class BatchAccepted(BaseModel):
@@ -54,15 +55,3 @@ class EventTypeOut(BaseModel):
 class EventTypeList(BaseModel):
     items: list[EventTypeOut]
     next_cursor: None = None
-
-
-def batch_request_schema(event_schema_ref: str) -> dict[str, Any]:
-    """JSON schema of ``{"events": [...]}`` (up to 1000 events)."""
-    return {
-        "type": "object",
-        "required": ["events"],
-        "additionalProperties": False,
-        "properties": {
-            "events": {"type": "array", "minItems": 1, "maxItems": 1000, "items": {"$ref": event_schema_ref}}
-        },
-    }

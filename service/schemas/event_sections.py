@@ -1,34 +1,48 @@
-"""The entity sections of an ingested event and which layer takes which (API.md, "Events").
+"""The entity sections of an ingested event: strict types validated by pydantic-core.
 
-Each section is a strict pydantic model (unknown keys refused); ``SECTIONS_BY_KIND`` says
-which sections each layer of the hierarchy (catalog ``kind``) takes and which it requires.
+Every section refuses unknown keys. An optional field is ``NotRequired[X | None]``: an
+explicit ``null`` means "left out", and the body models drop it so that it stays out of the
+payloads. Only update values (``old_value``, ``new_value``) keep an explicit ``null``: they are
+the producer's own JSON. Free JSON values (service definitions, step parameters,
+update values) are checked by ``free_json`` for what pydantic-core lets through but Herald
+cannot store or send back out.
 """
 
-from __future__ import annotations
-
+import math
 import re
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, Literal, NotRequired, TypeVar
 from uuid import UUID
 
 from pydantic import (
     AfterValidator,
     AwareDatetime,
-    BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
     StrictInt,
     StrictStr,
-    model_validator,
+    with_config,
 )
+from pydantic_core import CoreSchema, PydanticCustomError, core_schema
+from typing_extensions import TypedDict
 
 MAX_NAME_CHARS = 1000
 MAX_STATUS_CHARS = 64
+MAX_IMAGE_TAG_CHARS = 64
 MAX_LIST_ITEMS = 10_000
 MAX_INT = 2**31 - 1  # fits the INTEGER columns (run_number)
+# Nesting limit of a body. pydantic and orjson cannot serialize JSON nested deeper than
+# ~255 levels, and payloads nest a body's values a few levels further down.
+MAX_JSON_DEPTH = 128
+# The error a free JSON value raises when only the full check of the body can tell what is
+# wrong with it (see service.schemas.events); it never reaches a client.
+FULL_CHECK_NEEDED = "full_check_needed"
+# What orjson reads and writes as an integer; JSON text holding a larger one is read as a float.
+_MIN_JSON_INT, _MAX_JSON_INT = -(2**63), 2**64 - 1
 _RFC3339_PREFIX = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def _rfc3339_text(value: object) -> object:
@@ -44,7 +58,7 @@ def _to_utc(value: datetime) -> datetime:
 
 
 def _parameters_key(value: str) -> str:
-    if value == "pipeline_parameters":
+    if value == "pipeline_parameters" or _CANONICAL_UUID.fullmatch(value):
         return value
     try:
         return str(UUID(value))
@@ -52,204 +66,229 @@ def _parameters_key(value: str) -> str:
         raise ValueError("keys must be step uuids or 'pipeline_parameters'") from None
 
 
+def _unusual(value: object, levels: int) -> bool:
+    """Whether ``value`` holds a value more than ``levels`` levels below it, an integer orjson
+    would read as a float, or a float that is not finite (one level at a time, no recursion)."""
+    level: list[Any] = [value]
+    for depth in range(levels + 1):
+        children: list[Any] = []
+        for node in level:
+            kind = type(node)  # exact types: JSON gives exactly these, and it is twice as fast
+            if kind is dict:
+                children.extend(node.values())
+            elif kind is list:
+                children.extend(node)
+            elif kind is int:
+                if not _MIN_JSON_INT <= node <= _MAX_JSON_INT:
+                    return True
+            elif kind is float and not math.isfinite(node):
+                return True
+        if not children:
+            return False
+        level = children
+        if depth == levels:
+            return True
+    return False
+
+
+def free_json(depth: int) -> AfterValidator:
+    """The check of a free JSON value found ``depth`` levels below the body's top.
+
+    pydantic-core reads any JSON value there; what it cannot judge — nesting beyond
+    ``MAX_JSON_DEPTH``, integers beyond 64 bits (read as floats before storing), NaN and
+    infinities (not JSON at all) — sends the body to the full check.
+    """
+    levels = MAX_JSON_DEPTH - depth
+
+    def check(value: Any) -> Any:
+        if _unusual(value, levels):
+            raise PydanticCustomError(FULL_CHECK_NEEDED, "Value needs the full check of the body")
+        return value
+
+    return AfterValidator(check)
+
+
+class _CustomUnionError:
+    """One error for a union that no member accepts, instead of one per member."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        self.error_type = error_type
+        self.message = message
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        schema = handler(source)
+        assert schema["type"] == "union", schema["type"]
+        return core_schema.union_schema(
+            schema["choices"], custom_error_type=self.error_type, custom_error_message=self.message
+        )
+
+
 Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text), AfterValidator(_to_utc)]
 Name = Annotated[StrictStr, Field(max_length=MAX_NAME_CHARS)]
 Status = Annotated[StrictStr, Field(max_length=MAX_STATUS_CHARS)]
 Count = Annotated[StrictInt, Field(ge=0, le=MAX_INT)]
 ParametersKey = Annotated[StrictStr, AfterValidator(_parameters_key)]
+BuildNumber = Annotated[StrictInt, Field(ge=0, le=2**63 - 1)]
+ImageTag = Annotated[
+    BuildNumber | Annotated[StrictStr, Field(max_length=MAX_IMAGE_TAG_CHARS)],
+    Field(description="A build number (an integer >= 0) or a tag of at most 64 characters."),
+    _CustomUnionError(
+        "image_tag_type",
+        "Input should be a build number (an integer >= 0) or a tag of at most "
+        f"{MAX_IMAGE_TAG_CHARS} characters",
+    ),
+]
+ServiceDefinitions = Annotated[dict[Name, dict[str, Any]], free_json(depth=2)]
+StepParameters = Annotated[dict[ParametersKey, dict[str, Any]], free_json(depth=2)]
+UpdateValue = Annotated[Any, free_json(depth=4)]
+_T = TypeVar("_T", bound=type)
 
 
-# Update values are the producer's own JSON: null is a real value there.
-_NULL_ALLOWED = frozenset({"old_value", "new_value"})
+def section(cls: _T) -> _T:
+    """A section: unknown keys are refused. Sections are TypedDicts: pydantic-core hands them
+    over as plain dicts, with no model instance to build and dump again."""
+    return with_config(ConfigDict(extra="forbid"))(cls)
 
 
-class _Section(BaseModel):
-    """A section of an event body: unknown keys are refused, ``null`` means "not given"."""
-
-    model_config = ConfigDict(extra="forbid")
-    # The optional fields where an explicit null means "left out", per class.
-    null_means_absent: ClassVar[frozenset[str]] = frozenset()
-
-    @classmethod
-    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
-        super().__pydantic_init_subclass__(**kwargs)
-        optional = {name for name, field in cls.model_fields.items() if not field.is_required()}
-        cls.null_means_absent = frozenset(optional - _NULL_ALLOWED)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _null_is_absent(cls, data: Any) -> Any:
-        # Optional fields left out must stay out of the payloads (never null), so an
-        # explicit null on an optional field is treated as leaving it out.
-        if isinstance(data, dict) and None in data.values():
-            return {k: v for k, v in data.items() if not (v is None and k in cls.null_means_absent)}
-        return data
-
-
-class ProjectSection(_Section):
+@section
+class ProjectSection(TypedDict):
     """The project the event is about (every ``project:*`` type)."""
 
     uuid: UUID
     name: Name
 
 
-class PipelineSection(_Section):
+@section
+class PipelineSection(TypedDict):
     """The pipeline (``project:pipeline:*`` types)."""
 
     uuid: UUID
     name: Name
 
 
-class SessionSection(_Section):
+@section
+class SessionSection(TypedDict):
     """The interactive session (optional, interactive-session types)."""
 
-    user_services: dict[Name, dict[str, Any]] | None = Field(
-        default=None, description="Service name → service definition (image, command, env variables...)."
-    )
+    user_services: NotRequired[
+        Annotated[
+            ServiceDefinitions | None,
+            Field(description="Service name → service definition (image, command, env variables...)."),
+        ]
+    ]
 
 
-class EnvironmentSection(_Section):
+@section
+class EnvironmentSection(TypedDict):
     """The environment (``project:environment:*`` types)."""
 
     uuid: UUID
-    name: Name | None = None
+    name: NotRequired[Name | None]
 
 
-class ImageBuildSection(_Section):
-    """An image build (image-build types; ``uuid`` is required for ``jupyter:*``)."""
-
-    uuid: UUID | None = None
-    image_tag: Name | None = None
-    requested_time: Timestamp | None = None
-    started_time: Timestamp | None = None
-    finished_time: Timestamp | None = None
+class _ImageBuildFields(TypedDict):
+    image_tag: NotRequired[ImageTag | None]
+    requested_time: NotRequired[Timestamp | None]
+    started_time: NotRequired[Timestamp | None]
+    finished_time: NotRequired[Timestamp | None]
 
 
-class JupyterImageBuildSection(ImageBuildSection):
-    """A Jupyter image build: its ``uuid`` is required."""
+@section
+class ImageBuildSection(_ImageBuildFields):
+    """An image build of an environment (``project:environment:image-build:*``)."""
+
+    uuid: NotRequired[UUID | None]
+
+
+@section
+class JupyterImageBuildSection(_ImageBuildFields):
+    """A build of the Jupyter image (``jupyter:image-build:*``): its ``uuid`` is required."""
 
     uuid: UUID
 
 
-class JobSection(_Section):
+@section
+class JobSection(TypedDict):
     """The job (job types). ``status`` is the producer's own word, at most 64 characters."""
 
     uuid: UUID
     name: Name
     status: Status
-    pipeline_uuid: UUID | None = None
-    pipeline_name: Name | None = None
+    pipeline_uuid: NotRequired[UUID | None]
+    pipeline_name: NotRequired[Name | None]
 
 
+@section
 class OneOffJobSection(JobSection):
     """A one-off job: ``total_runs`` is required."""
 
     total_runs: Count
 
 
+@section
 class CronJobSection(JobSection):
     """A cron job: ``schedule`` is required."""
 
     schedule: Name
-    next_scheduled_time: Timestamp | None = None
+    next_scheduled_time: NotRequired[Timestamp | None]
 
 
-class JobSectionDoc(JobSection):
-    """The ``job`` section as documented: ``total_runs`` for one-off jobs, ``schedule`` for cron jobs."""
-
-    total_runs: Count | None = Field(default=None, description="One-off jobs only (required there).")
-    schedule: Name | None = Field(default=None, description="Cron jobs only (required there).")
-    next_scheduled_time: Timestamp | None = Field(default=None, description="Cron jobs only.")
-
-
-class RunSection(_Section):
+@section
+class RunSection(TypedDict):
     """One run of a cron job (``project:cron-job:run:*``)."""
 
     number: Count
     total_pipeline_runs: Count
-    status: Status | None = None
+    status: NotRequired[Status | None]
 
 
-class StepRef(_Section):
+@section
+class StepRef(TypedDict):
     """A pipeline step."""
 
     uuid: UUID
     title: Name
 
 
-class PipelineRunSection(_Section):
+Steps = Annotated[list[StepRef], Field(max_length=MAX_LIST_ITEMS)]
+
+
+@section
+class PipelineRunSection(TypedDict):
     """A pipeline run (pipeline-run types)."""
 
     uuid: UUID
-    status: Status | None = None
-    number: Count | None = None
-    steps: list[StepRef] | None = Field(default=None, max_length=MAX_LIST_ITEMS)
-    parameters: dict[ParametersKey, dict[str, Any]] | None = Field(
-        default=None, description="Step uuid → that step's parameters, plus key 'pipeline_parameters'."
-    )
-    failed_steps: list[StepRef] | None = Field(default=None, max_length=MAX_LIST_ITEMS)
+    status: NotRequired[Status | None]
+    number: NotRequired[Count | None]
+    steps: NotRequired[Steps | None]
+    parameters: NotRequired[
+        Annotated[
+            StepParameters | None,
+            Field(description="Step uuid → that step's parameters, plus key 'pipeline_parameters'."),
+        ]
+    ]
+    failed_steps: NotRequired[Steps | None]
 
 
+@section
 class CronPipelineRunSection(PipelineRunSection):
     """A pipeline run of a cron job run, numbered within that run."""
 
-    number_in_run: Count | None = Field(default=None, description="Cron job pipeline runs only.")
+    number_in_run: NotRequired[Count | None]
 
 
-class Change(_Section):
-    """One change of an update; ``old_value`` and ``new_value`` may be any JSON."""
+@section
+class Change(TypedDict):
+    """One change of an update; ``old_value`` and ``new_value`` may be any JSON, ``null`` included."""
 
     type: Literal["CREATED", "UPDATED", "DELETED"]
     changed_object: Name
-    old_value: Any = None
-    new_value: Any = None
+    old_value: NotRequired[UpdateValue]
+    new_value: NotRequired[UpdateValue]
 
 
-class UpdateSection(_Section):
+@section
+class UpdateSection(TypedDict):
     """What an update changed (``*:updated`` types)."""
 
-    changes: list[Change] = Field(max_length=MAX_LIST_ITEMS)
-
-
-@dataclass(frozen=True)
-class SectionSpec:
-    """A section a layer takes: its model and whether it must be present."""
-
-    model: type[_Section]
-    required: bool = True
-
-
-_PROJECT = {"project": SectionSpec(ProjectSection)}
-_PIPELINE = {**_PROJECT, "pipeline": SectionSpec(PipelineSection)}
-_SESSION = {**_PIPELINE, "session": SectionSpec(SessionSection, required=False)}
-_ENVIRONMENT = {**_PROJECT, "environment": SectionSpec(EnvironmentSection)}
-_ONE_OFF = {**_PROJECT, "job": SectionSpec(OneOffJobSection)}
-_CRON = {**_PROJECT, "job": SectionSpec(CronJobSection)}
-_CRON_RUN = {**_CRON, "run": SectionSpec(RunSection)}
-_UPDATE = {"update": SectionSpec(UpdateSection)}
-
-# The sections each layer (catalog ``kind``) takes, mirroring the class hierarchy.
-SECTIONS_BY_KIND: dict[str, dict[str, SectionSpec]] = {
-    "project": _PROJECT,
-    "project_update": {**_PROJECT, **_UPDATE},
-    "pipeline": _PIPELINE,
-    "pipeline_update": {**_PIPELINE, **_UPDATE},
-    "interactive_session": _SESSION,
-    "interactive_pipeline_run": {**_SESSION, "pipeline_run": SectionSpec(PipelineRunSection)},
-    "environment": _ENVIRONMENT,
-    "environment_image_build": {**_ENVIRONMENT, "image_build": SectionSpec(ImageBuildSection)},
-    "one_off_job": _ONE_OFF,
-    "one_off_job_update": {**_ONE_OFF, **_UPDATE},
-    "one_off_job_pipeline_run": {**_ONE_OFF, "pipeline_run": SectionSpec(PipelineRunSection)},
-    "cron_job": _CRON,
-    "cron_job_update": {**_CRON, **_UPDATE},
-    "cron_job_run": _CRON_RUN,
-    "cron_job_run_pipeline_run": {**_CRON_RUN, "pipeline_run": SectionSpec(CronPipelineRunSection)},
-    "jupyter_image_build": {"image_build": SectionSpec(JupyterImageBuildSection)},
-}
-
-SECTION_NAMES = (
-    *("project", "pipeline", "session", "environment", "image_build"),
-    *("job", "run", "pipeline_run", "update"),
-)
-TOP_LEVEL_KEYS = frozenset({"type", "uuid", "timestamp", *SECTION_NAMES})
+    changes: Annotated[list[Change], Field(max_length=MAX_LIST_ITEMS)]

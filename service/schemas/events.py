@@ -1,287 +1,267 @@
-"""Strict validation of ingested events (API.md, "Events" and "Precise rules / Ingest").
+"""Validating ingest bodies from their JSON text (the models: ``service.schemas.event_bodies``).
 
-``validate_event`` is the authority: it takes any parsed JSON value and returns either a
-``ValidatedEvent`` or the list of every problem found, shaped like FastAPI's 422 errors.
-``EventIn`` only documents the body in the OpenAPI schema. The sections themselves are in
-``service/schemas/event_sections.py``.
+``validate_event`` and ``validate_batch`` hand the raw bytes to pydantic-core, which parses and
+validates them in one pass. What it cannot judge exactly is sent to the full check
+(``_full_check``): text holding an escaped NUL character (which PostgreSQL cannot store), JSON
+that its parser refuses (so that the answer names orjson's reason, as for any malformed body),
+and free JSON values that are nested too deep, hold integers beyond 64 bits or non-finite
+numbers. The full check reads the body with orjson, walks it for unstorable values, and
+validates orjson's rendering of it with the same models.
+
+Errors are FastAPI-shaped (``{"loc", "msg", "type"}``, ``loc`` from ``("body", ...)``), as
+pydantic-core reports them, with three corrections: the discriminator's tag is taken out of
+``loc``; a missing or unknown ``type`` is reported at ``("body", "type")``, together with the
+problems of the rest of the body; a section the type does not take says so.
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+import orjson
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from service.catalog import CATALOG, PING
-from service.schemas.event_sections import (
+from service.errors import InvalidInput
+from service.schemas.event_bodies import (
+    ROOT_FIELDS,
     SECTION_NAMES,
-    SECTIONS_BY_KIND,
-    TOP_LEVEL_KEYS,
-    CronPipelineRunSection,
-    EnvironmentSection,
-    ImageBuildSection,
-    JobSectionDoc,
-    PipelineSection,
-    ProjectSection,
-    RunSection,
-    SessionSection,
-    Timestamp,
-    UpdateSection,
+    EventBatchIn,
+    EventBodyIn,
+    EventIn,
 )
+from service.schemas.event_sections import FULL_CHECK_NEEDED, MAX_JSON_DEPTH, Timestamp
 
-# Nesting limit of a body. pydantic and orjson cannot serialize JSON nested deeper than
-# ~255 levels, and payloads nest a body's values a few levels further down.
-MAX_JSON_DEPTH = 128
-MAX_REPORTED_ERRORS = 100  # of unstorable values: one bad body must not produce a huge 422
+MAX_REPORTED_ERRORS = 100  # one bad body must not produce a huge 422
 
-_T = TypeVar("_T")
-
-_EXAMPLE_UUID = "3f2b8c1e-4d5a-4b6c-9e7f-0a1b2c3d4e5f"
-
-
-class EventIn(BaseModel):
-    """An event to record. Which sections a type needs: see API.md, "Events".
-
-    Documentation only: the route validates bodies with ``validate_event``, which applies
-    the per-type rules (required sections and fields, sections a type does not take).
-    """
-
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "type": "project:one-off-job:pipeline-run:failed",
-                    "uuid": "9b0c6a4e-2f61-4d0e-8a5c-1f7e3b2d4c6a",
-                    "timestamp": "2026-01-02T03:04:05Z",
-                    "project": {"uuid": "5d1c2b3a-6e7f-4a8b-9c0d-1e2f3a4b5c6d", "name": "demo"},
-                    "job": {
-                        "uuid": "7a8b9c0d-1e2f-4a3b-8c5d-6e7f8a9b0c1d",
-                        "name": "nightly",
-                        "status": "STARTED",
-                        "pipeline_uuid": "0e1f2a3b-4c5d-4e6f-8a8b-9c0d1e2f3a4b",
-                        "pipeline_name": "train",
-                        "total_runs": 2,
-                    },
-                    "pipeline_run": {
-                        "uuid": "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d",
-                        "status": "FAILURE",
-                        "number": 0,
-                        "steps": [{"uuid": _EXAMPLE_UUID, "title": "Load"}],
-                        "parameters": {_EXAMPLE_UUID: {"rows": 1000}, "pipeline_parameters": {"seed": 42}},
-                        "failed_steps": [{"uuid": _EXAMPLE_UUID, "title": "Load"}],
-                    },
-                }
-            ]
-        },
-    )
-
-    type: str = Field(description="A catalog event type, e.g. project:created.")
-    uuid: UUID | None = Field(default=None, description="Producer-chosen id; the idempotency key.")
-    timestamp: AwareDatetime | None = Field(default=None, description="When it happened; default: now.")
-    project: ProjectSection | None = None
-    pipeline: PipelineSection | None = None
-    session: SessionSection | None = None
-    environment: EnvironmentSection | None = None
-    image_build: ImageBuildSection | None = None
-    job: JobSectionDoc | None = None
-    run: RunSection | None = None
-    pipeline_run: CronPipelineRunSection | None = None
-    update: UpdateSection | None = None
-
-
-# One validation problem, shaped like FastAPI's 422 ``detail`` items:
-# ``{"loc": (...), "msg": str, "type": str}``. A plain dict (not a TypedDict) so that it
-# passes wherever FastAPI and our error types take ``dict[str, Any]``.
+# One validation problem, shaped like FastAPI's 422 ``detail`` items. A plain dict (not a
+# TypedDict) so that it passes wherever FastAPI and our error types take ``dict[str, Any]``.
 ErrorDict = dict[str, Any]
+Loc = tuple[str | int, ...]
+Shape = Callable[[list[Any], Loc], list[ErrorDict]]
+_M = TypeVar("_M")
+
+EVENT_ADAPTER: TypeAdapter[EventBodyIn] = TypeAdapter(EventIn)
+BATCH_ADAPTER: TypeAdapter[EventBatchIn] = TypeAdapter(EventBatchIn)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ValidatedEvent:
-    """A valid event body. ``sections`` is JSON-ready (uuids and UTC timestamps as strings,
-    optional fields left out), so equal bodies give equal ``sections``."""
+    """A valid event body. ``sections`` holds the validated values (uuids as ``UUID``, times as
+    UTC ``datetime``, optional fields left out), so equal bodies give equal ``sections``;
+    ``sections_json`` is their JSON text, as stored."""
 
     type: str
     kind: str
     uuid: UUID | None
     timestamp: datetime | None
     sections: dict[str, Any]
+    sections_json: bytes  # ``sections`` as JSON text
 
 
-_UUID_ADAPTER: TypeAdapter[UUID] = TypeAdapter(UUID)
-_TIMESTAMP_ADAPTER: TypeAdapter[datetime] = TypeAdapter(Timestamp)
+def validate_event(text: bytes) -> ValidatedEvent:
+    """Validate the JSON text of one ingest body; ``InvalidInput`` (a 422) lists every problem."""
+    return _validated_event(_validated(EVENT_ADAPTER, text, ("body",), _event_errors))
+
+
+def validate_batch(text: bytes) -> list[ValidatedEvent]:
+    """Validate the JSON text of a batch body ``{"events": [...]}``; ``InvalidInput`` on problems."""
+    batch = _validated(BATCH_ADAPTER, text, ("body",), _batch_errors)
+    return [_validated_event(body) for body in batch.events]
+
+
+def _validated_event(body: EventBodyIn) -> ValidatedEvent:
+    sections = body.sections()
+    # Uuids in canonical form, times in UTC with a Z: the JSON of equal bodies is equal.
+    text = orjson.dumps(sections, option=orjson.OPT_UTC_Z)
+    return ValidatedEvent(body.type, body.kind, body.uuid, body.timestamp, sections, text)
 
 
 def storable_json_text(text: bytes) -> bool:
-    """Whether every string that ``orjson.loads(text)`` gives can be stored and sent back out.
+    """Whether no string of the JSON ``text`` can hold a NUL character (which PostgreSQL refuses).
 
-    orjson refuses NaN, infinities and unpaired surrogates, so the one unstorable value it lets
-    through is the NUL character, which JSON text can only spell as the escape ``\\u0000``.
+    JSON text can only spell it as the escape ``\\u0000`` (a raw control character is not
+    JSON), so its absence is enough; a false alarm (``\\\\u0000``) only costs the full check.
     """
     return b"\\u0000" not in text
 
 
-def validate_event(
-    raw: object, loc: tuple[str | int, ...] = ("body",), *, text_checked: bool = False
-) -> ValidatedEvent | list[ErrorDict]:
-    """Validate one ingest body; never raises for any parsed JSON value.
-
-    Returns the ``ValidatedEvent``, or every problem found as FastAPI-shaped errors whose
-    ``loc`` starts with ``loc`` (``("body",)`` for a single event, ``("body", "events", i)``
-    for a batch item). The route turns a list into a 422 (``RequestValidationError``).
-    ``text_checked`` says that ``raw`` was parsed by orjson from a text that
-    ``storable_json_text`` passed, so that only the nesting depth is left to check.
-    """
-    if not isinstance(raw, dict):
-        return [_error(loc, "Input should be a valid dictionary", "dict_type")]
-    errors = _unstorable_values(raw, loc) if not text_checked or _too_deep(raw) else []
-
-    kind: str | None = None
-    type_name = raw.get("type")
-    if "type" not in raw:
-        errors.append(_error((*loc, "type"), "Field required", "missing"))
-    elif not isinstance(type_name, str):
-        errors.append(_error((*loc, "type"), "Input should be a valid string", "string_type"))
-    elif type_name not in CATALOG:
-        why = "ping is reserved for test deliveries" if type_name == PING else "not a catalog event type"
-        errors.append(
-            _error((*loc, "type"), f"Unknown event type {_shorten(type_name)}: {why}", "value_error")
-        )
-    else:
-        kind = CATALOG[type_name].kind
-
-    event_uuid = _validate_scalar(raw, "uuid", _UUID_ADAPTER, loc, errors)
-    timestamp = _validate_scalar(raw, "timestamp", _TIMESTAMP_ADAPTER, loc, errors)
-
-    for key in raw:
-        if key not in TOP_LEVEL_KEYS:
-            errors.append(_error((*loc, key), "Extra inputs are not permitted", "extra_forbidden"))
-
-    if kind is None:
-        return errors
-    sections = _validate_sections(raw, kind, str(type_name), loc, errors)
-    if errors:
-        return errors
-    return ValidatedEvent(
-        type=str(type_name), kind=kind, uuid=event_uuid, timestamp=timestamp, sections=sections
-    )
-
-
-def _validate_sections(
-    raw: dict[Any, Any], kind: str, type_name: str, loc: tuple[str | int, ...], errors: list[ErrorDict]
-) -> dict[str, Any]:
-    specs = SECTIONS_BY_KIND[kind]
-    sections: dict[str, Any] = {}
-    for name in SECTION_NAMES:
-        spec = specs.get(name)
-        if spec is None:
-            if name in raw:
-                msg = f"Section not taken by event type {type_name!r}"
-                errors.append(_error((*loc, name), msg, "extra_forbidden"))
-            continue
-        if name not in raw or (raw[name] is None and not spec.required):
-            if spec.required:
-                errors.append(_error((*loc, name), "Field required", "missing"))
-            continue
+def _validated(adapter: TypeAdapter[_M], text: bytes, loc: Loc, shape: Shape) -> _M:
+    """``text`` validated by ``adapter``: quickly when pydantic-core can judge it, else fully."""
+    if storable_json_text(text):
         try:
-            model = spec.model.model_validate(raw[name])
+            return adapter.validate_json(text)
         except ValidationError as exc:
-            errors.extend(_from_pydantic(exc, (*loc, name)))
-            continue
-        if not errors:  # an unstorable value found earlier might not even serialize
-            sections[name] = model.model_dump(mode="json", exclude_unset=True)
-    return sections
+            errors = exc.errors(include_url=False, include_context=False)
+            if not any(e["type"] in _FULL_CHECK_TYPES for e in errors):
+                raise InvalidInput(shape(errors, loc)[:MAX_REPORTED_ERRORS]) from None
+    return _full_check(adapter, text, loc, shape)
 
 
-def _validate_scalar(
-    raw: dict[Any, Any],
-    key: str,
-    adapter: TypeAdapter[_T],
-    loc: tuple[str | int, ...],
-    errors: list[ErrorDict],
-) -> _T | None:
-    value = raw.get(key)
-    if value is None:  # absent or null: "not given"
-        return None
+_FULL_CHECK_TYPES = frozenset({FULL_CHECK_NEEDED, "json_invalid"})
+
+
+def _full_check(adapter: TypeAdapter[_M], text: bytes, loc: Loc, shape: Shape) -> _M:
+    value = _parsed(text)
+    problems = _unstorable(value, adapter, loc)
     try:
-        return adapter.validate_python(value)
+        normalized = orjson.dumps(value)  # integers beyond 64 bits are floats in ``value``
+    except orjson.JSONEncodeError:  # nested too deep to write back: ``problems`` say where
+        too_deep = _error(loc, f"Nested deeper than {MAX_JSON_DEPTH} levels", "value_error")
+        raise InvalidInput(problems or [too_deep]) from None
+    try:
+        result = adapter.validate_json(normalized)
     except ValidationError as exc:
-        errors.extend(_from_pydantic(exc, (*loc, key)))
-        return None
+        # What pydantic-core still cannot judge here (nesting), the walk has reported already.
+        found = exc.errors(include_url=False, include_context=False)
+        errors = [e for e in found if e["type"] not in _FULL_CHECK_TYPES]
+        problems += shape(errors, loc)
+    else:
+        if not problems:
+            return result
+    raise InvalidInput(problems[:MAX_REPORTED_ERRORS])
 
 
-def _unstorable_values(raw: dict[Any, Any], loc: tuple[str | int, ...]) -> list[ErrorDict]:
-    """Values that are valid JSON for Python but cannot be stored or sent back out.
+def _parsed(text: bytes) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput.single(["body"], f"malformed JSON: {exc}", "json_invalid") from None
 
-    PostgreSQL refuses NUL characters in text and JSONB, lone surrogates cannot be encoded
-    as UTF-8, NaN/Infinity are not JSON, and very deep nesting cannot be serialized. Checked
-    iteratively, so no input can exhaust the stack.
+
+def _unstorable(value: Any, adapter: TypeAdapter[Any], loc: Loc) -> list[ErrorDict]:
+    """Unstorable values of each event body in ``value`` (the whole batch body, or one event)."""
+    if adapter is not BATCH_ADAPTER:
+        bodies = [(loc, value)]
+    elif isinstance(value, dict) and isinstance(value.get("events"), list):
+        bodies = [((*loc, "events", index), event) for index, event in enumerate(value["events"])]
+    else:
+        return []  # the batch's own shape is wrong: that is the answer
+    problems: list[ErrorDict] = []
+    for where, body in bodies:
+        if isinstance(body, dict):  # else the answer is that it is not an object
+            problems += unstorable_values(body, where, MAX_REPORTED_ERRORS - len(problems))
+    return problems
+
+
+def unstorable_values(body: dict[Any, Any], loc: Loc, limit: int) -> list[ErrorDict]:
+    """Values of ``body`` (as orjson reads JSON) that cannot be stored or sent back out.
+
+    PostgreSQL refuses NUL characters in text and JSONB, and very deep nesting cannot be
+    serialized (orjson itself refuses lone surrogates, NaN and infinities). Checked
+    iteratively, so no input can exhaust the stack; at most ``limit`` problems.
     """
     errors: list[ErrorDict] = []
-    stack: list[tuple[tuple[str | int, ...], object]] = [((), raw)]
-    while stack and len(errors) < MAX_REPORTED_ERRORS:
+    stack: list[tuple[Loc, object]] = [((), body)]
+    while stack and len(errors) < limit:
         path, value = stack.pop()
         if len(path) > MAX_JSON_DEPTH:
             errors.append(_error((*loc, *path), f"Nested deeper than {MAX_JSON_DEPTH} levels", "value_error"))
         elif isinstance(value, dict):
             for key, item in value.items():
-                if isinstance(key, str) and not _storable_text(key):
+                if "\x00" in key:
                     errors.append(_error((*loc, *path, key[:100]), _BAD_TEXT, "value_error"))
                 else:
                     stack.append(((*path, key), item))
         elif isinstance(value, list):
             stack.extend(((*path, index), item) for index, item in enumerate(value))
-        elif isinstance(value, str) and not _storable_text(value):
+        elif isinstance(value, str) and "\x00" in value:
             errors.append(_error((*loc, *path), _BAD_TEXT, "value_error"))
-        elif isinstance(value, float) and not math.isfinite(value):
-            errors.append(_error((*loc, *path), "Input should be a finite number", "finite_number"))
     return errors
-
-
-def _too_deep(raw: dict[Any, Any]) -> bool:
-    """Whether some value of ``raw`` lies deeper than ``MAX_JSON_DEPTH`` (one level at a time).
-
-    For orjson's output only: its containers are exactly ``dict`` and ``list``, and testing the
-    exact type is half the cost of ``isinstance`` (this walk is ~5 % of batch ingest's CPU).
-    """
-    level: list[Any] = [raw]
-    for _ in range(MAX_JSON_DEPTH):
-        level = [
-            child
-            for container in level
-            for child in (container.values() if type(container) is dict else container)
-            if type(child) is dict or type(child) is list
-        ]
-        if not level:
-            return False
-    return any(level)  # a non-empty container at the limit holds a value below it
 
 
 _BAD_TEXT = "Text must not contain NUL characters or unpaired surrogates"
 
 
-def _storable_text(text: str) -> bool:
-    if "\x00" in text:
-        return False
+def _event_errors(errors: list[Any], loc: Loc) -> list[ErrorDict]:
+    """pydantic-core's errors of one body (``EventIn``) in our shape, ``loc`` in front."""
+    return _body_errors(errors, loc, 0)
+
+
+def _batch_errors(errors: list[Any], loc: Loc) -> list[ErrorDict]:
+    """pydantic-core's errors of a batch body: the bodies' errors sit under ``events, i``."""
+    shaped: list[ErrorDict] = []
+    for error in errors:
+        where = error["loc"]
+        if len(where) >= 2 and where[0] == "events" and isinstance(where[1], int):
+            shaped += _body_errors([error], (*loc, *where[:2]), 2)
+        else:
+            shaped.append(_error((*loc, *where), error["msg"], error["type"]))
+    return shaped
+
+
+def _body_errors(errors: list[Any], loc: Loc, depth: int) -> list[ErrorDict]:
+    """Errors of a body found at ``depth`` in the validated value, with ``loc`` in front.
+
+    Inside a member of the ``type`` union, pydantic-core puts the tag (the type) in ``loc``:
+    it is taken out. At the union itself, a missing, non-string or unknown ``type``.
+    """
+    shaped: list[ErrorDict] = []
+    for error in errors:
+        where = error["loc"][depth:]
+        if not where:
+            shaped += _union_errors(error, loc)
+            continue
+        if where[0] not in CATALOG:  # not inside a member: a rule of the batch itself
+            shaped.append(_error((*loc, *where), error["msg"], error["type"]))
+            continue
+        type_name, path = where[0], where[1:]
+        message = error["msg"]
+        if error["type"] == "extra_forbidden" and len(path) == 1 and path[0] in SECTION_NAMES:
+            message = f"Section not taken by event type {type_name!r}"
+        shaped.append(_error((*loc, *path), message, error["type"]))
+    return shaped
+
+
+class _AnyTypeIn(BaseModel):
+    """A body whose ``type`` is missing or unknown: the problems of the rest of it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    uuid: UUID | None = None
+    timestamp: Timestamp | None = None
+
+
+_ANY_TYPE_ADAPTER = TypeAdapter(_AnyTypeIn)
+_KNOWN_KEYS = ROOT_FIELDS | SECTION_NAMES
+
+
+def _union_errors(error: Any, loc: Loc) -> list[ErrorDict]:
+    body = error.get("input")
+    if error["type"] not in ("union_tag_invalid", "union_tag_not_found") or not isinstance(body, dict):
+        return [_error(loc, error["msg"], error["type"])]
+    shaped = [_type_error(body, loc)]
     try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _from_pydantic(exc: ValidationError, prefix: tuple[str | int, ...]) -> list[ErrorDict]:
-    return [
-        _error((*prefix, *err["loc"]), err["msg"], err["type"])
-        for err in exc.errors(include_url=False, include_input=False, include_context=False)
+        _ANY_TYPE_ADAPTER.validate_python(body)
+    except ValidationError as exc:
+        shaped += [
+            _error((*loc, *e["loc"]), e["msg"], e["type"])
+            for e in exc.errors(include_url=False, include_context=False, include_input=False)
+        ]
+    shaped += [
+        _error((*loc, key), "Extra inputs are not permitted", "extra_forbidden")
+        for key in body
+        if key not in _KNOWN_KEYS
     ]
+    return shaped
 
 
-def _error(loc: tuple[str | int, ...], msg: str, type_: str) -> ErrorDict:
+def _type_error(body: dict[str, Any], loc: Loc) -> ErrorDict:
+    if "type" not in body:
+        return _error((*loc, "type"), "Field required", "missing")
+    type_name = body["type"]
+    if not isinstance(type_name, str):
+        return _error((*loc, "type"), "Input should be a valid string", "string_type")
+    why = "ping is reserved for test deliveries" if type_name == PING else "not a catalog event type"
+    assert type_name not in CATALOG  # the union knows every catalog type
+    return _error((*loc, "type"), f"Unknown event type {_shorten(type_name)}: {why}", "value_error")
+
+
+def _error(loc: Loc, msg: str, type_: str) -> ErrorDict:
     return {"loc": loc, "msg": msg, "type": type_}
 
 

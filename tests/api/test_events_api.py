@@ -65,6 +65,23 @@ async def test_every_catalog_type_is_ingested_and_read_back(herald: RunningApp, 
     assert read.json()["deliveries"] == []
 
 
+@pytest.mark.parametrize(
+    ("tag", "status"), [(12, 202), ("lab-4.1", 202), (True, 422), (-1, 422), ("t" * 65, 422)]
+)
+async def test_an_image_tag_is_a_build_number_or_a_short_string(
+    herald: RunningApp, tag: object, status: int
+) -> None:
+    body = _event("jupyter:image-build:succeeded")
+    body["image_build"]["image_tag"] = tag
+    response = await herald.client.post("/api/v1/events", json=body)
+    assert response.status_code == status, response.text
+    if status == 422:
+        assert response.json()["detail"][0]["loc"] == ["body", "image_build", "image_tag"]
+        return
+    event = (await herald.client.get(f"/api/v1/events/{body['uuid']}")).json()["event"]
+    assert event["jupyter"]["image_build"]["image_tag"] == tag
+
+
 async def test_ingest_answers_202_only_after_commit(herald: RunningApp, db: asyncpg.Connection) -> None:
     response = await herald.client.post("/api/v1/events", json=_event())
     assert response.status_code == 202

@@ -13,7 +13,7 @@ from typing import Any
 from uuid import uuid4
 
 from service.catalog import CATALOG
-from service.schemas.event_sections import SECTIONS_BY_KIND
+from service.schemas.event_bodies import SECTIONS_BY_KIND
 
 DEFAULT_CANARY = "CANARY-7f3a9c"
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
