@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import re
 from dataclasses import dataclass
 from functools import cached_property
@@ -55,6 +56,16 @@ def parse_api_keys(text: str) -> tuple[ApiKey, ...]:
             )
         keys.append(ApiKey(scope="admin" if scope == "admin" else "ingest", key=key.strip()))
     return tuple(keys)
+
+
+def find_api_key(keys: tuple[ApiKey, ...], presented: str) -> ApiKey | None:
+    """The configured key equal to ``presented``, compared in constant time against every key."""
+    found: ApiKey | None = None
+    candidate = presented.encode()
+    for key in keys:
+        if hmac.compare_digest(key.key.encode(), candidate):
+            found = key
+    return found
 
 
 class Settings(BaseSettings):

@@ -53,6 +53,7 @@ from service.errors import HeraldError, InvalidInput
 from service.logs import Throttled
 from service.metrics import Metrics
 from service.state import HeraldState, Installation
+from service.web import install_web
 
 logger = logging.getLogger(__name__)
 
@@ -247,6 +248,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ),
         lifespan=lifespan,
         openapi_tags=TAGS,
+        # /docs is served from this machine by service.web (FastAPI's loads Swagger UI from a CDN).
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.metrics = Metrics()
@@ -268,5 +272,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics.router,
     ):
         app.include_router(router)
+    install_web(app)
     app.openapi = custom_openapi(app)  # type: ignore[method-assign]
     return app

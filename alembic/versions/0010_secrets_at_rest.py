@@ -1,7 +1,7 @@
 """Secrets at rest: the installation's secrets canary; webhook secrets become encrypted tokens.
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 Create Date: 2026-12-02
 
 Alembic runs without the application's keys, so this migration encrypts nothing itself: the
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0010"
-down_revision: str | None = "0008"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -10,13 +10,12 @@ probed without one. ``document_security`` declares the scheme in the OpenAPI sch
 
 from __future__ import annotations
 
-import hmac
 from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.api.responses import json_response
-from service.config import ApiKey
+from service.config import ApiKey, find_api_key
 from service.config import Scope as KeyScope
 
 # Routes (method, path) an ``ingest`` key may call. All are fixed paths, no parameters.
@@ -41,16 +40,6 @@ SECURITY_SCHEME = {
 MISSING_KEY = "missing API key: send Authorization: Bearer <key>"
 UNKNOWN_KEY = "unknown API key"
 WRONG_SCOPE = "this API key's scope (ingest) does not allow this operation"
-
-
-def find_key(keys: tuple[ApiKey, ...], presented: str) -> ApiKey | None:
-    """The configured key equal to ``presented``, compared in constant time against every key."""
-    found: ApiKey | None = None
-    candidate = presented.encode()
-    for key in keys:
-        if hmac.compare_digest(key.key.encode(), candidate):
-            found = key
-    return found
 
 
 def required_scope(method: str, path: str) -> KeyScope | None:
@@ -80,7 +69,7 @@ def refusal(keys: tuple[ApiKey, ...], method: str, path: str, token: str | None)
         return None
     if token is None:
         return 401, MISSING_KEY
-    key = find_key(keys, token)
+    key = find_api_key(keys, token)
     if key is None:
         return 401, UNKNOWN_KEY
     if needed == "admin" and key.scope != "admin":

@@ -8,6 +8,7 @@ import orjson
 from fastapi import Depends, Request
 
 from service.common.destinations import Resolver
+from service.common.destinations import get_resolver as get_resolver  # re-exported: tests override it
 from service.config import Settings
 from service.errors import InvalidInput
 from service.state import HeraldState
@@ -21,11 +22,6 @@ async def get_state(request: Request) -> HeraldState:
 async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
-
-
-def get_resolver() -> Resolver | None:
-    """The name resolver of the private-destination check (``None``: the system's); tests stub it."""
-    return None
 
 
 StateDep = Annotated[HeraldState, Depends(get_state)]

@@ -9,17 +9,17 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import AwareDatetime, TypeAdapter
-from sqlalchemy import text
 
 from service.api.deps import StateDep
 from service.api.responses import JSONBytes, error_responses, raw_page
-from service.catalog import pattern_to_like
+from service.core import feed
 from service.core.events import EventConflict, RecordContext, Recorded, register_events
+from service.core.feed import EventFilter
 from service.db import INGEST_DEADLINE_S, driver_connection, read_session
-from service.errors import Conflict, NotFound
+from service.errors import Conflict
 from service.metrics import Metrics
 from service.schemas.common import DEFAULT_LIMIT, CursorQuery, LimitQuery, decode_cursor, encode_cursor
-from service.schemas.deliveries import delivery_columns, delivery_out
+from service.schemas.deliveries import delivery_out
 from service.schemas.event_responses import BatchAccepted, EventAccepted, EventDetail, EventPage
 from service.schemas.events import BATCH_ADAPTER, EVENT_ADAPTER, validate_batch, validate_event
 from service.state import HeraldState
@@ -153,35 +153,9 @@ async def list_events(
     cursor: CursorQuery = None,
 ) -> Response:
     after_seq = decode_cursor(cursor)
-    where = ["TRUE"]
-    params: dict[str, Any] = {"limit": limit + 1}
-    if type is not None:
-        if "*" in type:
-            where.append("type LIKE :type_like")
-            params["type_like"] = pattern_to_like(type)
-        else:
-            where.append("type = :type")
-            params["type"] = type
-    for name, value in (("project_uuid", project_uuid), ("job_uuid", job_uuid)):
-        if value is not None:
-            where.append(f"{name} = :{name}")
-            params[name] = value
-    if since is not None:
-        where.append("timestamp >= :since")
-        params["since"] = since
-    if until is not None:
-        where.append("timestamp < :until")
-        params["until"] = until
-    if after_seq is not None:
-        where.append("seq < :after_seq")
-        params["after_seq"] = after_seq
-    # Only the constant fragments above are joined in; every value is a bound parameter.
-    sql = text(
-        f"SELECT seq, CAST(payload AS text) AS payload FROM events WHERE {' AND '.join(where)} "  # noqa: S608
-        "ORDER BY seq DESC LIMIT :limit"
-    )
+    filters = EventFilter(type=type, project_uuid=project_uuid, job_uuid=job_uuid, since=since, until=until)
     async with read_session(state.sessions) as session:
-        rows = (await session.execute(sql, params)).all()
+        rows = await feed.list_events(session, filters, after_seq, limit + 1)
     next_cursor = encode_cursor(rows[limit - 1].seq) if len(rows) > limit else None
     return raw_page((row.payload for row in rows[:limit]), next_cursor)
 
@@ -194,19 +168,8 @@ async def list_events(
 )
 async def get_event(uuid: UUID, state: StateDep) -> Response:
     async with read_session(state.sessions) as session:
-        payload = (
-            await session.execute(
-                text("SELECT CAST(payload AS text) FROM events WHERE uuid = :uuid"), {"uuid": uuid}
-            )
-        ).scalar()
-        if payload is None:
-            raise NotFound(f"event {uuid} not found")
-        deliveries = (
-            await session.execute(
-                text(f"SELECT {delivery_columns()} FROM deliveries WHERE event_uuid = :uuid ORDER BY seq"),  # noqa: S608
-                {"uuid": uuid},
-            )
-        ).all()
+        payload = await feed.event_payload(session, uuid)
+        deliveries = await feed.deliveries_of_event(session, uuid)
     body = (
         b'{"event":'
         + payload.encode()

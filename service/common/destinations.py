@@ -28,6 +28,14 @@ Resolver = Callable[[str, int], Awaitable[list[str]]]
 """Resolve ``(host, port)`` to IP address strings; raise ``OSError`` when it does not resolve."""
 
 RESOLVE_TIMEOUT_S = 2.0
+
+
+def get_resolver() -> Resolver | None:
+    """The name resolver of the private-destination check (``None``: the system's): a FastAPI
+    dependency of the API and the console alike, so that tests stub both at once."""
+    return None
+
+
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _NAT64_WELL_KNOWN = ipaddress.IPv6Network("64:ff9b::/96")
 _EXTRA_FORBIDDEN = (

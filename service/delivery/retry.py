@@ -1,7 +1,8 @@
 """What happens after a webhook attempt: delivered, retried later, failed for good, or gone.
 
 Pure functions of the attempt's outcome, the retry schedule, the clock and a random
-source, so the rules of API.md ("Deliveries and retries") are tested without a server.
+source, so the rules (docs/webhooks.md, "Success, failure and retries") are tested without
+a server.
 Reasons are short human strings stored as ``last_error``: they never carry a URL path,
 a query string or a secret (at most ``scheme://host``); the sender's failures are described
 by :mod:`service.delivery.http_errors`.

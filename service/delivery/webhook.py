@@ -1,4 +1,4 @@
-"""The webhook deliverer: one signed POST per attempt (API.md, "The webhook request Herald sends").
+"""The webhook deliverer: one signed POST per attempt (docs/webhooks.md, "The request").
 
 :func:`send_attempt` is used by the dispatcher for queued deliveries and by the ``test``
 routes for pings, so both go through the same rendering, signing and HTTP code. It never

@@ -1,6 +1,7 @@
 """Imports every table module, so that ``SQLModel.metadata`` knows the whole schema."""
 
 from service.models import (
+    console_sessions,
     deliveries,
     event_types,
     events,
@@ -10,4 +11,13 @@ from service.models import (
     telemetry,
 )
 
-__all__ = ["deliveries", "event_types", "events", "installation", "subscribers", "subscriptions", "telemetry"]
+__all__ = [
+    "console_sessions",
+    "deliveries",
+    "event_types",
+    "events",
+    "installation",
+    "subscribers",
+    "subscriptions",
+    "telemetry",
+]

@@ -65,3 +65,18 @@ def delivery_columns() -> str:
 def delivery_out(row: Any) -> dict[str, Any]:
     """A JSON-ready delivery object from a row selected with ``delivery_columns()``."""
     return DeliveryOut.model_validate(row).model_dump(mode="json")
+
+
+def cut_utf8(body: str | None, limit_bytes: int) -> str | None:
+    """``body`` cut to at most ``limit_bytes`` of UTF-8 (never inside a character)."""
+    if body is None:
+        return None
+    encoded = body.encode()
+    return body if len(encoded) <= limit_bytes else encoded[:limit_bytes].decode(errors="ignore")
+
+
+def attempt_out(row: Any) -> AttemptOut:
+    """An attempt object from a ``delivery_attempts`` row, its response body cut to 4 KiB."""
+    attempt = AttemptOut.model_validate(row)
+    body = cut_utf8(attempt.response_body, RESPONSE_BODY_MAX_BYTES)
+    return attempt.model_copy(update={"response_body": body})

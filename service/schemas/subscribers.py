@@ -274,3 +274,14 @@ def subscriber_out(
 class SubscriberPage(BaseModel):
     items: list[SubscriberOut]
     next_cursor: str | None
+
+
+class PingResult(BaseModel):
+    """What the receiver made of a ``ping``."""
+
+    ok: bool = Field(description="The receiver answered 2xx.")
+    status_code: int | None = Field(description="Its status; null when no answer came.")
+    duration_ms: float
+    error: str | None = Field(
+        description="Why it failed (e.g. `HTTP 500`, `connection refused`); null when ok."
+    )

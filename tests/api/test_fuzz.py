@@ -11,7 +11,6 @@ about a minute.
 from __future__ import annotations
 
 import os
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -31,6 +30,7 @@ from service.config import Settings
 from service.main import create_app
 from tests.support.app import make_settings
 from tests.support.postgres import PgServer
+from tests.support.process import free_port
 
 Operation = APIOperation[Any, Any, Any, Any]
 
@@ -68,9 +68,7 @@ def base_url(fuzz_database_url: str) -> Iterator[str]:
     """Herald served by uvicorn on a free loopback port, in a thread with its own event loop."""
     app = create_app(make_settings(fuzz_database_url, allow_private_destinations=False))
     app.dependency_overrides[get_resolver] = lambda: _unresolvable
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on", log_level="warning", loop="asyncio")
     )

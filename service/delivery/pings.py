@@ -1,0 +1,76 @@
+"""Test pings: a ``ping`` event sent now to a stored webhook, or to one not created yet, through the
+same rendering, signing and HTTP code as deliveries (``service.delivery.webhook``). Nothing is
+stored. The API's ``test`` routes and the console's **Send test** buttons both call these.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from uuid import UUID
+
+from service.common.destinations import Resolver
+from service.common.secrets import generate_secret
+from service.core import subscribers as core
+from service.db import read_session
+from service.delivery.retry import status_reason
+from service.delivery.webhook import AttemptRecord, WebhookTarget, send_ping, webhook_target
+from service.errors import Conflict
+from service.models.subscribers import WebhookSubscriber
+from service.schemas.subscribers import PingResult, WebhookCreate
+from service.state import HeraldState
+
+
+def ping_result(record: AttemptRecord) -> PingResult:
+    """What the receiver made of the ping; a non-2xx answer is named (``HTTP 500``)."""
+    error = record.error
+    if error is None and not record.ok and record.status_code is not None:
+        error = status_reason(record.status_code)
+    return PingResult(
+        ok=record.ok, status_code=record.status_code, duration_ms=record.duration_ms, error=error
+    )
+
+
+async def _ping(state: HeraldState, target: WebhookTarget) -> PingResult:
+    record = await send_ping(state.http, target, timeout_s=state.settings.delivery_timeout_seconds)
+    return ping_result(record)
+
+
+async def ping_new_webhook(state: HeraldState, body: WebhookCreate, resolver: Resolver | None) -> PingResult:
+    """Validate ``body`` as for create, then ping its URL, signed with its secret or a throw-away one."""
+    new = core.prepare_webhook(body)
+    await core.check_destination(
+        body.url, allow_private=state.settings.allow_private_destinations, resolver=resolver
+    )
+    target = webhook_target(
+        subscriber_uuid=UUID(int=0),
+        name=body.name,
+        url=body.url,
+        secret=body.secret or generate_secret(),
+        verify_ssl=body.verify_ssl,
+        content_type=body.content_type,
+        fmt=new.format,
+    )
+    return await _ping(state, target)
+
+
+async def ping_webhook(state: HeraldState, subscriber_uuid: UUID) -> PingResult:
+    """Ping a stored webhook (disabled ones too), signed as its deliveries are; the analytics
+    subscriber → ``Conflict``, an unknown uuid → ``NotFound``."""
+    async with read_session(state.sessions) as session:
+        subscriber = await core.get_subscriber(session, subscriber_uuid)
+    secret = core.current_secret(state.secrets, subscriber)  # decrypted (cached) to sign
+    if not isinstance(subscriber, WebhookSubscriber) or subscriber.url is None or secret is None:
+        raise Conflict("the analytics subscriber cannot be tested")
+    expires = subscriber.previous_secret_expires_at
+    target = webhook_target(
+        subscriber_uuid=subscriber.uuid,
+        name=subscriber.name,
+        url=subscriber.url,
+        secret=secret,
+        previous_secret=core.previous_secret(state.secrets, subscriber),
+        previous_valid=expires is not None and expires > datetime.now(UTC),
+        verify_ssl=subscriber.verify_ssl,
+        content_type=subscriber.content_type,
+        fmt=subscriber.format,
+    )
+    return await _ping(state, target)

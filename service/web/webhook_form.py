@@ -1,0 +1,159 @@
+"""The webhook form: the catalog as checkboxes grouped by family, and form fields ↔ API bodies.
+
+The form posts the same fields the JSON API takes; ``create_body`` and ``update_body`` build a
+``WebhookCreate`` / ``WebhookUpdate`` from them, so validation is the API's. Subscriptions are
+the checked catalog types plus free patterns (one per line, optionally followed by a project
+and a job uuid), each scoped to the project / job given below them unless the line names one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+
+from service.catalog import CATALOG
+from service.common.formats import FORM_CONTENT_TYPE
+from service.metrics import type_family
+from service.models.subscribers import Subscriber
+from service.models.subscriptions import Subscription
+from service.schemas.subscribers import WebhookCreate, WebhookUpdate
+from service.web.context import Form
+from service.web.pages.common import Problems
+
+FORMATS: tuple[tuple[str, str], ...] = (
+    ("", "Chosen from the URL"),
+    ("standard", "Standard"),
+    ("slack", "Slack"),
+    ("teams", "Microsoft Teams"),
+    ("discord", "Discord"),
+)
+Body = TypeVar("Body", WebhookCreate, WebhookUpdate)
+CONTENT_TYPES = ("application/json", FORM_CONTENT_TYPE)
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    scopes: str
+    types: list[str]
+
+
+def _scopes_text(filters: Sequence[Sequence[str]]) -> str:
+    if not filters:
+        return "not scopable"
+    return "scope: project or job" if len(filters) > 1 else "scope: project"
+
+
+def catalog_families() -> list[Family]:
+    """The subscribable types grouped by family, in catalog order."""
+    families: dict[str, Family] = {}
+    for info in CATALOG.values():
+        name = type_family(info.name)
+        if name not in families:
+            families[name] = Family(name, _scopes_text(info.optional_filters), [])
+        families[name].types.append(info.name)
+    return list(families.values())
+
+
+@dataclass
+class WebhookFormValues:
+    """What the form shows: the values as typed (or as stored, when editing)."""
+
+    name: str = ""
+    url: str = ""
+    format: str = ""
+    content_type: str = "application/json"
+    verify_ssl: bool = True
+    checked: set[str] = field(default_factory=set)
+    patterns: str = ""
+    project_uuid: str = ""
+    job_uuid: str = ""
+
+    @classmethod
+    def from_form(cls, form: Form) -> WebhookFormValues:
+        return cls(
+            name=form.get("name"),
+            url=form.get("url"),
+            format=form.get("format"),
+            content_type=form.get("content_type") or "application/json",
+            verify_ssl=form.has("verify_ssl"),
+            checked=set(form.getlist("event_type")),
+            patterns=form.get("patterns"),
+            project_uuid=form.get("project_uuid"),
+            job_uuid=form.get("job_uuid"),
+        )
+
+    @classmethod
+    def from_webhook(cls, webhook: Subscriber, subscriptions: Sequence[Subscription]) -> WebhookFormValues:
+        values = cls(
+            name=webhook.name,
+            url=webhook.url or "",
+            format=webhook.format,
+            content_type=webhook.content_type,
+            verify_ssl=webhook.verify_ssl,
+        )
+        scopes = {(s.project_uuid, s.job_uuid) for s in subscriptions}
+        if len(scopes) == 1:
+            project, job = scopes.pop()
+            values.project_uuid, values.job_uuid = str(project or ""), str(job or "")
+            values.checked = {s.event_type for s in subscriptions if s.event_type in CATALOG}
+            lines = [s.event_type for s in subscriptions if s.event_type not in CATALOG]
+        else:
+            scoped = [(s.event_type, s.project_uuid, s.job_uuid) for s in subscriptions]
+            lines = [" ".join(str(part) for part in parts if part) for parts in scoped]
+        values.patterns = "\n".join(lines)
+        return values
+
+    def subscriptions(self) -> list[dict[str, Any]]:
+        common = {"project_uuid": self.project_uuid or None, "job_uuid": self.job_uuid or None}
+        items = [{"event_type": name, **common} for name in CATALOG if name in self.checked]
+        for line in self.patterns.splitlines():
+            parts = line.split()
+            if not parts:
+                continue
+            scope = common if len(parts) == 1 else {"project_uuid": parts[1], "job_uuid": None}
+            if len(parts) > 2:
+                scope = {"project_uuid": parts[1], "job_uuid": parts[2]}
+            items.append({"event_type": parts[0], **scope})
+        return [{key: value for key, value in item.items() if value is not None} for item in items]
+
+    def fields(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "name": self.name,
+            "url": self.url,
+            "verify_ssl": self.verify_ssl,
+            "content_type": self.content_type,
+            "subscriptions": self.subscriptions(),
+        }
+        if self.format:
+            body["format"] = self.format
+        return body
+
+
+# Where each API field's problems are shown on the form.
+_FIELD_OF = {"subscriptions": "events", "format": "format", "content_type": "content_type"}
+
+
+def report(errors: Sequence[Any], problems: Problems) -> None:
+    """File API-style errors (``{"loc", "msg"}``) under the form field they concern."""
+    for error in errors:
+        loc = [part for part in error.get("loc", ()) if part != "body"]
+        name = str(loc[0]) if loc else ""
+        target = _FIELD_OF.get(name, name if name in ("name", "url") else "form")
+        message = str(error.get("msg", "")).removeprefix("Value error, ")
+        if name == "subscriptions" and len(loc) > 1 and isinstance(loc[1], int):
+            message = f"{loc[-1]}: {message}" if len(loc) > 2 else message
+        problems.add(target, message)
+
+
+def validated(model: type[Body], values: WebhookFormValues, problems: Problems) -> Body | None:
+    """The form's values as ``model`` (``WebhookCreate`` or ``WebhookUpdate``), or ``None`` with
+    the problems filed."""
+    try:
+        return model.model_validate(values.fields())
+    except ValidationError as exc:
+        report([dict(e) for e in exc.errors()], problems)
+        return None

@@ -1,0 +1,172 @@
+"""The console's main flows in a real browser: create a webhook and receive its signed delivery,
+test-send, disable / enable, rotate, delete, redeliver, and events shown as text."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from playwright.async_api import Dialog, Locator, Page, expect
+from standardwebhooks import Webhook
+
+from tests.support.api import HOOK_URL, create_webhook, event_of
+from tests.support.receiver import Receiver, Reply
+from tests.web.conftest import Server, api_json, webhook_enabled
+
+WEBHOOK_PAGE = re.compile(r"/ui/webhooks/[0-9a-f-]{36}$")
+
+
+async def until_count(page: Page, rows: Locator, count: int) -> None:
+    """Reload until ``rows`` has ``count`` elements (what the dispatcher writes comes a moment later)."""
+    for _ in range(50):
+        if await rows.count() == count:
+            return
+        await page.wait_for_timeout(100)
+        await page.reload()
+    raise AssertionError(f"never {count}: {await rows.all_inner_texts()}")
+
+
+async def fill_new_webhook(page: Page, name: str, url: str, *types: str) -> None:
+    await page.goto("/ui/webhooks")
+    await page.get_by_role("link", name="New webhook").click()
+    await page.get_by_label("Name", exact=True).fill(name)
+    await page.get_by_label("URL", exact=True).fill(url)
+    for type_name in types:
+        await page.get_by_label(type_name, exact=True).check()
+
+
+async def test_a_webhook_made_with_the_form_gets_a_signed_delivery(
+    page: Page, server: Server, receiver: Receiver
+) -> None:
+    await fill_new_webhook(page, "Made in the console", receiver.url("/made"), "project:created")
+    await page.get_by_role("button", name="Create webhook").click()
+    secret = (await page.get_by_test_id("secret").inner_text()).strip()
+    assert secret.startswith("whsec_")
+    await page.wait_for_url(WEBHOOK_PAGE)  # the page takes its own address back (no resubmit on reload)
+    uuid = page.url.rsplit("/", 1)[1]
+    stored = await api_json(await server.api.get(f"/api/v1/subscribers/{uuid}"), 200)
+    assert stored["subscriptions"] == [{"event_type": "project:created"}]
+    await page.reload()
+    await expect(page.get_by_test_id("secret")).to_have_count(0)  # shown once
+
+    event = await api_json(await server.api.post("/api/v1/events", json=event_of("project:created")), 202)
+    [request] = await receiver.wait_for(1, "/made")
+    Webhook(secret).verify(request.body, request.headers)
+    assert json.loads(request.body)["event"]["uuid"] == event["uuid"]
+    rows = page.get_by_test_id("delivery-row")
+    await until_count(page, rows.filter(has_text="delivered"), 1)
+    await rows.first.get_by_role("link").first.click()
+    await expect(page.get_by_test_id("attempt-row")).to_have_count(1)
+    await expect(page.get_by_test_id("attempt-row")).to_contain_text("HTTP 200")
+
+    await page.goto("/ui/webhooks")
+    row = page.get_by_test_id("webhook-row").filter(has_text="Made in the console")
+    await row.get_by_role("link", name="Made in the console").click()
+    assert page.url.endswith(f"/ui/webhooks/{uuid}")
+
+
+async def test_send_test_before_and_after_creation_shows_the_outcome(
+    page: Page, server: Server, receiver: Receiver
+) -> None:
+    await fill_new_webhook(page, "Tested first", receiver.url("/tested"), "project:deleted")
+    await page.get_by_role("button", name="Send test").click()
+    await expect(page.get_by_test_id("test-result")).to_contain_text("answered 200")
+    assert receiver.on("/tested")[-1].headers["herald-event-type"] == "ping"
+    listed = await api_json(await server.api.get("/api/v1/subscribers?type=webhook"), 200)
+    assert "Tested first" not in [hook["name"] for hook in listed["items"]]  # nothing stored
+    await expect(page.get_by_label("project:deleted", exact=True)).to_be_checked()  # the form is kept
+    await page.get_by_role("button", name="Create webhook").click()
+    await page.get_by_role("button", name="Send test").click()
+    await expect(page.get_by_test_id("test-result")).to_contain_text("answered 200")
+    hook = await create_webhook(server.api, receiver.url("/broken"), name="Broken receiver")
+    receiver.reply("/broken", then=Reply(status=500))
+    await page.goto(f"/ui/webhooks/{hook['uuid']}")
+    await page.get_by_role("button", name="Send test").click()
+    await expect(page.get_by_test_id("test-result")).to_contain_text("failed")
+    await expect(page.get_by_test_id("test-result")).to_contain_text("500")
+
+
+async def test_disable_enable_rotate_and_delete(page: Page, server: Server, receiver: Receiver) -> None:
+    hook = await create_webhook(server.api, receiver.url("/switch"), name="Switched around")
+    await page.goto(f"/ui/webhooks/{hook['uuid']}")
+    await page.get_by_role("button", name="Disable").click()
+    await expect(page.get_by_role("button", name="Enable")).to_be_visible()
+    assert not await webhook_enabled(server, hook["uuid"])
+    await page.get_by_role("button", name="Enable").click()
+    await expect(page.get_by_role("button", name="Disable")).to_be_visible()
+    assert await webhook_enabled(server, hook["uuid"])
+
+    await page.get_by_role("button", name="Rotate secret").click()
+    rotated = (await page.get_by_test_id("secret").inner_text()).strip()
+    assert rotated.startswith("whsec_")
+    assert rotated != hook["secret"]
+
+    await page.get_by_role("button", name="Delete").click()  # the dialog is dismissed: a page asks
+    await expect(page.get_by_role("heading", name="Delete “Switched around”?")).to_be_visible()
+    await page.get_by_role("button", name="Delete").click()
+    await page.wait_for_url("**/ui/webhooks?done=deleted")
+    await expect(page.get_by_test_id("webhook-row").filter(has_text="Switched around")).to_have_count(0)
+    assert (await server.api.get(f"/api/v1/subscribers/{hook['uuid']}")).status_code == 404
+
+
+async def test_delete_confirmed_in_the_dialog_deletes_at_once(page: Page, server: Server) -> None:
+    hook = await create_webhook(server.api, HOOK_URL, name="Gone at once")
+    await page.goto(f"/ui/webhooks/{hook['uuid']}")
+    questions: list[str] = []
+
+    async def accept(dialog: Dialog) -> None:
+        questions.append(dialog.message)
+        await dialog.accept()
+
+    page.once("dialog", accept)
+    await page.get_by_role("button", name="Delete").click()
+    await page.wait_for_url("**/ui/webhooks?done=deleted")
+    assert questions == ["Delete the webhook “Gone at once”? Its pending deliveries are cancelled."]
+    assert (await server.api.get(f"/api/v1/subscribers/{hook['uuid']}")).status_code == 404
+
+
+async def test_redeliver_sends_again_and_adds_an_attempt(
+    page: Page, server: Server, receiver: Receiver
+) -> None:
+    subscriptions = [{"event_type": "project:updated"}]
+    url = receiver.url("/again")
+    hook = await create_webhook(server.api, url, name="Redelivered", subscriptions=subscriptions)
+    await api_json(await server.api.post("/api/v1/events", json=event_of("project:updated")), 202)
+    await receiver.wait_for(1, "/again")
+    listed = await api_json(await server.api.get(f"/api/v1/deliveries?subscriber_uuid={hook['uuid']}"), 200)
+    [delivery] = listed["items"]
+    await page.goto(f"/ui/deliveries/{delivery['uuid']}")
+    attempts = page.get_by_test_id("attempt-row")
+    await until_count(page, attempts, 1)
+    await page.get_by_role("button", name="Redeliver").click()
+    await expect(page.get_by_role("status")).to_contain_text("Redelivery scheduled")
+    [_, again] = await receiver.wait_for(2, "/again")
+    assert again.attempt == 2
+    await until_count(page, attempts, 2)
+
+
+async def test_an_event_holding_a_script_is_shown_as_text(page: Page, server: Server) -> None:
+    body = event_of("project:created")
+    body["project"]["name"] = "<script>window.pwned = true</script>"
+    event = await api_json(await server.api.post("/api/v1/events", json=body), 202)
+    await page.goto("/ui/events")
+    await page.get_by_label("Type", exact=True).fill("project:*")
+    await page.get_by_role("button", name="Filter").click()
+    row = page.get_by_test_id("event-row").filter(has_text="<script>window.pwned = true</script>")
+    await expect(row).to_have_count(1)
+    await row.get_by_role("link").click()
+    assert page.url.endswith(f"/ui/events/{event['uuid']}")
+    await expect(page.locator("#payload")).to_contain_text('"name": "<script>window.pwned = true</script>"')
+    assert await page.evaluate("window.pwned === undefined")
+
+
+async def test_live_refresh_brings_new_deliveries_without_reloading(page: Page, server: Server) -> None:
+    subscriptions = [{"event_type": "project:pipeline:deleted"}]
+    hook = await create_webhook(server.api, HOOK_URL, name="Live", subscriptions=subscriptions)
+    await page.goto(f"/ui/deliveries?webhook={hook['uuid']}")
+    rows = page.get_by_test_id("delivery-row")
+    await expect(rows).to_have_count(0)
+    await api_json(await server.api.post("/api/v1/events", json=event_of("project:pipeline:deleted")), 202)
+    await page.get_by_label("Live refresh").check()
+    await expect(rows).to_have_count(1)
+    await expect(page.get_by_label("Webhook")).to_have_value(hook["uuid"])  # the page itself stayed

@@ -1,0 +1,194 @@
+"""Console pages through the app in-process (no browser): sessions in the database, the open
+console without keys, error pages, forms and their checks."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from uuid import uuid4
+
+import asyncpg
+import httpx
+
+from tests.support.api import create_webhook, event_of, ingest
+from tests.support.app import AppFactory, RunningApp
+
+KEYS = "admin:page-admin,ingest:page-ingest"
+ORIGIN = {"Origin": "http://herald.test"}
+CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def csrf_of(page: httpx.Response) -> str:
+    found = CSRF_RE.search(page.text)
+    assert found is not None, page.text[:500]
+    return found.group(1)
+
+
+async def sign_in(client: httpx.AsyncClient, key: str = "page-admin") -> httpx.Response:
+    form = await client.get("/ui/login")
+    return await client.post("/ui/login", data={"api_key": key, "csrf_token": csrf_of(form)}, headers=ORIGIN)
+
+
+async def test_with_no_api_keys_the_console_opens_without_signing_in(herald: RunningApp) -> None:
+    overview = await herald.client.get("/ui/")
+    assert overview.status_code == 200
+    assert 'data-testid="outcomes-chart"' in overview.text
+    assert "Sign out" not in overview.text
+    login = await herald.client.get("/ui/login")
+    assert login.status_code == 303
+    assert login.headers["location"] == "/ui/"
+
+
+async def test_a_session_lives_in_the_database_and_works_on_another_replica(
+    app_factory: AppFactory, db: asyncpg.Connection
+) -> None:
+    async with app_factory(api_keys=KEYS) as first, app_factory(api_keys=KEYS) as second:
+        signed = await sign_in(first.client)
+        assert signed.status_code == 303
+        token = first.client.cookies["herald_session"]
+        assert "HttpOnly" in signed.headers["set-cookie"]
+        assert "SameSite=strict" in signed.headers["set-cookie"]
+        assert "Max-Age=43200" in signed.headers["set-cookie"]
+        [row] = await db.fetch("SELECT token_hash, expires_at - created_at AS lifetime FROM console_sessions")
+        assert bytes(row["token_hash"]) == hashlib.sha256(token.encode()).digest()
+        assert row["lifetime"].total_seconds() == 12 * 3600
+        assert (await second.client.get("/ui/webhooks", cookies={"herald_session": token})).status_code == 200
+    async with app_factory(api_keys=KEYS) as restarted:
+        cookies = {"herald_session": token}
+        assert (await restarted.client.get("/ui/webhooks", cookies=cookies)).status_code == 200
+        await db.execute("UPDATE console_sessions SET expires_at = now() - interval '1 second'")
+        expired = await restarted.client.get("/ui/webhooks", cookies=cookies)
+        assert expired.status_code == 303
+        assert expired.headers["location"] == "/ui/login"
+
+
+async def test_signing_in_needs_the_form_token_and_an_admin_key(app_factory: AppFactory) -> None:
+    async with app_factory(api_keys=KEYS) as running:
+        client = running.client
+        await client.get("/ui/login")
+        no_token = await client.post("/ui/login", data={"api_key": "page-admin"}, headers=ORIGIN)
+        assert no_token.status_code == 403
+        assert (await sign_in(client, "page-ingest")).status_code == 401
+        assert "herald_session" not in client.cookies
+        assert (await client.get("/ui/deliveries")).status_code == 303
+
+
+async def test_unknown_and_malformed_uuids_answer_an_html_404(herald: RunningApp) -> None:
+    client = herald.client
+    analytics = herald.state.installation.analytics_subscriber_uuid
+    for path in (
+        f"/ui/webhooks/{uuid4()}",
+        "/ui/webhooks/not-a-uuid",
+        f"/ui/webhooks/{analytics}",
+        f"/ui/deliveries/{uuid4()}",
+        f"/ui/events/{uuid4()}",
+    ):
+        answer = await client.get(path)
+        assert answer.status_code == 404, path
+        assert answer.headers["content-type"].startswith("text/html")
+        assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
+    assert (await client.get(f"/api/v1/subscribers/{uuid4()}")).headers["content-type"] == "application/json"
+
+
+async def test_form_problems_are_shown_and_nothing_is_created(herald: RunningApp) -> None:
+    client = herald.client
+    form = await client.get("/ui/webhooks/new")
+    fields = {
+        "csrf_token": csrf_of(form),
+        "name": "Needs fixing",
+        "url": "ftp://example.com/hook",
+        "event_type": "jupyter:image-build:failed",
+        "project_uuid": str(uuid4()),
+    }
+    answer = await client.post("/ui/webhooks/new", data=fields, headers=ORIGIN)
+    assert answer.status_code == 422
+    assert "url must be an http:// or https:// URL" in answer.text
+    fields["url"] = "https://example.com/hook"
+    answer = await client.post("/ui/webhooks/new", data=fields, headers=ORIGIN)
+    assert answer.status_code == 422
+    assert "cannot be scoped to a project" in answer.text
+    assert 'value="Needs fixing"' in answer.text  # what was typed stays
+    listed = (await client.get("/api/v1/subscribers?type=webhook")).json()
+    assert listed["items"] == []
+
+
+async def test_edit_replaces_the_subscriptions_and_recover_reschedules_a_window(
+    herald: RunningApp, db: asyncpg.Connection
+) -> None:
+    client = herald.client
+    project = str(uuid4())
+    hook = await create_webhook(
+        client, subscriptions=[{"event_type": "project:created", "project_uuid": project}]
+    )
+    edit = await client.get(f"/ui/webhooks/{hook['uuid']}/edit")
+    assert f'value="{project}"' in edit.text
+    fields = {
+        "csrf_token": csrf_of(edit),
+        "name": "Renamed",
+        "url": hook["url"],
+        "content_type": "application/json",
+        "event_type": ["project:created", "project:deleted"],
+        "patterns": "project:*:failed",
+    }
+    saved = await client.post(f"/ui/webhooks/{hook['uuid']}/edit", data=fields, headers=ORIGIN)
+    assert saved.status_code == 303
+    stored = (await client.get(f"/api/v1/subscribers/{hook['uuid']}")).json()
+    assert stored["name"] == "Renamed"
+    assert stored["verify_ssl"] is False  # the box was not ticked
+    assert sorted(s["event_type"] for s in stored["subscriptions"]) == [
+        "project:*:failed",
+        "project:created",
+        "project:deleted",
+    ]
+    await ingest(client, event_of("project:created"))
+    await db.execute("UPDATE deliveries SET status = 'failed' WHERE subscriber_kind = 'webhook'")
+    page = await client.get(f"/ui/webhooks/{hook['uuid']}")
+    fields = {"csrf_token": csrf_of(page), "since": "2000-01-01T00:00"}
+    recovered = await client.post(f"/ui/webhooks/{hook['uuid']}/recover", data=fields, headers=ORIGIN)
+    assert recovered.status_code == 200
+    assert "1 failed delivery is due again now." in recovered.text
+    assert await db.fetchval("SELECT status FROM deliveries WHERE subscriber_kind = 'webhook'") == "pending"
+
+
+async def test_the_delivery_log_filters_by_status_code_and_time(
+    herald: RunningApp, db: asyncpg.Connection
+) -> None:
+    client = herald.client
+    hook = await create_webhook(client)
+    for _ in range(3):
+        await ingest(client, event_of("project:created"))
+    rows = await db.fetch("SELECT uuid FROM deliveries WHERE subscriber_kind = 'webhook' ORDER BY seq")
+    await db.execute(
+        "INSERT INTO delivery_attempts (delivery_uuid, number, started_at, duration_ms, status_code) "
+        "VALUES ($1, 1, now(), 5, 500)",
+        rows[0]["uuid"],
+    )
+    await db.execute("UPDATE deliveries SET status = 'failed' WHERE uuid = $1", rows[0]["uuid"])
+    await db.execute(
+        "UPDATE deliveries SET created_at = '2001-01-01T00:00Z' WHERE uuid = $1", rows[1]["uuid"]
+    )
+
+    async def shown(query: str) -> int:
+        page = await client.get(f"/ui/deliveries?webhook={hook['uuid']}&{query}")
+        assert page.status_code == 200
+        return page.text.count('data-testid="delivery-row"')
+
+    assert await shown("") == 3
+    assert await shown("code=500") == 1
+    assert await shown("status=failed") == 1
+    assert await shown("status=pending") == 2
+    assert await shown("until=2002-01-01T00:00") == 1
+    assert await shown("since=2002-01-01T00:00") == 2
+    bad = await client.get("/ui/deliveries?code=abc&since=yesterday")
+    assert "HTTP status must be a number" in bad.text
+    assert "Since must be a date and time" in bad.text
+
+
+async def test_a_session_ends_when_its_key_is_no_longer_configured(app_factory: AppFactory) -> None:
+    async with app_factory(api_keys=KEYS) as running:
+        await sign_in(running.client)
+        cookies = {"herald_session": running.client.cookies["herald_session"]}
+    async with app_factory(api_keys="admin:another-admin-key") as rotated:
+        answer = await rotated.client.get("/ui/webhooks", cookies=cookies)
+        assert answer.status_code == 303
+        assert answer.headers["location"] == "/ui/login"
