@@ -21,7 +21,7 @@ from sqlmodel import col
 from service import outbox
 from service.common.destinations import ForbiddenDestination, Resolver, check_url
 from service.common.formats import FORM_CONTENT_TYPE, Format, format_for_url
-from service.common.secretbox import SecretBox
+from service.common.secretbox import SecretBox, UndecryptableSecret
 from service.common.secrets import generate_secret
 from service.common.urls import url_origin
 from service.core.subscriptions import SubscriptionSpec, replace_subscriptions, validate_subscriptions
@@ -175,16 +175,27 @@ async def _database_now(session: AsyncSession) -> datetime:
 
 def current_secret(box: SecretBox, subscriber: Subscriber) -> str | None:
     """The webhook's current secret in plain text (``None`` for the analytics subscriber)."""
-    if subscriber.secret is None:
-        return None
-    return box.reveal(subscriber.secret, secret_context(subscriber.uuid, "secret"))
+    return _revealed(box, subscriber, "secret", subscriber.secret)
 
 
 def previous_secret(box: SecretBox, subscriber: Subscriber) -> str | None:
     """The webhook's previous secret in plain text, if it has one."""
-    if subscriber.previous_secret is None:
+    return _revealed(box, subscriber, "previous_secret", subscriber.previous_secret)
+
+
+def _revealed(box: SecretBox, subscriber: Subscriber, column: str, stored: str | None) -> str | None:
+    if stored is None:
         return None
-    return box.reveal(subscriber.previous_secret, secret_context(subscriber.uuid, "previous_secret"))
+    try:
+        return box.reveal(stored, secret_context(subscriber.uuid, column))
+    except UndecryptableSecret:
+        # The start-up check makes this rare (a row written by a replica with other keys): a
+        # clear 409 rather than a 500, and the log says which row, never the token.
+        logger.error("stored secret cannot be decrypted", extra={"subscriber": str(subscriber.uuid)})
+        raise Conflict(
+            "this webhook's secret was encrypted with a key this process does not hold "
+            "(HERALD_SECRETS_KEYS must be the same on every replica)"
+        ) from None
 
 
 def _set_secret(

@@ -7,13 +7,14 @@ import asyncio
 import base64
 import subprocess
 from collections.abc import AsyncIterator
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import asyncpg
 import pytest
 
 from service import keyring
 from service.core.secrets_at_rest import SecretsKeyMismatch, rotate
+from service.models.subscribers import secret_context
 from tests.delivery.test_webhook_delivery import verify
 from tests.support.api import create_webhook, ingest
 from tests.support.app import TEST_SECRETS_KEY, AppFactory, RunningApp
@@ -130,3 +131,15 @@ async def test_after_rotation_the_new_key_alone_signs_what_the_api_returned(
         # Both secrets sign during the grace period: each verifies on its own.
         assert verify(rotated, request.headers, request.body) is not None
         assert verify(hook["secret"], request.headers, request.body) is not None
+
+
+async def test_a_secret_no_key_opens_answers_409_not_500(herald: RunningApp, db: asyncpg.Connection) -> None:
+    hook = await create_webhook(herald.client)
+    # As if a replica with other keys had written it: the token is valid, under a foreign key.
+    foreign = box_of(NEW).encrypt(hook["secret"], secret_context(UUID(hook["uuid"]), "secret"))
+    await db.execute("UPDATE subscribers SET secret = $1 WHERE uuid = $2::uuid", foreign, hook["uuid"])
+    for path in (f"{SUBSCRIBERS}/{hook['uuid']}/test", f"{SUBSCRIBERS}/{hook['uuid']}/rotate-secret"):
+        answer = await herald.client.post(path)
+        assert answer.status_code == 409, path
+        assert "HERALD_SECRETS_KEYS" in answer.json()["detail"]
+        assert foreign not in answer.text
