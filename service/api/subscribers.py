@@ -13,7 +13,7 @@ from fastapi.responses import Response
 from service.api.deps import ResolverDep, StateDep
 from service.api.responses import error_responses
 from service.core import subscribers as core
-from service.core.subscriptions import subscribed_to, subscriptions_of, validate_subscriptions
+from service.core.subscriptions import subscribed_to, subscriptions_of
 from service.db import read_session, transaction
 from service.models.subscribers import Subscriber, SubscriberKind
 from service.schemas.common import (
@@ -77,13 +77,14 @@ async def create_webhook(body: WebhookCreate, state: StateDep, resolver: Resolve
 async def list_subscribers(
     state: StateDep,
     type: Annotated[SubscriberType | None, Query(description="Only subscribers of this type.")] = None,
+    project_uuid: Annotated[UUID | None, Query(description="Only the webhooks this project owns.")] = None,
     limit: LimitQuery = DEFAULT_LIMIT,
     cursor: CursorQuery = None,
 ) -> SubscriberPage:
     after = decode_time_cursor(cursor)
     kind = SubscriberKind(type) if type is not None else None
     async with read_session(state.sessions) as session:
-        found = await core.list_subscribers(session, kind, after, limit + 1)
+        found = await core.list_subscribers(session, kind, after, limit + 1, project_uuid=project_uuid)
     page = found[:limit]
     last = page[-1] if len(found) > limit else None
     next_cursor = encode_time_cursor(last.created_at, last.uuid) if last and last.created_at else None
@@ -95,7 +96,8 @@ async def list_subscribers(
     summary="Which webhooks an event would be delivered to",
     description=(
         "Enabled webhooks with a subscription matching `event_type` (a catalog name). A project- or "
-        "job-scoped subscription counts only when the query gives that `project_uuid` (and `job_uuid`)."
+        "job-scoped subscription counts only when the query gives that `project_uuid` (and `job_uuid`); "
+        "a webhook owned by a project is listed only for that `project_uuid`."
     ),
     responses=error_responses(422, 503),
 )
@@ -131,7 +133,8 @@ async def get_subscriber(uuid: SubscriberUuid, state: StateDep) -> SubscriberOut
 async def update_webhook(
     uuid: SubscriberUuid, body: WebhookUpdate, state: StateDep, resolver: ResolverDep
 ) -> SubscriberOut:
-    specs = validate_subscriptions(body.subscriptions) if body.subscriptions is not None else None
+    async with read_session(state.sessions) as session:
+        specs = await core.patch_subscriptions(session, uuid, body)
     if body.url is not None:
         allow_private = state.settings.allow_private_destinations
         await core.check_destination(body.url, allow_private=allow_private, resolver=resolver)

@@ -68,16 +68,17 @@ class EventConflict(Conflict):
 # project-scoped patterns by ix_subscriptions_wildcard_project. A job scope is checked last.
 _MATCHED_CTES = """
 candidates AS (
-    SELECT f.uuid AS event_uuid, s.subscriber_uuid, s.job_uuid, f.job_uuid AS event_job_uuid
+    SELECT f.uuid AS event_uuid, s.subscriber_uuid, s.job_uuid, f.job_uuid AS event_job_uuid,
+           f.project_uuid AS event_project_uuid
     FROM fresh f
     JOIN subscriptions s ON s.event_type = f.type AND NOT s.has_wildcard
      AND (s.project_uuid IS NULL OR s.project_uuid = f.project_uuid)
     UNION ALL
-    SELECT f.uuid, s.subscriber_uuid, NULL, NULL
+    SELECT f.uuid, s.subscriber_uuid, NULL, NULL, f.project_uuid
     FROM fresh f
     JOIN subscriptions s ON s.has_wildcard AND s.project_uuid IS NULL AND f.type LIKE s.like_pattern
     UNION ALL
-    SELECT f.uuid, s.subscriber_uuid, s.job_uuid, f.job_uuid
+    SELECT f.uuid, s.subscriber_uuid, s.job_uuid, f.job_uuid, f.project_uuid
     FROM fresh f
     JOIN subscriptions s
       ON s.has_wildcard AND s.project_uuid = f.project_uuid AND f.type LIKE s.like_pattern
@@ -86,7 +87,9 @@ matched AS (
     SELECT DISTINCT c.event_uuid, c.subscriber_uuid
     FROM candidates c
     JOIN subscribers w ON w.uuid = c.subscriber_uuid AND w.kind = 'webhook' AND w.enabled
-    WHERE c.job_uuid IS NULL OR c.job_uuid = c.event_job_uuid
+    -- An owned webhook's subscriptions are all scoped to its project; this holds it there anyway.
+    WHERE (c.job_uuid IS NULL OR c.job_uuid = c.event_job_uuid)
+      AND (w.project_uuid IS NULL OR w.project_uuid = c.event_project_uuid)
 )"""
 
 # One statement records every new event, the deliveries of every matching enabled webhook

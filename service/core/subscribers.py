@@ -84,7 +84,7 @@ def prepare_webhook(body: WebhookCreate) -> NewWebhook:
     fmt = body.format or format_for_url(body.url)
     errors: list[dict[str, object]] = []
     try:
-        specs = validate_subscriptions(body.subscriptions)
+        specs = validate_subscriptions(body.subscriptions, owner=body.project_uuid)
     except InvalidInput as exc:
         errors.extend(exc.errors)
         specs = []
@@ -117,6 +117,7 @@ async def create_webhook(
         format=new.format,
         enabled=body.enabled,
         disabled_reason=None if body.enabled else DISABLED_THROUGH_API,
+        project_uuid=body.project_uuid,
     )
     session.add(subscriber)
     await session.flush()
@@ -139,6 +140,26 @@ async def get_subscriber(session: AsyncSession, subscriber_uuid: UUID, *, lock: 
     return subscriber
 
 
+async def patch_subscriptions(
+    session: AsyncSession, subscriber_uuid: UUID, patch: WebhookUpdate
+) -> list[SubscriptionSpec] | None:
+    """The validated subscription set of a PATCH (``None`` when it keeps the set), under the rules of
+    the webhook's owner; ``NotFound`` for an unknown webhook."""
+    if patch.subscriptions is None:
+        return None
+    owner = (await get_subscriber(session, subscriber_uuid)).project_uuid
+    return validate_subscriptions(patch.subscriptions, owner=owner)
+
+
+def _check_owner_kept(subscriber: Subscriber, patch: WebhookUpdate) -> None:
+    if "project_uuid" in patch.model_fields_set and patch.project_uuid != subscriber.project_uuid:
+        owner = subscriber.project_uuid
+        owner_text = f"owned by project {owner}" if owner else "owned by no project"
+        raise InvalidInput.single(
+            ["body", "project_uuid"], f"project_uuid cannot change: this webhook is {owner_text}"
+        )
+
+
 async def _locked_webhook(session: AsyncSession, subscriber_uuid: UUID, refusal: str) -> WebhookSubscriber:
     subscriber = await get_subscriber(session, subscriber_uuid, lock=True)
     if not isinstance(subscriber, WebhookSubscriber):
@@ -147,15 +168,29 @@ async def _locked_webhook(session: AsyncSession, subscriber_uuid: UUID, refusal:
 
 
 async def list_subscribers(
-    session: AsyncSession, kind: SubscriberKind | None, after: tuple[datetime, UUID] | None, limit: int
+    session: AsyncSession,
+    kind: SubscriberKind | None,
+    after: tuple[datetime, UUID] | None,
+    limit: int,
+    *,
+    project_uuid: UUID | None = None,
 ) -> list[Subscriber]:
-    """Subscribers newest first (by ``created_at``, then ``uuid``), after the ``after`` position."""
+    """Subscribers newest first (by ``created_at``, then ``uuid``), after the ``after`` position;
+    with ``project_uuid``, only the webhooks that project owns."""
     created_at, uuid = col(Subscriber.created_at), col(Subscriber.uuid)
     query = select(Subscriber).order_by(created_at.desc(), uuid.desc()).limit(limit)
+    if project_uuid is not None:
+        query = query.where(col(Subscriber.project_uuid) == project_uuid)
     if kind is not None:
         query = query.where(col(Subscriber.kind) == kind.value)
     if after is not None:
         query = query.where(tuple_(created_at, uuid) < tuple_(*after))
+    return list((await session.execute(query)).scalars())
+
+
+async def owned_webhooks(session: AsyncSession, project_uuid: UUID) -> list[UUID]:
+    """The uuids of the webhooks ``project_uuid`` owns."""
+    query = select(col(Subscriber.uuid)).where(col(Subscriber.project_uuid) == project_uuid)
     return list((await session.execute(query)).scalars())
 
 
@@ -227,7 +262,8 @@ async def update_webhook(
     ``disabled_reason`` and the failure clock. Returns the new subscriptions when replaced.
     """
     subscriber = await _locked_webhook(session, subscriber_uuid, "cannot be changed")
-    given = patch.model_fields_set
+    _check_owner_kept(subscriber, patch)
+    given = patch.model_fields_set - {"project_uuid"}
     if given & {"format", "content_type"}:
         fmt = patch.format if patch.format is not None else subscriber.format
         content_type = patch.content_type if patch.content_type is not None else subscriber.content_type

@@ -18,7 +18,7 @@ from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from service.catalog import CATALOG, check_scope
+from service.catalog import CATALOG, check_scope, expand_pattern
 from service.errors import InvalidInput
 from service.models.subscriptions import Subscription
 from service.schemas.subscriptions import SubscriptionIn
@@ -61,22 +61,68 @@ def _scope_error(item: SubscriptionIn, loc: Loc) -> dict[str, Any] | None:
     return None
 
 
+_PROJECT_SCOPE = ("project_uuid",)
+
+
+def _owned_error(item: SubscriptionIn, owner: UUID, loc: Loc) -> dict[str, Any] | None:
+    """Why a subscription cannot belong to a webhook ``owner`` owns (its scope is ``owner``)."""
+    if item.project_uuid is not None and item.project_uuid != owner:
+        return _error(
+            (*loc, "project_uuid"), f"this webhook is owned by project {owner}: scope it to that one"
+        )
+    matched = expand_pattern(_STAR_RUN.sub("*", item.event_type))
+    if matched and not any(_PROJECT_SCOPE in CATALOG[name].optional_filters for name in matched):
+        return _error(
+            (*loc, "event_type"),
+            "a webhook owned by a project hears only of events that have a project; "
+            f"{item.event_type[:120]!r} matches only event types without one",
+        )
+    return None
+
+
+def _owned_scope_error(item: SubscriptionIn, loc: Loc) -> dict[str, Any] | None:
+    # On an owned webhook a pattern stands for its types that have a project (``*`` is every such
+    # type): the scope must suit each of those, and the types without a project never match.
+    has_job = item.job_uuid is not None
+    scope = ("project_uuid", "job_uuid") if has_job else _PROJECT_SCOPE
+    for name in expand_pattern(_STAR_RUN.sub("*", item.event_type)):
+        filters = CATALOG[name].optional_filters
+        if _PROJECT_SCOPE in filters and scope not in filters:
+            return _error(
+                (*loc, "job_uuid"),
+                f"event type {name!r} (matched by {item.event_type[:120]!r}) cannot be scoped to a job",
+            )
+    return None
+
+
+def _owned_item_error(item: SubscriptionIn, owner: UUID, loc: Loc) -> dict[str, Any] | None:
+    unscoped = item.model_copy(update={"project_uuid": None, "job_uuid": None})
+    return _owned_error(item, owner, loc) or _scope_error(unscoped, loc) or _owned_scope_error(item, loc)
+
+
 def validate_subscriptions(
-    items: Sequence[SubscriptionIn], loc: Loc = ("body", "subscriptions")
+    items: Sequence[SubscriptionIn], loc: Loc = ("body", "subscriptions"), *, owner: UUID | None = None
 ) -> list[SubscriptionSpec]:
     """Check every subscription against the catalog and merge duplicates (first one wins).
 
     Raises ``InvalidInput`` naming each bad item's field: a pattern that matches no catalog
-    type, a ``job_uuid`` without ``project_uuid``, a scope a matched type does not allow.
+    type, a ``job_uuid`` without ``project_uuid``, a scope a matched type does not allow. For a
+    webhook ``owner`` owns, every subscription is scoped to ``owner`` (filled in when left out;
+    another project, or a pattern matching only types without a project, is refused).
     """
     errors: list[dict[str, Any]] = []
     specs: dict[SubscriptionSpec, None] = {}
     for index, item in enumerate(items):
-        error = _scope_error(item, (*loc, index))
+        scoped = item if owner is None else item.model_copy(update={"project_uuid": owner})
+        error = (
+            _scope_error(item, (*loc, index))
+            if owner is None
+            else _owned_item_error(item, owner, (*loc, index))
+        )
         if error is not None:
             errors.append(error)
             continue
-        specs.setdefault(SubscriptionSpec(item.event_type, item.project_uuid, item.job_uuid))
+        specs.setdefault(SubscriptionSpec(scoped.event_type, scoped.project_uuid, scoped.job_uuid))
     if errors:
         raise InvalidInput(errors)
     return list(specs)
@@ -122,7 +168,9 @@ _SUBSCRIBED_TO_SQL = text(
     """
 SELECT w.uuid
 FROM subscribers w
-WHERE w.kind = 'webhook' AND w.enabled AND EXISTS (
+WHERE w.kind = 'webhook' AND w.enabled
+  AND (w.project_uuid IS NULL OR w.project_uuid = CAST(:project_uuid AS uuid))
+  AND EXISTS (
     SELECT 1 FROM subscriptions s
     WHERE s.subscriber_uuid = w.uuid
       AND (s.event_type = CAST(:event_type AS text)

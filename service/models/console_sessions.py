@@ -15,12 +15,19 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import Boolean, Column, DateTime, LargeBinary, text
+from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Index, LargeBinary, text
 from sqlmodel import Field, SQLModel
 
 
 class ConsoleSession(SQLModel, table=True):
     __tablename__ = "console_sessions"
+    __table_args__ = (
+        Index(
+            "ix_console_sessions_portal_link_uuid",
+            "portal_link_uuid",
+            postgresql_where=text("portal_link_uuid IS NOT NULL"),
+        ),
+    )
 
     token_hash: bytes = Field(sa_column=Column(LargeBinary, primary_key=True))
     project_uuid: UUID | None = None
@@ -31,6 +38,14 @@ class ConsoleSession(SQLModel, table=True):
     created_at: datetime | None = Field(
         default=None,
         sa_column=Column(DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    )
+    # The portal link the session was opened with: revoking the link ends the session.
+    portal_link_uuid: UUID | None = Field(
+        default=None,
+        sa_column=Column(
+            ForeignKey("portal_links.uuid", ondelete="CASCADE", name="fk_console_sessions_portal_link"),
+            nullable=True,
+        ),
     )
     # Sign-in removes the expired rows through this index.
     expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False, index=True))

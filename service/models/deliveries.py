@@ -76,7 +76,11 @@ class DeliveryAttempt(SQLModel, table=True):
     """One HTTP attempt of a delivery: when, how long, what came back."""
 
     __tablename__ = "delivery_attempts"
-    __table_args__ = (Index("ix_delivery_attempts_delivery_uuid_number", "delivery_uuid", "number"),)
+    __table_args__ = (
+        Index("ix_delivery_attempts_delivery_uuid_number", "delivery_uuid", "number"),
+        # The delivery log's HTTP-status filter: the deliveries with an attempt answered this code.
+        Index("ix_delivery_attempts_status_code", "status_code", "delivery_uuid"),
+    )
 
     id: int | None = Field(
         default=None, sa_column=Column(BigInteger, Identity(always=True), primary_key=True)

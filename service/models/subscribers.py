@@ -55,6 +55,14 @@ class Subscriber(SQLModel, table=True, metaclass=SingleTableInheritanceMeta):
         ),
         # At most one analytics subscriber.
         Index("uq_subscribers_analytics", "kind", unique=True, postgresql_where=text("kind = 'analytics'")),
+        # The webhooks of one project, newest first (GET /api/v1/subscribers?project_uuid=).
+        Index(
+            "ix_subscribers_project_uuid",
+            "project_uuid",
+            "created_at",
+            "uuid",
+            postgresql_where=text("project_uuid IS NOT NULL"),
+        ),
     )
     # eager_defaults: timestamps set by the database come back with RETURNING, so an async
     # session never needs a lazy load to read them.
@@ -83,6 +91,9 @@ class Subscriber(SQLModel, table=True, metaclass=SingleTableInheritanceMeta):
     # The failure clock: the first failure since the last success (auto-disable reads it).
     last_success_at: datetime | None = _timestamp()
     failing_since: datetime | None = _timestamp()
+    # The project that owns the webhook (its tenant): set at creation, never changed. An owned
+    # webhook's subscriptions are all scoped to it, so it only ever hears of that project.
+    project_uuid: UUID | None = None
     created_at: datetime | None = _timestamp(nullable=False, index=True, server_now=True)
     updated_at: datetime | None = _timestamp(nullable=False, server_now=True)
 

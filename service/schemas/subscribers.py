@@ -17,6 +17,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ValidationInfo,
     field_validator,
 )
 
@@ -27,6 +28,12 @@ from service.models.subscriptions import Subscription
 from service.schemas.subscriptions import EXAMPLE_JOB, EXAMPLE_PROJECT, SubscriptionIn, SubscriptionOut
 
 SubscriberType = Literal["webhook", "analytics"]
+
+OWNER_DESCRIPTION = (
+    "The project that owns the webhook (it cannot change later). An owned webhook receives only "
+    "that project's events: each subscription is scoped to the project (filled in when left out), "
+    "and `*` means every event type that has a project."
+)
 
 NAME_MAX_CHARS = 100
 URL_MAX_CHARS = 2048
@@ -133,6 +140,7 @@ class WebhookCreate(BaseModel):
     subscriptions: list[SubscriptionIn] = Field(
         default_factory=list, max_length=SUBSCRIPTIONS_MAX, description="Duplicates are merged."
     )
+    project_uuid: UUID | None = Field(default=None, description=OWNER_DESCRIPTION)
 
 
 class WebhookUpdate(BaseModel):
@@ -168,12 +176,17 @@ class WebhookUpdate(BaseModel):
         ),
     )
     subscriptions: list[SubscriptionIn] | None = Field(default=None, max_length=SUBSCRIPTIONS_MAX)
+    project_uuid: UUID | None = Field(
+        default=None,
+        description="Cannot change: only the webhook's own value (or null for one not owned) is accepted.",
+    )
 
     @field_validator("*")
     @classmethod
-    def _not_null(cls, value: Any) -> Any:
-        # Defaults are not validated: only an explicit null gets here.
-        if value is None:
+    def _not_null(cls, value: Any, info: ValidationInfo) -> Any:
+        # Defaults are not validated: only an explicit null gets here. A null project_uuid is the
+        # value of a webhook no project owns, checked against the webhook itself.
+        if value is None and info.field_name != "project_uuid":
             raise ValueError("may be left out but not null")
         return value
 
@@ -201,6 +214,7 @@ class SubscriberOut(BaseModel):
                             "job_uuid": EXAMPLE_JOB,
                         }
                     ],
+                    "project_uuid": None,
                     "last_success_at": "2026-11-24T09:15:02.113Z",
                     "failing_since": None,
                     "created_at": "2026-11-20T16:03:44.520Z",
@@ -220,6 +234,7 @@ class SubscriberOut(BaseModel):
     enabled: bool = Field(description="For the analytics subscriber: whether telemetry is on.")
     disabled_reason: str | None
     subscriptions: list[SubscriptionOut]
+    project_uuid: UUID | None = Field(description="The owning project; null when no project owns it.")
     last_success_at: datetime | None
     failing_since: datetime | None = Field(description="First failure since the last success.")
     created_at: datetime
@@ -263,6 +278,7 @@ def subscriber_out(
                 SubscriptionOut(event_type=s.event_type, project_uuid=s.project_uuid, job_uuid=s.job_uuid)
                 for s in subscriptions
             ],
+            "project_uuid": subscriber.project_uuid,
             "last_success_at": subscriber.last_success_at,
             "failing_since": subscriber.failing_since,
             "created_at": subscriber.created_at,

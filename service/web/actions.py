@@ -14,7 +14,6 @@ from service import outbox
 from service.common.destinations import Resolver
 from service.core import deliveries as delivery_reads
 from service.core import subscribers as core
-from service.core.subscriptions import SubscriptionSpec, validate_subscriptions
 from service.db import read_session, transaction
 from service.delivery import pings
 from service.models.subscribers import WebhookSubscriber
@@ -34,7 +33,7 @@ async def create_webhook(
     """Create a webhook as ``POST /api/v1/subscribers/webhooks`` does; returns it and its secret
     (the subscriber holds only the encrypted one)."""
     scope.require_write()
-    new = core.prepare_webhook(body)
+    new = core.prepare_webhook(scope.owned(body))
     allow_private = state.settings.allow_private_destinations
     await core.check_destination(body.url, allow_private=allow_private, resolver=resolver)
     async with transaction(state.sessions) as session:
@@ -52,9 +51,8 @@ async def update_webhook(
     """Change a webhook as ``PATCH /api/v1/subscribers/{uuid}`` does."""
     scope.require_write()
     await _webhook_in_scope(state, scope, subscriber_uuid)
-    specs: list[SubscriptionSpec] | None = None
-    if patch.subscriptions is not None:
-        specs = validate_subscriptions(patch.subscriptions)
+    async with read_session(state.sessions) as session:
+        specs = await core.patch_subscriptions(session, subscriber_uuid, patch)
     if patch.url is not None:
         allow_private = state.settings.allow_private_destinations
         await core.check_destination(patch.url, allow_private=allow_private, resolver=resolver)
@@ -97,7 +95,7 @@ async def test_new_webhook(
 ) -> PingResult:
     """Ping a webhook before creating it (``POST /api/v1/subscribers/webhooks/test``)."""
     scope.require_write()
-    return await pings.ping_new_webhook(state, body, resolver)
+    return await pings.ping_new_webhook(state, scope.owned(body), resolver)
 
 
 async def recover_window(

@@ -1,14 +1,15 @@
 """What a page may show and change: the server-side scope every page handler applies.
 
-The console's admins see everything (``ADMIN``). A scope bound to one project is what a
-project's portal will use: its events only, its own webhooks only, and with ``read_only``
-no change at all. Page handlers ask the scope before every read and every action, so a page
+The console's admins see everything (``ADMIN``). A scope bound to one project is a project's
+portal: its events only, the webhooks it owns only (and their deliveries), and with
+``read_only`` no change at all. Page handlers ask the scope before every read and every action, so a page
 never shows or touches what is outside it: anything outside answers 404, a change refused by
 a read-only scope 403.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from uuid import UUID
 
@@ -16,6 +17,7 @@ from service.core.deliveries import DeliveryFilter
 from service.core.feed import EventFilter
 from service.errors import HeraldError, NotFound
 from service.models.subscribers import Subscriber
+from service.schemas.subscribers import WebhookCreate
 
 
 class Forbidden(HeraldError):
@@ -39,8 +41,16 @@ class ViewScope:
             raise Forbidden("this session may only look")
 
     def sees_webhook(self, subscriber: Subscriber) -> bool:
-        # Webhooks owned by a project do not exist yet: a project scope sees none (fail closed).
-        return self.is_admin and subscriber.kind == "webhook"
+        """Admins see every webhook; a project scope only the webhooks its project owns."""
+        if subscriber.kind != "webhook":
+            return False
+        return self.is_admin or subscriber.project_uuid == self.project_uuid
+
+    def owned(self, body: WebhookCreate) -> WebhookCreate:
+        """A new webhook as this scope may create it: under a project scope, owned by the project."""
+        if self.is_admin:
+            return body
+        return body.model_copy(update={"project_uuid": self.project_uuid})
 
     def webhook(self, subscriber: Subscriber) -> Subscriber:
         """``subscriber`` when it is a webhook inside the scope, else ``NotFound``."""
@@ -48,11 +58,12 @@ class ViewScope:
             raise NotFound(f"webhook {subscriber.uuid} not found")
         return subscriber
 
-    def deliveries(self, filters: DeliveryFilter) -> DeliveryFilter:
-        """``filters`` narrowed to the deliveries of the webhooks inside the scope."""
+    def deliveries(self, filters: DeliveryFilter, owned: Sequence[UUID]) -> DeliveryFilter:
+        """``filters`` narrowed to the deliveries of the webhooks inside the scope (``owned``: the
+        webhooks the scope's project owns)."""
         if self.is_admin:
             return filters
-        return replace(filters, subscriber_uuids=())
+        return replace(filters, subscriber_uuids=tuple(owned))
 
     def events(self, filters: EventFilter) -> EventFilter | None:
         """``filters`` narrowed to the scope's project; ``None`` when they ask for another project."""

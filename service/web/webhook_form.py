@@ -47,10 +47,13 @@ def _scopes_text(filters: Sequence[Sequence[str]]) -> str:
     return "scope: project or job" if len(filters) > 1 else "scope: project"
 
 
-def catalog_families() -> list[Family]:
-    """The subscribable types grouped by family, in catalog order."""
+def catalog_families(*, owned: bool = False) -> list[Family]:
+    """The subscribable types grouped by family, in catalog order; ``owned``: only the types that
+    have a project (all a webhook owned by a project can hear of)."""
     families: dict[str, Family] = {}
     for info in CATALOG.values():
+        if owned and ("project_uuid",) not in info.optional_filters:
+            continue
         name = type_family(info.name)
         if name not in families:
             families[name] = Family(name, _scopes_text(info.optional_filters), [])
@@ -71,6 +74,7 @@ class WebhookFormValues:
     patterns: str = ""
     project_uuid: str = ""
     job_uuid: str = ""
+    owner: str = ""
 
     @classmethod
     def from_form(cls, form: Form) -> WebhookFormValues:
@@ -84,6 +88,7 @@ class WebhookFormValues:
             patterns=form.get("patterns"),
             project_uuid=form.get("project_uuid"),
             job_uuid=form.get("job_uuid"),
+            owner=form.get("owner"),
         )
 
     @classmethod
@@ -94,11 +99,14 @@ class WebhookFormValues:
             format=webhook.format,
             content_type=webhook.content_type,
             verify_ssl=webhook.verify_ssl,
+            owner=str(webhook.project_uuid or ""),
         )
         scopes = {(s.project_uuid, s.job_uuid) for s in subscriptions}
         if len(scopes) == 1:
             project, job = scopes.pop()
-            values.project_uuid, values.job_uuid = str(project or ""), str(job or "")
+            values.job_uuid = str(job or "")
+            # An owned webhook's subscriptions are scoped to its owner anyway: no need to say so.
+            values.project_uuid = "" if project == webhook.project_uuid else str(project or "")
             values.checked = {s.event_type for s in subscriptions if s.event_type in CATALOG}
             lines = [s.event_type for s in subscriptions if s.event_type not in CATALOG]
         else:
@@ -130,11 +138,18 @@ class WebhookFormValues:
         }
         if self.format:
             body["format"] = self.format
+        if self.owner:
+            body["project_uuid"] = self.owner
         return body
 
 
 # Where each API field's problems are shown on the form.
-_FIELD_OF = {"subscriptions": "events", "format": "format", "content_type": "content_type"}
+_FIELD_OF = {
+    "subscriptions": "events",
+    "format": "format",
+    "content_type": "content_type",
+    "project_uuid": "owner",
+}
 
 
 def report(errors: Sequence[Any], problems: Problems) -> None:

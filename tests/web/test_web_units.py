@@ -25,18 +25,26 @@ def test_a_read_only_scope_refuses_every_change() -> None:
         ViewScope(project_uuid=uuid4(), read_only=True).require_write()
 
 
-def test_a_project_scope_sees_its_events_only_and_no_unowned_webhook() -> None:
+def test_a_project_scope_sees_its_events_and_owned_webhooks_only() -> None:
     project, other = uuid4(), uuid4()
     scope = ViewScope(project_uuid=project)
     assert scope.events(EventFilter()) == EventFilter(project_uuid=project)
     assert scope.events(EventFilter(project_uuid=other)) is None
     assert scope.sees_event(str(project))
     assert not scope.sees_event(str(other))
-    assert scope.deliveries(DeliveryFilter()).subscriber_uuids == ()
+    owned_uuid = uuid4()
+    assert scope.deliveries(DeliveryFilter(), [owned_uuid]).subscriber_uuids == (owned_uuid,)
+    assert ADMIN.deliveries(DeliveryFilter(), [owned_uuid]).subscriber_uuids is None
     webhook = WebhookSubscriber(uuid=uuid4(), kind="webhook", name="x", url="http://h", secret="s")
     with pytest.raises(NotFound):
         scope.webhook(webhook)
     assert ADMIN.webhook(webhook) is webhook
+    owned = WebhookSubscriber(
+        uuid=owned_uuid, kind="webhook", name="o", url="http://h", secret="s", project_uuid=project
+    )
+    assert scope.webhook(owned) is owned
+    with pytest.raises(NotFound):
+        ViewScope(project_uuid=other).webhook(owned)
     assert ADMIN.events(EventFilter(type="x")) == EventFilter(type="x")
 
 

@@ -54,12 +54,16 @@ def _filters(webhook: str, status: str, code: str, window: Window) -> DeliveryFi
 async def deliveries(
     viewer: ViewerDep, window: WindowDep, webhook: str = "", status: str = "", code: str = ""
 ) -> Response:
-    filters = viewer.scope.deliveries(_filters(webhook, status, code, window))
+    owner = viewer.scope.project_uuid
     async with read_session(viewer.state.sessions) as session:
+        owned = [] if owner is None else await subscriber_reads.owned_webhooks(session, owner)
+        filters = viewer.scope.deliveries(_filters(webhook, status, code, window), owned)
         found = await list_deliveries(session, filters, window.after_seq, PAGE_SIZE + 1)
         rows, more = split_page(found)
         kind = SubscriberKind.WEBHOOK
-        hooks = await subscriber_reads.list_subscribers(session, kind, None, WEBHOOKS_IN_FILTER)
+        hooks = await subscriber_reads.list_subscribers(
+            session, kind, None, WEBHOOKS_IN_FILTER, project_uuid=owner
+        )
     names = await subscriber_names(viewer, {row.subscriber_uuid for row in rows})
     fragment = viewer.request.headers.get("x-herald-fragment")
     return viewer.render(

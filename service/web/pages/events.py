@@ -12,6 +12,7 @@ from fastapi.responses import Response
 
 from service.catalog import CATALOG
 from service.core import feed
+from service.core import subscribers as subscriber_reads
 from service.core.feed import EventFilter
 from service.db import read_session
 from service.errors import NotFound
@@ -78,8 +79,10 @@ async def event(viewer: ViewerDep, uuid: UUID) -> Response:
         if not viewer.scope.sees_event(_project_of(payload).get("uuid")):
             raise NotFound(f"event {uuid} not found")
         deliveries = await feed.deliveries_of_event(session, uuid)
-    if not viewer.scope.is_admin:
-        deliveries = []  # a project sees only its own webhooks' deliveries; it owns none yet
+        owner = viewer.scope.project_uuid
+        if owner is not None:  # a project sees only the deliveries to the webhooks it owns
+            owned = set(await subscriber_reads.owned_webhooks(session, owner))
+            deliveries = [row for row in deliveries if row.subscriber_uuid in owned]
     names = await subscriber_names(viewer, {row.subscriber_uuid for row in deliveries})
     return viewer.render("event.html", section="events", event=payload, deliveries=deliveries, names=names)
 

@@ -52,7 +52,9 @@ async def webhooks(viewer: ViewerDep, cursor: str = "", done: str = "") -> Respo
         problems.add("cursor", "that page link is not valid any more; showing the newest")
         after = None
     async with read_session(viewer.state.sessions) as session:
-        found = await core.list_subscribers(session, SubscriberKind.WEBHOOK, after, PAGE_SIZE + 1)
+        owner = viewer.scope.project_uuid
+        kind = SubscriberKind.WEBHOOK
+        found = await core.list_subscribers(session, kind, after, PAGE_SIZE + 1, project_uuid=owner)
         page, more = split_page([w for w in found if viewer.scope.sees_webhook(w)])
         uuids = [w.uuid for w in page]
         health = await recent_success(session, uuids)
@@ -78,7 +80,7 @@ async def webhook_page(viewer: Viewer, uuid: UUID, status_code: int = 200, **ext
         webhook = viewer.scope.webhook(await core.get_subscriber(session, uuid))
         subscriptions = (await subscriptions_of(session, [uuid]))[uuid]
         health = (await recent_success(session, [uuid])).get(uuid, (0, 0))
-        filters = viewer.scope.deliveries(DeliveryFilter(subscriber_uuid=uuid))
+        filters = viewer.scope.deliveries(DeliveryFilter(subscriber_uuid=uuid), [uuid])
         deliveries = await list_deliveries(session, filters, None, RECENT_SHOWN)
     context: dict[str, Any] = {"secret": None, "test_result": None, "notice": None, "error": None}
     context |= extra
@@ -111,7 +113,7 @@ def form_page(
         section="webhooks",
         values=values,
         problems=problems,
-        families=catalog_families(),
+        families=catalog_families(owned=not viewer.scope.is_admin or bool(values.owner)),
         formats=FORMATS,
         content_types=CONTENT_TYPES,
         editing=editing,
