@@ -99,7 +99,21 @@ class Settings(BaseSettings):
     telemetry_batch_size: int = Field(default=100, ge=1, le=10_000)
     telemetry_flush_interval_seconds: float = Field(default=1.0, ge=0)
     migrate_on_start: bool = True
+    # The CSP frame-ancestors sources of the portal's pages: who may embed the portal in a frame.
+    portal_frame_ancestors: str = "'none'"
     log_format: Literal["text", "json"] = "text"
+
+    @field_validator("portal_frame_ancestors")
+    @classmethod
+    def _check_frame_ancestors(cls, value: str) -> str:
+        # It goes into a header, as one directive: nothing may end it or start another.
+        sources = value.split()
+        if not sources or any(ch in value for ch in ";,\r\n") or not value.isprintable():
+            raise ValueError(
+                "HERALD_PORTAL_FRAME_ANCESTORS must be CSP sources separated by spaces, "
+                "e.g. 'none' or https://platform.example.com"
+            )
+        return " ".join(sources)
 
     @field_validator("retry_schedule")
     @classmethod

@@ -26,6 +26,7 @@ from service.api import (
     events,
     health,
     metrics,
+    portal_links,
     subscribers,
 )
 from service.api.auth import ApiKeys, document_security
@@ -62,6 +63,7 @@ TAGS = [
     {"name": "event types", "description": "The catalog of event types."},
     {"name": "subscribers", "description": "Webhooks and their subscriptions; the analytics subscriber."},
     {"name": "deliveries", "description": "The outbox: every event on its way to every subscriber."},
+    {"name": "portal", "description": "One-time links that open a project's portal (`/portal/`)."},
     {"name": "health", "description": "Probes for orchestrators (no API key needed)."},
     {"name": "operations", "description": "Prometheus metrics."},
     {"name": "analytics", "description": "Telemetry: the front-end relay and the analytics event names."},
@@ -268,6 +270,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         deliveries.router,
         delivery_actions.deliveries_router,
         analytics.router,
+        portal_links.router,
         health.router,
         metrics.router,
     ):

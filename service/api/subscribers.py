@@ -21,7 +21,7 @@ from service.schemas.common import (
     CursorQuery,
     LimitQuery,
     decode_time_cursor,
-    encode_time_cursor,
+    time_page,
 )
 from service.schemas.subscribers import (
     SecretOut,
@@ -85,9 +85,7 @@ async def list_subscribers(
     kind = SubscriberKind(type) if type is not None else None
     async with read_session(state.sessions) as session:
         found = await core.list_subscribers(session, kind, after, limit + 1, project_uuid=project_uuid)
-    page = found[:limit]
-    last = page[-1] if len(found) > limit else None
-    next_cursor = encode_time_cursor(last.created_at, last.uuid) if last and last.created_at else None
+    page, next_cursor = time_page(found, limit)
     return SubscriberPage(items=await _views(state, page), next_cursor=next_cursor)
 
 

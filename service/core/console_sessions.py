@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from uuid import UUID
 
 from sqlalchemy import delete, func, select
@@ -49,10 +49,14 @@ async def start_session(
     api_key: str | None = None,
     project_uuid: UUID | None = None,
     read_only: bool = False,
+    ends_at: datetime | None = None,
+    portal_link_uuid: UUID | None = None,
 ) -> str:
     """Record a new session and return its token (shown to the browser once, as a cookie).
 
-    Expired sessions are removed on the way, so the table holds only live ones.
+    An admin session lasts ``lifetime_s`` (at most ``MAX_SESSION_SECONDS``); a portal session
+    ends at ``ends_at``, when its link expires. Expired sessions are removed on the way, so the
+    table holds only live ones.
     """
     await session.execute(delete(ConsoleSession).where(col(ConsoleSession.expires_at) <= func.now()))
     token = secrets.token_urlsafe(TOKEN_BYTES)
@@ -63,7 +67,8 @@ async def start_session(
             key_check=None if api_key is None else key_check(token, api_key),
             project_uuid=project_uuid,
             read_only=read_only,
-            expires_at=now + timedelta(seconds=min(lifetime_s, MAX_SESSION_SECONDS)),
+            expires_at=ends_at or now + timedelta(seconds=min(lifetime_s, MAX_SESSION_SECONDS)),
+            portal_link_uuid=portal_link_uuid,
         )
     )
     await session.flush()

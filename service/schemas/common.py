@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Protocol, TypeVar
 from uuid import UUID
 
 from fastapi import Query
@@ -82,3 +83,23 @@ def decode_time_cursor(cursor: str | None) -> tuple[datetime, UUID] | None:
         return _EPOCH + timedelta(microseconds=int(micros_text)), UUID(hex=uuid_hex)
     except (ValueError, binascii.Error, UnicodeDecodeError, OverflowError):
         raise _invalid_cursor() from None
+
+
+class Created(Protocol):
+    """A row listed by creation time: what a time cursor points at."""
+
+    @property
+    def created_at(self) -> datetime | None: ...
+
+    @property
+    def uuid(self) -> UUID: ...
+
+
+Row = TypeVar("Row", bound=Created)
+
+
+def time_page(found: Sequence[Row], limit: int) -> tuple[list[Row], str | None]:
+    """The first ``limit`` of ``found`` (a query for ``limit + 1``) and the cursor of the next page."""
+    page = list(found[:limit])
+    last = page[-1] if len(found) > limit else None
+    return page, encode_time_cursor(last.created_at, last.uuid) if last and last.created_at else None

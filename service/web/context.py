@@ -21,15 +21,24 @@ from service.core.console_sessions import MAX_SESSION_SECONDS, find_session, sta
 from service.db import read_session
 from service.state import HeraldState
 from service.web import security
-from service.web.scope import ADMIN, Forbidden, ViewScope
+from service.web.scope import ADMIN, NOBODY, Forbidden, ViewScope
 from service.web.templating import environment
 
 CONSOLE_BASE = "/ui"
+PORTAL_BASE = "/portal"
 TEMPLATES = environment()
 
 
 class LoginRequired(Exception):
     """No session: the answer is a redirect to the sign-in page."""
+
+
+class PortalClosed(Exception):
+    """No portal session: the answer is a page saying how to open the portal (a link)."""
+
+
+def in_portal(request: Request) -> bool:
+    return request.url.path == PORTAL_BASE or request.url.path.startswith(PORTAL_BASE + "/")
 
 
 @dataclass
@@ -56,15 +65,20 @@ class Viewer:
         self.cookies.append((name, value, max_age_s))
 
     def finish(self, response: Response) -> Response:
+        https = security.is_https(self.request)
+        # A portal embedded in another site's page lives in a third-party frame, where a Strict
+        # cookie is never sent: there its cookies are SameSite=None (over https only). The CSRF
+        # token and the Origin check still guard every change.
+        embedded = self.base == PORTAL_BASE and https and security.embeddable(self.state.settings)
         for name, value, max_age_s in self.cookies:
             response.set_cookie(
                 name,
                 value,
                 max_age=max_age_s,
                 path=self.base,
-                secure=security.is_https(self.request),
+                secure=https,
                 httponly=True,
-                samesite="strict",
+                samesite="none" if embedded else "strict",
             )
         return response
 
@@ -80,22 +94,34 @@ def anonymous(request: Request) -> Viewer:
     """A viewer without a session: its CSRF secret is a cookie of its own (set when missing)."""
     state: HeraldState = request.app.state.herald
     secret = request.cookies.get(security.CSRF_COOKIE)
-    viewer = Viewer(request=request, state=state, scope=ADMIN, csrf_secret=secret or security.new_secret())
+    base = PORTAL_BASE if in_portal(request) else CONSOLE_BASE
+    # In the portal, no session means no scope: an empty project that sees nothing, changes nothing.
+    scope = ViewScope(project_uuid=NOBODY, read_only=True) if base == PORTAL_BASE else ADMIN
+    viewer = Viewer(
+        request=request, state=state, scope=scope, csrf_secret=secret or security.new_secret(), base=base
+    )
     if not secret:
         viewer.set_cookie(security.CSRF_COOKIE, viewer.csrf_secret, MAX_SESSION_SECONDS)
     return viewer
 
 
 async def signed_in(request: Request) -> Viewer | None:
-    """The viewer of the request's live session, or ``None``."""
-    token = request.cookies.get(security.SESSION_COOKIE)
+    """The viewer of the request's live session, or ``None``: an admin session in the console, a
+    project's session in the portal (never the other way round)."""
+    portal = in_portal(request)
+    token = request.cookies.get(security.PORTAL_COOKIE if portal else security.SESSION_COOKIE)
     if not token or len(token) > 100:
         return None
     state: HeraldState = request.app.state.herald
     async with read_session(state.sessions) as session:
         found = await find_session(session, token)
-    if found is None:
+    if found is None or portal != (found.project_uuid is not None):
         return None
+    if portal:
+        scope = ViewScope(project_uuid=found.project_uuid, read_only=found.read_only)
+        return Viewer(
+            request=request, state=state, scope=scope, csrf_secret=token, signed_in=True, base=PORTAL_BASE
+        )
     if found.project_uuid is None:  # an admin session: its key must still be an admin key
         admin_keys = [key.key for key in state.settings.parsed_api_keys if key.scope == "admin"]
         if not started_with_one_of(found, token, admin_keys):
@@ -105,8 +131,14 @@ async def signed_in(request: Request) -> Viewer | None:
 
 
 async def viewer(request: Request) -> Viewer:
-    """The page's viewer; ``LoginRequired`` when API keys are configured and there is no session."""
+    """The page's viewer; ``LoginRequired`` when API keys are configured and there is no session
+    (``PortalClosed`` in the portal, which always needs the session of a link)."""
     state: HeraldState = request.app.state.herald
+    if in_portal(request):
+        found = await signed_in(request)
+        if found is None:
+            raise PortalClosed
+        return found
     if not state.settings.parsed_api_keys:
         return anonymous(request)
     found = await signed_in(request)

@@ -79,3 +79,5 @@ class ViewScope:
 
 
 ADMIN = ViewScope()
+NOBODY = UUID(int=0)
+"""The project of a portal page seen without a session: no project's, so nothing is in it."""

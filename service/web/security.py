@@ -19,20 +19,31 @@ from urllib.parse import urlsplit
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.config import Settings
 from service.web.scope import Forbidden
 
 SESSION_COOKIE = "herald_session"
+PORTAL_COOKIE = "herald_portal"
 CSRF_COOKIE = "herald_csrf"
 CSRF_FIELD = "csrf_token"
 _CSRF_LABEL = b"herald console csrf"
 
-# One policy for the console and /docs: Swagger UI's bundle and our starter are files of ours, and
-# it styles through the CSSOM, which style-src does not restrict (checked in the browser tests).
-PAGE_CSP = (
+# One policy for the console, the portal and /docs: Swagger UI's bundle and our starter are files
+# of ours, and it styles through the CSSOM, which style-src does not restrict (checked in the
+# browser tests). Only the portal may be framed, by the sites HERALD_PORTAL_FRAME_ANCESTORS names.
+_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors "
 )
-PAGE_PREFIXES = ("/ui", "/docs")
+NO_FRAMES = "'none'"
+PAGE_CSP = _CSP + NO_FRAMES
+PAGE_PREFIXES = ("/ui", "/docs", "/portal")
+STATIC_PREFIXES = ("/ui/static/", "/portal/static/", "/docs/assets/")
+
+
+def embeddable(settings: Settings) -> bool:
+    """Whether another site may frame the portal (HERALD_PORTAL_FRAME_ANCESTORS is not 'none')."""
+    return settings.portal_frame_ancestors != NO_FRAMES
 
 
 def new_secret() -> str:
@@ -71,31 +82,36 @@ def check_csrf(expected: str, presented: str | None) -> None:
         raise Forbidden("missing or wrong CSRF token: reload the page and try again")
 
 
-def _page_headers(path: str) -> list[tuple[bytes, bytes]]:
-    static = path.startswith(("/ui/static/", "/docs/assets/"))
+def _page_headers(path: str, portal_frame_ancestors: str) -> list[tuple[bytes, bytes]]:
+    static = path.startswith(STATIC_PREFIXES)
+    portal = path == "/portal" or path.startswith("/portal/")
+    ancestors = portal_frame_ancestors if portal else NO_FRAMES
     headers = [
-        (b"content-security-policy", PAGE_CSP.encode()),
+        (b"content-security-policy", (_CSP + ancestors).encode()),
         (b"x-content-type-options", b"nosniff"),
-        (b"x-frame-options", b"DENY"),
         (b"referrer-policy", b"same-origin"),
     ]
+    if ancestors == NO_FRAMES:  # X-Frame-Options knows no list of sites: only for "never framed"
+        headers.append((b"x-frame-options", b"DENY"))
     if not static:
         headers.append((b"cache-control", b"no-store"))
     return headers
 
 
 class SecurityHeaders:
-    """Adds the CSP and friends to every answer under ``/ui`` and ``/docs`` (pure ASGI)."""
+    """Adds the CSP and friends to every answer under ``/ui``, ``/portal`` and ``/docs`` (pure
+    ASGI); ``portal_frame_ancestors`` is the portal's ``frame-ancestors`` sources."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, portal_frame_ancestors: str = NO_FRAMES) -> None:
         self.app = app
+        self.portal_frame_ancestors = portal_frame_ancestors
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
         if scope["type"] != "http" or not path.startswith(PAGE_PREFIXES):
             await self.app(scope, receive, send)
             return
-        extra = _page_headers(path)
+        extra = _page_headers(path, self.portal_frame_ancestors)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -158,6 +158,8 @@ def report(errors: Sequence[Any], problems: Problems) -> None:
         loc = [part for part in error.get("loc", ()) if part != "body"]
         name = str(loc[0]) if loc else ""
         target = _FIELD_OF.get(name, name if name in ("name", "url") else "form")
+        if name == "subscriptions" and len(loc) > 2 and loc[-1] == "project_uuid":
+            target = "events"
         message = str(error.get("msg", "")).removeprefix("Value error, ")
         if name == "subscriptions" and len(loc) > 1 and isinstance(loc[1], int):
             message = f"{loc[-1]}: {message}" if len(loc) > 2 else message

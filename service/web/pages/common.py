@@ -11,7 +11,7 @@ from uuid import UUID
 from fastapi import Depends
 
 from service.errors import InvalidInput
-from service.schemas.common import decode_cursor
+from service.schemas.common import decode_cursor, decode_time_cursor
 
 PAGE_SIZE = 50
 T = TypeVar("T")
@@ -65,6 +65,15 @@ def cursor_seq(text: str, problems: Problems) -> int | None:
         return None
     try:
         return decode_cursor(text)
+    except InvalidInput:
+        problems.add("cursor", "that page link is not valid any more; showing the newest")
+        return None
+
+
+def time_cursor(text: str, problems: Problems) -> tuple[datetime, UUID] | None:
+    """The position of a list by creation time, from the page's ``cursor`` (``None``: the newest)."""
+    try:
+        return decode_time_cursor(text or None)
     except InvalidInput:
         problems.add("cursor", "that page link is not valid any more; showing the newest")
         return None

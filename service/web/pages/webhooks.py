@@ -16,11 +16,11 @@ from service.core.webhook_health import recent_success
 from service.db import read_session
 from service.errors import InvalidInput
 from service.models.subscribers import SubscriberKind
-from service.schemas.common import decode_time_cursor, encode_time_cursor
+from service.schemas.common import time_page
 from service.schemas.subscribers import PingResult, WebhookCreate, WebhookUpdate
 from service.web import actions
 from service.web.context import ResolverDep, Viewer, ViewerDep, read_form
-from service.web.pages.common import PAGE_SIZE, Problems, split_page
+from service.web.pages.common import PAGE_SIZE, Problems, time_cursor
 from service.web.webhook_form import (
     CONTENT_TYPES,
     FORMATS,
@@ -46,21 +46,15 @@ NOTICES = {
 @router.get("/webhooks")
 async def webhooks(viewer: ViewerDep, cursor: str = "", done: str = "") -> Response:
     problems = Problems()
-    try:
-        after = decode_time_cursor(cursor or None)
-    except InvalidInput:
-        problems.add("cursor", "that page link is not valid any more; showing the newest")
-        after = None
+    after = time_cursor(cursor, problems)
     async with read_session(viewer.state.sessions) as session:
         owner = viewer.scope.project_uuid
         kind = SubscriberKind.WEBHOOK
         found = await core.list_subscribers(session, kind, after, PAGE_SIZE + 1, project_uuid=owner)
-        page, more = split_page([w for w in found if viewer.scope.sees_webhook(w)])
+        page, next_cursor = time_page([w for w in found if viewer.scope.sees_webhook(w)], PAGE_SIZE)
         uuids = [w.uuid for w in page]
         health = await recent_success(session, uuids)
         subscriptions = await subscriptions_of(session, uuids)
-    last = page[-1] if more else None
-    next_cursor = encode_time_cursor(last.created_at, last.uuid) if last and last.created_at else None
     return viewer.render(
         "webhooks.html",
         section="webhooks",
