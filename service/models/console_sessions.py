@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Index, LargeBinary, text
+from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Index, Integer, LargeBinary, Text, text
 from sqlmodel import Field, SQLModel
 
 
@@ -49,3 +49,13 @@ class ConsoleSession(SQLModel, table=True):
     )
     # Sign-in removes the expired rows through this index.
     expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False, index=True))
+
+
+class ConsoleSignIn(SQLModel, table=True):
+    """Failed sign-ins of one client address in one minute (the throttle of ``/ui/login``)."""
+
+    __tablename__ = "console_sign_ins"
+
+    client: str = Field(sa_column=Column(Text, primary_key=True))
+    minute: datetime = Field(sa_column=Column(DateTime(timezone=True), primary_key=True, index=True))
+    failures: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default=text("0")))

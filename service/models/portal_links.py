@@ -1,4 +1,4 @@
-"""Portal links: one-time links that open a project's portal, and the console's sign-in throttle.
+"""Portal links: one-time links that open a project's portal.
 
 A link's token is shown once (in the ``url`` of the create answer); the table keeps its SHA-256.
 The first visit sets ``used_at`` and starts a portal session (``console_sessions`` row pointing
@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import Boolean, Column, DateTime, Index, Integer, LargeBinary, Text, text
+from sqlalchemy import Boolean, Column, DateTime, Index, LargeBinary, text
 from sqlmodel import Field, SQLModel
 
 
@@ -39,13 +39,3 @@ class PortalLink(SQLModel, table=True):
     expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     used_at: datetime | None = _moment()
     revoked_at: datetime | None = _moment()
-
-
-class ConsoleSignIn(SQLModel, table=True):
-    """Failed sign-ins of one client address in one minute (the throttle of ``/ui/login``)."""
-
-    __tablename__ = "console_sign_ins"
-
-    client: str = Field(sa_column=Column(Text, primary_key=True))
-    minute: datetime = Field(sa_column=Column(DateTime(timezone=True), primary_key=True, index=True))
-    failures: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default=text("0")))

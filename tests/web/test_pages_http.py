@@ -192,3 +192,20 @@ async def test_a_session_ends_when_its_key_is_no_longer_configured(app_factory: 
         answer = await rotated.client.get("/ui/webhooks", cookies=cookies)
         assert answer.status_code == 303
         assert answer.headers["location"] == "/ui/login"
+
+
+async def test_failed_sign_ins_are_throttled_per_address_across_replicas(
+    app_factory: AppFactory, db: asyncpg.Connection
+) -> None:
+    async with app_factory(api_keys=KEYS) as first, app_factory(api_keys=KEYS) as second:
+        for attempt in range(10):
+            client = (first if attempt % 2 else second).client
+            assert (await sign_in(client, "wrong")).status_code == 401
+        refused = await sign_in(first.client)  # the right key, but too late
+        assert refused.status_code == 429
+        assert "Too many failed sign-ins" in refused.text
+        assert "herald_session" not in first.client.cookies
+        assert await db.fetchval("SELECT sum(failures) FROM console_sign_ins") == 10
+        await db.execute("UPDATE console_sign_ins SET minute = minute - interval '11 minutes'")
+        assert (await sign_in(second.client)).status_code == 303
+        assert await db.fetchval("SELECT count(*) FROM console_sign_ins") == 0
