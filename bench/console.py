@@ -2,7 +2,8 @@
 
 Fills a database of its own with 100,000 webhook deliveries (``--quick``: 5,000) — 20 webhooks,
 events ingested through the batch API, then statuses, ages (spread over 48 h) and one attempt
-per finished delivery set in SQL — and times each main page of ``/ui/`` server-side: the app
+per finished delivery set in SQL — and times each main page of ``/ui/`` and of a project's
+``/portal/`` (one of the two subscribed webhooks is owned by the events' project) server-side: the app
 runs in this process (no network), and the time of a request is measured around the ASGI app,
 from the request to the last byte of the answer. Prints median and worst of the timed runs per
 page; a full run (no ``--quick``, no ``--deliveries``) also writes ``bench/console_results.json``.
@@ -27,7 +28,7 @@ from sqlalchemy.engine import make_url
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bench.infra import Postgres
-from bench.workload import MAIN_TYPE, main_event
+from bench.workload import MAIN_TYPE, PROJECT_UUID, main_event
 from service.cli import tune_garbage_collector
 from service.config import Settings
 from service.db import asyncpg_dsn
@@ -37,6 +38,8 @@ RESULTS_PATH = Path(__file__).with_name("console_results.json")
 WEBHOOKS = 20
 SUBSCRIBED = 2
 """Webhooks subscribed to the events ingested: each event makes that many deliveries."""
+OWNED = 1
+"""The webhook owned by the events' project: the portal pages show it and its deliveries."""
 BATCH_EVENTS = 1000
 
 _SHAPE_SQL = """
@@ -97,11 +100,13 @@ async def fill(client: httpx.AsyncClient, database_url: str, deliveries: int) ->
     hooks = []
     for index in range(WEBHOOKS):
         subscriptions = [{"event_type": MAIN_TYPE if index < SUBSCRIBED else "project:deleted"}]
-        body = {
+        body: dict[str, object] = {
             "name": f"bench hook {index}",
             "url": "http://127.0.0.1:9/hook",
             "subscriptions": subscriptions,
         }
+        if index == OWNED:
+            body["project_uuid"] = PROJECT_UUID
         created = await client.post("/api/v1/subscribers/webhooks", json=body)
         created.raise_for_status()
         hooks.append(created.json()["uuid"])
@@ -119,11 +124,27 @@ async def fill(client: httpx.AsyncClient, database_url: str, deliveries: int) ->
         )
         await conn.execute("VACUUM ANALYZE")
         failed = await conn.fetchval("SELECT uuid FROM deliveries WHERE status = 'failed' LIMIT 1")
+        owned_failed = await conn.fetchval(
+            "SELECT uuid FROM deliveries WHERE status = 'failed' AND subscriber_uuid = $1 LIMIT 1",
+            hooks[OWNED],
+        )
         event = await conn.fetchval("SELECT uuid FROM events ORDER BY seq DESC LIMIT 1")
         count = await conn.fetchval("SELECT count(*) FROM deliveries")
     finally:
         await conn.close()
-    return {"webhook": hooks[0], "delivery": str(failed), "event": str(event), "deliveries": str(count)}
+    link = await client.post("/api/v1/portal-links", json={"project_uuid": PROJECT_UUID})
+    link.raise_for_status()
+    # The link's first visit: the client keeps the portal session's cookie for the portal pages.
+    entered = await client.get(link.json()["url"])
+    assert entered.status_code == 303, entered.text
+    return {
+        "webhook": hooks[0],
+        "delivery": str(failed),
+        "event": str(event),
+        "deliveries": str(count),
+        "owned": hooks[OWNED],
+        "owned_delivery": str(owned_failed),
+    }
 
 
 def pages(ids: dict[str, str]) -> dict[str, str]:
@@ -142,6 +163,13 @@ def pages(ids: dict[str, str]) -> dict[str, str]:
         "events, type pattern": "/ui/events?type=project:*:failed",
         "event": f"/ui/events/{ids['event']}",
         "event types": "/ui/event-types",
+        "portal: webhooks": "/portal/webhooks",
+        "portal: webhook": f"/portal/webhooks/{ids['owned']}",
+        "portal: deliveries": "/portal/deliveries",
+        "portal: deliveries, HTTP 500": "/portal/deliveries?code=500",
+        "portal: delivery": f"/portal/deliveries/{ids['owned_delivery']}",
+        "portal: events": "/portal/events",
+        "portal: event": f"/portal/events/{ids['event']}",
     }
 
 
