@@ -106,13 +106,16 @@ class Settings(BaseSettings):
     @field_validator("portal_frame_ancestors")
     @classmethod
     def _check_frame_ancestors(cls, value: str) -> str:
-        # It goes into a header, as one directive: nothing may end it or start another.
-        sources = value.split()
+        # It goes into a header, as one directive: nothing may end it or start another. The
+        # keywords are accepted without their quotes too (a .env file's quoting drops them).
+        sources = [f"'{s}'" if s in ("none", "self") else s for s in value.split()]
         if not sources or any(ch in value for ch in ";,\r\n") or not value.isprintable():
             raise ValueError(
                 "HERALD_PORTAL_FRAME_ANCESTORS must be CSP sources separated by spaces, "
                 "e.g. 'none' or https://platform.example.com"
             )
+        if "'none'" in sources and len(sources) > 1:
+            raise ValueError("HERALD_PORTAL_FRAME_ANCESTORS: 'none' cannot be combined with other sources")
         return " ".join(sources)
 
     @field_validator("retry_schedule")

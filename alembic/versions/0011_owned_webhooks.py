@@ -8,7 +8,10 @@
   revoking the link ends its sessions (and deleting the link row removes them).
 - ``console_sign_ins``: failed sign-ins per client address and minute, read by the throttle of
   ``/ui/login`` (in the database, so it holds across replicas).
-- ``ix_delivery_attempts_status_code``: the delivery log's HTTP-status filter.
+- ``ix_delivery_attempts_status_code``: the delivery log's HTTP-status filter. Without it the
+  filter probes each delivery's attempts newest first (a code found on 7 % of 100,000
+  deliveries: 13.7 ms) or reads every attempt (a rare code: 7.1 ms); with it, 1.4 ms and 0.3 ms
+  (EXPLAIN ANALYZE on the database bench.console fills).
 
 Revision ID: 0011
 Revises: 0010
