@@ -10,6 +10,7 @@ from playwright.async_api import Dialog, Locator, Page, expect
 from standardwebhooks import Webhook
 
 from tests.support.api import HOOK_URL, create_webhook, event_of
+from tests.support.db import eventually
 from tests.support.receiver import Receiver, Reply
 from tests.web.conftest import Server, api_json, webhook_enabled
 
@@ -133,8 +134,15 @@ async def test_redeliver_sends_again_and_adds_an_attempt(
     hook = await create_webhook(server.api, url, name="Redelivered", subscriptions=subscriptions)
     await api_json(await server.api.post("/api/v1/events", json=event_of("project:updated")), 202)
     await receiver.wait_for(1, "/again")
-    listed = await api_json(await server.api.get(f"/api/v1/deliveries?subscriber_uuid={hook['uuid']}"), 200)
-    [delivery] = listed["items"]
+    query = f"/api/v1/deliveries?subscriber_uuid={hook['uuid']}"
+
+    async def delivered() -> bool:
+        listed = await api_json(await server.api.get(query), 200)
+        return [item["status"] for item in listed["items"]] == ["delivered"]
+
+    # The receiver has the request before the outcome is written; Redeliver waits for the outcome.
+    await eventually(delivered)
+    [delivery] = (await api_json(await server.api.get(query), 200))["items"]
     await page.goto(f"/ui/deliveries/{delivery['uuid']}")
     attempts = page.get_by_test_id("attempt-row")
     await until_count(page, attempts, 1)
