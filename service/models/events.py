@@ -294,6 +294,10 @@ class DeliveryOperationalEvent(OperationalEvent):
     )
 
 
+# The delivery sits beside the subscriber at the top of the payload, not under it.
+DeliveryOperationalEvent.layers = (*OperationalEvent.layers, (("delivery",), DeliveryOperationalEvent.layer))
+
+
 # Discriminator → class, from the mapping itself so it cannot drift from the classes.
 EVENT_CLASSES: dict[str, type[Event]] = {
     str(mapper.polymorphic_identity): mapper.class_ for mapper in inspect(Event).self_and_descendants
