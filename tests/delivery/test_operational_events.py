@@ -141,9 +141,8 @@ async def test_patch_disable_and_enable_are_reported_and_listed_in_the_feed(
     assert feed[0]["subscriber"]["enabled"] is True
     star = (await herald.client.get("/api/v1/events", params={"type": "*"})).json()["items"]
     assert star == []
-    per_subscriber = dict(
-        await db.fetch("SELECT subscriber_uuid::text, count(*) FROM deliveries GROUP BY subscriber_uuid")
-    )
+    rows = await db.fetch("SELECT subscriber_uuid::text AS s, count(*) AS n FROM deliveries GROUP BY 1")
+    per_subscriber = {row["s"]: row["n"] for row in rows}
     assert per_subscriber == {watcher["uuid"]: 2}  # "*" never matches them
     assert everything["uuid"] not in per_subscriber
     metrics = (await herald.client.get("/metrics")).text
