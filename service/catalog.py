@@ -1,5 +1,9 @@
 """The event catalog: the 58 event types Herald knows, and subscription patterns over them.
 
+Besides the catalog, Herald records five operational types of its own (``herald:*``, see
+"Operational types" below): they are never ingested, and only patterns that begin with
+``herald:`` match them.
+
 Each type names the layer (``kind``) of the event hierarchy that handles it; ``kind`` is
 also the single-table-inheritance discriminator of ``service/models/events.py``. The
 catalog is plain data so that the API, the migrations and the matching code can use it
@@ -220,7 +224,65 @@ CATALOG: dict[str, EventTypeInfo] = {
     for name, kind, description in _ENTRIES
 }
 
-# The rows the migrations insert into ``event_types``: the catalog plus ``ping``.
+# -- Operational types: Herald's own reports about its webhooks --------------------------------
+# Every rule that sets ``herald:`` types apart lives here: they are not ingestible, ``*`` and
+# every other pattern that does not begin with the prefix leave them out, and their only scope is
+# the project owning the webhook they are about.
+
+OPERATIONAL_PREFIX = "herald:"
+SUBSCRIBER_DISABLED = "herald:subscriber:disabled"
+SUBSCRIBER_ENABLED = "herald:subscriber:enabled"
+DELIVERY_FAILING = "herald:delivery:failing"
+DELIVERY_FAILED = "herald:delivery:failed"
+DELIVERY_RECOVERED = "herald:delivery:recovered"
+
+# The layers of ``service/models/events.py`` that carry them.
+OPERATIONAL_SUBSCRIBER_KIND = "operational_subscriber"
+OPERATIONAL_DELIVERY_KIND = "operational_delivery"
+
+_OPERATIONAL_ENTRIES: tuple[tuple[str, str, str], ...] = (
+    (
+        SUBSCRIBER_DISABLED,
+        OPERATIONAL_SUBSCRIBER_KIND,
+        "A webhook was disabled: it answered 410, kept failing for too long, or was disabled by hand.",
+    ),
+    (SUBSCRIBER_ENABLED, OPERATIONAL_SUBSCRIBER_KIND, "A disabled webhook was enabled again."),
+    (
+        DELIVERY_FAILING,
+        OPERATIONAL_DELIVERY_KIND,
+        "A delivery failed HERALD_FAILING_AFTER_ATTEMPTS attempts and is still being retried.",
+    ),
+    (DELIVERY_FAILED, OPERATIONAL_DELIVERY_KIND, "A delivery ended failed (out of attempts, or 410)."),
+    (
+        DELIVERY_RECOVERED,
+        OPERATIONAL_DELIVERY_KIND,
+        "A delivery that had been reported failing was delivered.",
+    ),
+)
+
+OPERATIONAL: dict[str, EventTypeInfo] = {
+    name: EventTypeInfo(name, description, kind, _PROJECT_FILTERS)
+    for name, kind, description in _OPERATIONAL_ENTRIES
+}
+
+
+def is_operational(type_name: str) -> bool:
+    """Whether ``type_name`` is one of Herald's own operational types."""
+    return type_name in OPERATIONAL
+
+
+def reaches_operational(pattern: str) -> bool:
+    """Whether a pattern may match operational types at all: only if it begins with ``herald:``."""
+    return pattern.startswith(OPERATIONAL_PREFIX)
+
+
+def info_of(type_name: str) -> EventTypeInfo | None:
+    """The catalog or operational entry of ``type_name``, or ``None``."""
+    return CATALOG.get(type_name) or OPERATIONAL.get(type_name)
+
+
+# The rows the migrations insert into ``event_types``: the catalog plus ``ping`` (the
+# operational types are inserted by a migration of their own).
 CATALOG_ROWS: tuple[tuple[str, str], ...] = (
     *((info.name, info.description) for info in CATALOG.values()),
     (PING, PING_DESCRIPTION),
@@ -234,7 +296,7 @@ def kind_of(type_name: str) -> str | None:
     """The layer handling ``type_name`` (``ping`` included), or ``None`` for an unknown type."""
     if type_name == PING:
         return PING_KIND
-    info = CATALOG.get(type_name)
+    info = info_of(type_name)
     return info.kind if info is not None else None
 
 
@@ -259,15 +321,20 @@ def _glob_match(pattern: str, name: str) -> bool:
 
 def pattern_matches(pattern: str, name: str) -> bool:
     """Whether ``pattern`` matches ``name``: ``*`` is any run of characters (``:`` included,
-    possibly empty), everything else literal, case-sensitive. ``ping`` is never matched."""
-    if name == PING:
+    possibly empty), everything else literal, case-sensitive. ``ping`` is never matched, and an
+    operational type only by a pattern that begins with ``herald:``."""
+    if name == PING or (name in OPERATIONAL and not reaches_operational(pattern)):
         return False
     return _glob_match(pattern, name)
 
 
 def expand_pattern(pattern: str) -> list[str]:
-    """The catalog types ``pattern`` matches, in catalog order (never ``ping``)."""
-    return [name for name in CATALOG if pattern_matches(pattern, name)]
+    """The catalog types ``pattern`` matches, in catalog order, then the operational ones it
+    matches (never ``ping``)."""
+    names = [name for name in CATALOG if pattern_matches(pattern, name)]
+    if reaches_operational(pattern):
+        names.extend(name for name in OPERATIONAL if pattern_matches(pattern, name))
+    return names
 
 
 def pattern_to_like(pattern: str) -> str:
@@ -284,9 +351,9 @@ def allowed_scopes(pattern: str) -> list[ScopeFilter]:
     matched = expand_pattern(pattern)
     if not matched:
         return []
-    scopes = list(CATALOG[matched[0]].optional_filters)
+    scopes = list(optional_filters_of(matched[0]))
     for name in matched[1:]:
-        scopes = [scope for scope in scopes if scope in CATALOG[name].optional_filters]
+        scopes = [scope for scope in scopes if scope in optional_filters_of(name)]
     return scopes
 
 
@@ -305,13 +372,19 @@ def check_scope(pattern: str, has_project: bool, has_job: bool) -> str | None:
         return None
     scope: ScopeFilter = ("project_uuid", "job_uuid") if has_job else ("project_uuid",)
     for name in matched:
-        if scope not in CATALOG[name].optional_filters:
+        if scope not in optional_filters_of(name):
             what = "job" if has_job else "project"
             return (
                 f"event type {name!r} (matched by {_shorten(pattern)}) cannot be scoped to a {what}: "
-                f"allowed scopes are {[list(s) for s in CATALOG[name].optional_filters]}"
+                f"allowed scopes are {[list(s) for s in optional_filters_of(name)]}"
             )
     return None
+
+
+def optional_filters_of(name: str) -> tuple[ScopeFilter, ...]:
+    """The scopes a subscription to ``name`` may carry (none for an unknown type)."""
+    info = info_of(name)
+    return info.optional_filters if info is not None else _NO_FILTERS
 
 
 def _shorten(text: str, limit: int = 120) -> str:

@@ -87,6 +87,8 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(default=60.0, gt=0)
     poll_interval_seconds: float = Field(default=1.0, gt=0)
     disable_after_seconds: float = Field(default=432_000.0, gt=0)
+    # The attempt number whose failure reports a delivery ``herald:delivery:failing`` (once).
+    failing_after_attempts: int = Field(default=3, ge=1, le=1000)
     secret_rotation_grace_seconds: float = Field(default=86_400.0, ge=0)
     allow_private_destinations: bool = False
     telemetry_url: str | None = None

@@ -17,9 +17,11 @@ date by hand:
 - the dispatcher's ``stats()`` (``service.delivery.dispatcher.DispatcherStats``): deliveries by
   outcome (``delivered``, ``retrying`` = rescheduled, ``failed``, ``cancelled``), in-flight count,
   its other counters;
-- the delivery queue (pending / due / delivering, age of the oldest due delivery), read from the
-  database under a short timeout; while the database cannot answer, those samples are left out
-  rather than reported stale.
+- the delivery queue (pending / due / delivering, age of the oldest due delivery) and the
+  operational events recorded, per type (``operational_counts``, written in the transaction of
+  each event, shared by the replicas and never lowered by retention), read from the database
+  under a short timeout; while the database cannot answer, those samples are left out rather
+  than reported stale.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from service.catalog import OPERATIONAL
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +70,8 @@ SELECT
 """
 )
 
+_OPERATIONAL_COUNTS_SQL = text("SELECT type, recorded FROM operational_counts")
+
 
 def type_family(type_name: str) -> str:
     """``project:one-off-job:pipeline-run:failed`` → ``project:one-off-job:pipeline-run``."""
@@ -90,6 +96,7 @@ class QueueSnapshot:
     due: int
     delivering: int
     oldest_due_s: float
+    operational: Mapping[str, int]
 
 
 class ScrapeTimeCollector(Collector):
@@ -121,6 +128,14 @@ class ScrapeTimeCollector(Collector):
             "How long the oldest due delivery has been waiting (0 when none is due).",
             value=queue.oldest_due_s,
         )
+        operational = CounterMetricFamily(
+            "herald_operational_events",
+            "Operational events (herald:*) recorded by all replicas, by type.",
+            labels=["type"],
+        )
+        for name in OPERATIONAL:
+            operational.add_metric([name], queue.operational.get(name, 0))
+        yield operational
 
     def _dispatcher_metrics(self) -> Iterator[Metric]:
         stats = self.dispatcher
@@ -216,6 +231,7 @@ async def read_queue(engine: AsyncEngine) -> QueueSnapshot | None:
         async with asyncio.timeout(QUEUE_QUERY_TIMEOUT_S), engine.connect() as conn, conn.begin():
             await conn.execute(text(f"SET LOCAL statement_timeout = {QUEUE_STATEMENT_TIMEOUT_MS}"))
             row = (await conn.execute(_QUEUE_SQL)).one()
+            counts = {r.type: int(r.recorded) for r in await conn.execute(_OPERATIONAL_COUNTS_SQL)}
     except Exception as exc:  # a scrape must answer even while the database is away
         logger.debug("queue depth unavailable: %s", type(exc).__name__)
         return None
@@ -224,4 +240,5 @@ async def read_queue(engine: AsyncEngine) -> QueueSnapshot | None:
         due=row.due,
         delivering=row.delivering,
         oldest_due_s=max(0.0, float(row.oldest_due_s or 0.0)),
+        operational=counts,
     )

@@ -11,7 +11,7 @@ from uuid import UUID
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.catalog import pattern_to_like
+from service.catalog import OPERATIONAL_PREFIX, pattern_to_like, reaches_operational
 from service.errors import NotFound
 from service.schemas.deliveries import delivery_columns
 
@@ -35,6 +35,10 @@ def _conditions(filters: EventFilter, after_seq: int | None) -> tuple[list[str],
         if "*" in filters.type:
             where.append("type LIKE :type_like")
             params["type_like"] = pattern_to_like(filters.type)
+            if not reaches_operational(filters.type):
+                # As for subscriptions: only a herald: pattern reaches the operational types.
+                where.append("type NOT LIKE :operational_like")
+                params["operational_like"] = pattern_to_like(OPERATIONAL_PREFIX) + "%"
         else:
             where.append("type = :type")
             params["type"] = filters.type

@@ -10,6 +10,7 @@ and column.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID, uuid4
@@ -19,11 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from service import outbox
+from service.catalog import SUBSCRIBER_DISABLED, SUBSCRIBER_ENABLED
 from service.common.destinations import ForbiddenDestination, Resolver, check_url
 from service.common.formats import FORM_CONTENT_TYPE, Format, format_for_url
 from service.common.secretbox import SecretBox, UndecryptableSecret
 from service.common.secrets import generate_secret
 from service.common.urls import url_origin
+from service.core import operational
 from service.core.subscriptions import SubscriptionSpec, replace_subscriptions, validate_subscriptions
 from service.errors import Conflict, InvalidInput, NotFound
 from service.models.subscribers import Subscriber, SubscriberKind, WebhookSubscriber, secret_context
@@ -38,15 +41,21 @@ _DISABLE_SQL = text(
     """
 UPDATE subscribers
 SET enabled = false, disabled_reason = :reason, updated_at = now()
-WHERE uuid = :uuid AND kind = 'webhook'
+WHERE uuid = :uuid AND kind = 'webhook' AND enabled
+RETURNING uuid
 """
 )
 
 
-async def disable_subscriber(session: AsyncSession, subscriber_uuid: UUID, reason: str) -> None:
-    """Disable a webhook subscriber with ``reason`` and fail its pending deliveries; never commits."""
-    await session.execute(_DISABLE_SQL, {"uuid": subscriber_uuid, "reason": reason})
+async def disable_subscriber(session: AsyncSession, subscriber_uuid: UUID, reason: str) -> Counter[str]:
+    """Disable an enabled webhook subscriber with ``reason``, fail its pending deliveries and
+    record ``herald:subscriber:disabled``; never commits. Returns the operational events
+    recorded (none when it was not an enabled webhook)."""
+    disabled = (await session.execute(_DISABLE_SQL, {"uuid": subscriber_uuid, "reason": reason})).first()
     await outbox.fail_pending(session, subscriber_uuid)
+    if disabled is None:
+        return Counter()
+    return await operational.record(session, [operational.Occurrence(SUBSCRIBER_DISABLED, subscriber_uuid)])
 
 
 async def check_destination(url: str, *, allow_private: bool, resolver: Resolver | None = None) -> None:
@@ -279,6 +288,7 @@ async def update_webhook(
     if patch.secret is not None and patch.secret != current_secret(box, subscriber):
         _set_secret(box, subscriber, patch.secret, rotation_grace_s, now)
     disabling = patch.enabled is False and subscriber.enabled
+    enabling = patch.enabled is True and not subscriber.enabled
     if patch.enabled is True:
         subscriber.enabled, subscriber.disabled_reason, subscriber.failing_since = True, None, None
     elif disabling:
@@ -289,6 +299,10 @@ async def update_webhook(
     if disabling:
         await outbox.fail_pending(session, subscriber.uuid)
     subscriptions = None if specs is None else await replace_subscriptions(session, subscriber.uuid, specs)
+    if disabling or enabling:
+        # After the new subscriptions: a webhook enabled with a herald: subscription hears of it.
+        change = SUBSCRIBER_DISABLED if disabling else SUBSCRIBER_ENABLED
+        await operational.record(session, [operational.Occurrence(change, subscriber.uuid)])
     if "url" in given:
         logger.info(
             "webhook destination changed",

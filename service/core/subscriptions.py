@@ -18,7 +18,7 @@ from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from service.catalog import CATALOG, check_scope, expand_pattern
+from service.catalog import CATALOG, check_scope, expand_pattern, optional_filters_of
 from service.errors import InvalidInput
 from service.models.subscriptions import Subscription
 from service.schemas.subscriptions import SubscriptionIn
@@ -71,7 +71,7 @@ def _owned_error(item: SubscriptionIn, owner: UUID, loc: Loc) -> dict[str, Any] 
             (*loc, "project_uuid"), f"this webhook is owned by project {owner}: scope it to that one"
         )
     matched = expand_pattern(_STAR_RUN.sub("*", item.event_type))
-    if matched and not any(_PROJECT_SCOPE in CATALOG[name].optional_filters for name in matched):
+    if matched and not any(_PROJECT_SCOPE in optional_filters_of(name) for name in matched):
         return _error(
             (*loc, "event_type"),
             "a webhook owned by a project hears only of events that have a project; "
@@ -86,7 +86,7 @@ def _owned_scope_error(item: SubscriptionIn, loc: Loc) -> dict[str, Any] | None:
     has_job = item.job_uuid is not None
     scope = ("project_uuid", "job_uuid") if has_job else _PROJECT_SCOPE
     for name in expand_pattern(_STAR_RUN.sub("*", item.event_type)):
-        filters = CATALOG[name].optional_filters
+        filters = optional_filters_of(name)
         if _PROJECT_SCOPE in filters and scope not in filters:
             return _error(
                 (*loc, "job_uuid"),

@@ -94,7 +94,10 @@ class Dispatcher(Worker):
         self._rng = rng or random.Random()
         self.counters: Counter[str] = Counter()
         self._writer = OutcomeWriter(
-            sessions, disable_after_s=settings.disable_after_seconds, counters=self.counters
+            sessions,
+            disable_after_s=settings.disable_after_seconds,
+            failing_after_attempts=settings.failing_after_attempts,
+            counters=self.counters,
         )
         self._listener = WakeupListener(database_url, DELIVERIES_CHANNEL, self.wake)
         self._claims_connection = DedicatedConnection(database_url, "herald-dispatcher")

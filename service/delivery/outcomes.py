@@ -3,8 +3,9 @@
 An attempt ends as a :class:`Completion` (:func:`completion_of` applies the retry decision);
 :func:`write_completions` writes a batch of them in the caller's transaction through the outbox
 (:func:`service.outbox.complete`: guarded by the lease, attempts recorded, failure clock moved),
-then disables the webhooks that answered 410 or have been failing for too long. The batching
-itself is :class:`service.delivery.writer.OutcomeWriter`.
+then disables the webhooks that answered 410 or have been failing for too long, and records the
+operational events all this reports (``service.core.operational``), in the same transaction. The
+batching itself is :class:`service.delivery.writer.OutcomeWriter`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service import outbox
+from service.core import operational
 from service.core.subscribers import disable_subscriber
 from service.delivery.claims import ClaimedDelivery
 from service.delivery.retry import Delivered, Gone, Outcome, Retry, decide
@@ -96,18 +98,47 @@ def completion_of(
     return Completion(delivery, record, outcome, now, destination, on_written)
 
 
+def _written(batch: Sequence[Completion], applied: dict[UUID, str]) -> list[operational.AttemptWritten]:
+    # The webhook attempts the outbox applied as asked: a retry turned "failed" because its
+    # webhook was disabled meanwhile is the disable's to report, not this attempt's.
+    written: list[operational.AttemptWritten] = []
+    for c in batch:
+        delivery = c.delivery
+        if delivery.subscriber_kind != "webhook" or applied.get(delivery.uuid) != c.status:
+            continue
+        facts = operational.DeliveryFacts(
+            uuid=delivery.uuid,
+            event_uuid=delivery.event_uuid,
+            event_type=delivery.event_type,
+            attempts_count=max(delivery.attempts_count, c.attempt.number),
+            last_status_code=c.attempt.status_code,
+            last_error=c.reason,
+        )
+        written.append(operational.AttemptWritten(facts, delivery.subscriber_uuid, c.status))
+    return written
+
+
 async def write_completions(
-    session: AsyncSession, batch: Sequence[Completion], *, disable_after_s: float, now: datetime
+    session: AsyncSession,
+    batch: Sequence[Completion],
+    *,
+    disable_after_s: float,
+    failing_after_attempts: int,
+    now: datetime,
 ) -> Counter[str]:
     """Write a batch of completions in the session's transaction (never commits).
 
     The outbox writes the deliveries, attempts and failure clock; then a webhook that answered
-    410, or has been failing for more than ``disable_after_s``, is disabled. Returns counts per
-    final delivery status, ``stale`` for completions that changed nothing, and
-    ``subscribers_disabled``.
+    410, or has been failing for more than ``disable_after_s``, is disabled, and the operational
+    events follow (``failing`` from attempt ``failing_after_attempts`` on). Returns counts per
+    final delivery status, ``stale`` for completions that changed nothing,
+    and ``subscribers_disabled`` (the operational events are counted by the outbox's own table).
     """
     completed = await outbox.complete(session, batch)
     counts = completed.counts
+    await operational.report_attempts(
+        session, _written(batch, completed.applied), failing_after_attempts=failing_after_attempts
+    )
     to_disable: dict[UUID, str] = {}
     for c in batch:
         if isinstance(c.outcome, Gone) and c.delivery.subscriber_kind == "webhook":

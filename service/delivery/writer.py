@@ -49,6 +49,7 @@ class OutcomeWriter(Worker):
         sessions: async_sessionmaker[AsyncSession],
         *,
         disable_after_s: float,
+        failing_after_attempts: int,
         counters: Counter[str],
         max_items: int = FLUSH_MAX_ITEMS,
         max_delay_s: float = FLUSH_MAX_DELAY_S,
@@ -56,6 +57,7 @@ class OutcomeWriter(Worker):
         super().__init__("outcomes")
         self._sessions = sessions
         self._disable_after_s = disable_after_s
+        self._failing_after_attempts = failing_after_attempts
         self._counters = counters
         self._max_items = max_items
         self._max_delay_s = max_delay_s
@@ -106,7 +108,11 @@ class OutcomeWriter(Worker):
     async def _write(self, batch: Sequence[Completion]) -> None:
         async with self._sessions() as session, session.begin():
             counts = await write_completions(
-                session, batch, disable_after_s=self._disable_after_s, now=datetime.now(UTC)
+                session,
+                batch,
+                disable_after_s=self._disable_after_s,
+                failing_after_attempts=self._failing_after_attempts,
+                now=datetime.now(UTC),
             )
         self._counters.update(counts)
         _written(batch)

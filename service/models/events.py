@@ -25,7 +25,7 @@ from sqlalchemy import JSON, BigInteger, Column, DateTime, Identity, Index, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
-from service.catalog import PING, kind_of
+from service.catalog import OPERATIONAL_DELIVERY_KIND, OPERATIONAL_SUBSCRIBER_KIND, PING, kind_of
 from service.common.telemetry import TelemetryData
 from service.common.timefmt import format_utc
 from service.models.base import SingleTableInheritanceMeta
@@ -271,6 +271,31 @@ class CronJobRunPipelineRunEvent(CronJobRunEvent):
 class JupyterImageBuildEvent(Event):
     __mapper_args__ = {"polymorphic_identity": "jupyter_image_build"}
     layer = replace(IMAGE_BUILD, at=("jupyter", "image_build"))
+
+
+class OperationalEvent(Event):
+    """Herald's own report about one of its webhooks (``herald:subscriber:*``): the webhook as it
+    is after the change. Never sent to telemetry: it says nothing about the platform."""
+
+    __mapper_args__ = {"polymorphic_identity": OPERATIONAL_SUBSCRIBER_KIND}
+    layer = Layer(
+        "subscriber", at=("subscriber",), shown=("uuid", "name", "project_uuid", "enabled", "disabled_reason")
+    )
+
+
+class DeliveryOperationalEvent(OperationalEvent):
+    """A report about one delivery of a webhook (``herald:delivery:*``), beside its webhook."""
+
+    __mapper_args__ = {"polymorphic_identity": OPERATIONAL_DELIVERY_KIND}
+    layer = Layer(
+        "delivery",
+        at=("delivery",),
+        shown=("uuid", "event_uuid", "event_type", "attempts_count", "last_status_code", "last_error"),
+    )
+
+
+# The delivery sits beside the subscriber at the top of the payload, not under it.
+DeliveryOperationalEvent.layers = (*OperationalEvent.layers, (("delivery",), DeliveryOperationalEvent.layer))
 
 
 # Discriminator → class, from the mapping itself so it cannot drift from the classes.

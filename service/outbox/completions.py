@@ -101,6 +101,8 @@ class Completed:
     counts: Counter[str]
     """Per final delivery status, plus ``stale`` for completions that changed nothing."""
     failing: list[FailingWebhook] = field(default_factory=list)
+    applied: dict[UUID, str] = field(default_factory=dict)
+    """The deliveries this batch changed, with their status after the write (stale ones absent)."""
 
 
 def clock_updates(batch: Iterable[Finished]) -> list[ClockUpdate]:
@@ -192,4 +194,5 @@ async def complete(session: AsyncSession, batch: Sequence[Finished]) -> Complete
     await session.execute(queries.INSERT_ATTEMPTS, _attempt_params(batch))
     counts: Counter[str] = Counter(row.status for row in applied)
     counts["stale"] = len(batch) - len(applied)
-    return Completed(counts, await _move_failure_clock(session, batch))
+    failing = await _move_failure_clock(session, batch)
+    return Completed(counts, failing, {row.uuid: row.status for row in applied})

@@ -50,6 +50,9 @@ class EventTypeOut(BaseModel):
     name: str
     description: str
     optional_filters: list[list[str]]
+    operational: bool = Field(
+        description="True for Herald's own `herald:*` types, which only `herald:` patterns match."
+    )
 
 
 class EventTypeList(BaseModel):

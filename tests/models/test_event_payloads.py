@@ -61,7 +61,8 @@ def test_every_layer_has_sections_and_a_class() -> None:
     kinds = {info.kind for info in CATALOG.values()}
     assert kinds == set(SECTIONS_BY_KIND) == set(EXPECTED_CLASS)
     assert kinds <= set(EVENT_CLASSES)
-    assert set(EVENT_CLASSES) - kinds == {"event", "job"}  # the root (ping) and the abstract job layer
+    # The root (ping), the abstract job layer and the two operational layers (herald:*).
+    assert set(EVENT_CLASSES) - kinds == {"event", "job", "operational_subscriber", "operational_delivery"}
 
 
 @pytest.mark.parametrize("type_name", ALL_TYPES)

@@ -10,7 +10,7 @@ import orjson
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from service.catalog import CATALOG
+from service.catalog import CATALOG, OPERATIONAL, is_operational
 from service.core import feed
 from service.core import subscribers as subscriber_reads
 from service.core.feed import EventFilter
@@ -33,10 +33,21 @@ def _project_of(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def summary(payload: dict[str, Any]) -> dict[str, str]:
-    """What a feed row shows of an event besides its type and time: its project and job."""
+    """What a feed row shows of an event besides its type and time: its project and job, or for
+    an operational event the webhook (and the type of the delivery's event) it is about."""
+    if is_operational(str(payload.get("type", ""))):
+        subscriber = payload.get("subscriber") or {}
+        delivery = payload.get("delivery") or {}
+        about = str(delivery.get("event_type", ""))
+        return {"project": "", "job": "", "webhook": str(subscriber.get("name", "")), "about": about}
     project = _project_of(payload)
     job = project.get("job") if isinstance(project.get("job"), dict) else {}
-    return {"project": str(project.get("name", "")), "job": str((job or {}).get("name", ""))}
+    return {
+        "project": str(project.get("name", "")),
+        "job": str((job or {}).get("name", "")),
+        "webhook": "",
+        "about": "",
+    }
 
 
 @router.get("/events")
@@ -65,7 +76,7 @@ async def events(
         "events.html",
         section="events",
         events=[(item, summary(item)) for item in items],
-        type_names=list(CATALOG),
+        type_names=[*CATALOG, *OPERATIONAL],
         values={"type": type, "project": project, "job": job, **window.inputs()},
         problems=problems,
         next_cursor=encode_cursor(rows[-1].seq) if more else None,
@@ -90,6 +101,6 @@ async def event(viewer: ViewerDep, uuid: UUID) -> Response:
 @router.get("/event-types")
 async def event_types(viewer: ViewerDep) -> Response:
     families: dict[str, list[Any]] = {}
-    for info in CATALOG.values():
+    for info in (*CATALOG.values(), *OPERATIONAL.values()):
         families.setdefault(type_family(info.name), []).append(info)
     return viewer.render("event_types.html", section="event-types", families=families)
