@@ -52,7 +52,7 @@ def header_name_problem(name: str) -> str | None:
         return f"header name must be at most {HEADER_NAME_MAX_CHARS} characters"
     lowered = name.lower()
     if lowered in FORBIDDEN_HEADER_NAMES or lowered.startswith(FORBIDDEN_HEADER_PREFIXES):
-        return f"{name} is set by Herald and cannot be a custom header"
+        return "header name is reserved: Herald sets it itself (so too every webhook-* and herald-* name)"
     return None
 
 
