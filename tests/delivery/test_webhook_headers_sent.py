@@ -122,7 +122,7 @@ def test_custom_headers_never_replace_herald_s() -> None:
     assert with_custom_headers(own, custom) == own | {"X-Ok": "1"}
 
 
-def _row(box: SecretBox, subscriber: UUID, headers: dict[str, str]) -> dict[str, Any]:
+def _row(box: SecretBox, subscriber: UUID, headers: dict[str, str]) -> Any:
     """A claimed row as the claim returns it (a mapping, like ``asyncpg.Record``)."""
     sealed, _ = seal_headers(box, subscriber, headers)
     return {
