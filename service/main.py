@@ -26,6 +26,7 @@ from service.api import (
     events,
     health,
     metrics,
+    outgoing,
     portal_links,
     subscribers,
 )
@@ -67,6 +68,10 @@ TAGS = [
     {"name": "health", "description": "Probes for orchestrators (no API key needed)."},
     {"name": "operations", "description": "Prometheus metrics."},
     {"name": "analytics", "description": "Telemetry: the front-end relay and the analytics event names."},
+    {
+        "name": "webhook requests",
+        "description": "What Herald sends to a webhook, per format and content type (OpenAPI `webhooks`).",
+    },
 ]
 
 
@@ -220,7 +225,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def custom_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
-    """The generated schema plus the models of the request bodies that routes read as bytes."""
+    """The generated schema plus the models of the request bodies that routes read as bytes, and
+    the requests Herald sends (``webhooks``)."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is not None:
@@ -231,6 +237,7 @@ def custom_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         components.update(events.request_body_schemas())
         document_security(schema)
+        schema["webhooks"] = outgoing.webhooks_section()
         app.openapi_schema = schema
         return schema
 
