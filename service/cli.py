@@ -132,7 +132,7 @@ async def _rotate(settings: Settings, url: str) -> int:
 
 
 def rotate_secrets() -> int:
-    """Re-encrypt every stored secret with the first key (safe while the service runs)."""
+    """Re-encrypt every stored secret and header set with the first key (safe while the service runs)."""
     settings = _load_settings()
     configure_logging(settings.log_format)
     try:
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     secrets_cmd = commands.add_parser("secrets", help="keys of the secrets at rest")
     secrets_actions = secrets_cmd.add_subparsers(dest="action", required=True)
     secrets_actions.add_parser("new-key", help="print a fresh key for HERALD_SECRETS_KEYS")
-    secrets_actions.add_parser("rotate", help="re-encrypt every stored secret with the first key")
+    secrets_actions.add_parser("rotate", help="re-encrypt the stored secrets and headers with the first key")
     args = parser.parse_args(argv)
     if args.command == "serve":
         return serve(args.host, args.port)

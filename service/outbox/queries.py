@@ -80,7 +80,7 @@ WHERE d.uuid = c.uuid AND s.uuid = d.subscriber_uuid
 RETURNING d.uuid, d.event_uuid, d.event_type, d.subscriber_uuid, CAST(d.payload AS text) AS payload,
           d.attempts_count, s.name, s.url, s.secret, s.previous_secret,
           coalesce(s.previous_secret_expires_at > now(), false) AS previous_valid,
-          s.verify_ssl, s.content_type, s.format
+          s.verify_ssl, s.content_type, s.format, s.headers
 """  # noqa: S608  (constant fragments; every value is a parameter)
 
 CLAIM_KIND = text(

@@ -26,6 +26,7 @@ from service.common.secrets import decode_secret
 from service.models.subscribers import Subscriber
 from service.models.subscriptions import Subscription
 from service.schemas.subscriptions import EXAMPLE_JOB, EXAMPLE_PROJECT, SubscriptionIn, SubscriptionOut
+from service.schemas.webhook_headers import Headers
 
 SubscriberType = Literal["webhook", "analytics"]
 
@@ -141,6 +142,7 @@ class WebhookCreate(BaseModel):
         default_factory=list, max_length=SUBSCRIPTIONS_MAX, description="Duplicates are merged."
     )
     project_uuid: UUID | None = Field(default=None, description=OWNER_DESCRIPTION)
+    headers: Headers = Field(default_factory=dict)
 
 
 class WebhookUpdate(BaseModel):
@@ -180,6 +182,7 @@ class WebhookUpdate(BaseModel):
         default=None,
         description="Cannot change: only the webhook's own value (or null for one not owned) is accepted.",
     )
+    headers: Headers | None = Field(default=None, description="Replaces the whole set; `{}` clears it.")
 
     @field_validator("*")
     @classmethod
@@ -215,6 +218,7 @@ class SubscriberOut(BaseModel):
                         }
                     ],
                     "project_uuid": None,
+                    "header_names": ["Authorization"],
                     "last_success_at": "2026-11-24T09:15:02.113Z",
                     "failing_since": None,
                     "created_at": "2026-11-20T16:03:44.520Z",
@@ -235,6 +239,9 @@ class SubscriberOut(BaseModel):
     disabled_reason: str | None
     subscriptions: list[SubscriptionOut]
     project_uuid: UUID | None = Field(description="The owning project; null when no project owns it.")
+    header_names: list[str] = Field(
+        description="The names of its custom `headers`, sorted; never their values."
+    )
     last_success_at: datetime | None
     failing_since: datetime | None = Field(description="First failure since the last success.")
     created_at: datetime
@@ -279,6 +286,7 @@ def subscriber_out(
                 for s in subscriptions
             ],
             "project_uuid": subscriber.project_uuid,
+            "header_names": subscriber.header_names,
             "last_success_at": subscriber.last_success_at,
             "failing_since": subscriber.failing_since,
             "created_at": subscriber.created_at,
