@@ -137,7 +137,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     async with AsyncExitStack() as stack:
         embedded: EmbeddedPostgres | None = None
-        database_url = settings.database_url
+        # A worker of `herald serve --workers` is given its supervisor's (embedded) database.
+        database_url = settings.database_url or app.state.database_url
         if database_url is None:
             embedded = EmbeddedPostgres(settings.data_dir)
             database_url = await embedded.astart()
@@ -237,8 +238,12 @@ def custom_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
     return openapi
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the application; nothing touches the database until the lifespan runs."""
+def create_app(settings: Settings | None = None, *, database_url: str | None = None) -> FastAPI:
+    """Build the application; nothing touches the database until the lifespan runs.
+
+    ``database_url``, when ``HERALD_DATABASE_URL`` is unset: a database started by another
+    process (the supervisor of ``herald serve --workers``) rather than an embedded one of its own.
+    """
     settings = settings or Settings()
     app = FastAPI(
         title="Herald",
@@ -255,6 +260,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.database_url = database_url
     app.state.metrics = Metrics()
     # The last added is the outermost: the request id goes on every answer, and a request without
     # a valid key is refused before its body is read.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 
-from service.cli import GC_YOUNG_THRESHOLD, tune_garbage_collector
+from service.serving import GC_YOUNG_THRESHOLD, tune_garbage_collector
 
 
 def test_serving_freezes_start_up_objects_and_enlarges_the_young_generation() -> None:
