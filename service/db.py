@@ -141,6 +141,7 @@ class EmbeddedPostgres:
         if self._server is not None:
             self._server.cleanup()
             self._server = None
+            logger.info("embedded PostgreSQL released", extra={"pgdata": str(self.pgdata)})
 
     async def astart(self) -> str:
         return await asyncio.to_thread(self.start)
