@@ -137,7 +137,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     async with AsyncExitStack() as stack:
         embedded: EmbeddedPostgres | None = None
-        # A worker of `herald serve --workers` is given its supervisor's (embedded) database.
+        # `herald serve` makes the database ready before the app starts (service/serving.py).
         database_url = settings.database_url or app.state.database_url
         if database_url is None:
             embedded = EmbeddedPostgres(settings.data_dir)
@@ -241,8 +241,9 @@ def custom_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
 def create_app(settings: Settings | None = None, *, database_url: str | None = None) -> FastAPI:
     """Build the application; nothing touches the database until the lifespan runs.
 
-    ``database_url``, when ``HERALD_DATABASE_URL`` is unset: a database started by another
-    process (the supervisor of ``herald serve --workers``) rather than an embedded one of its own.
+    ``database_url``, when ``HERALD_DATABASE_URL`` is unset: the embedded PostgreSQL that
+    ``herald serve`` started before the app (in this process, or in the supervisor of its
+    workers), rather than one the lifespan starts and stops itself.
     """
     settings = settings or Settings()
     app = FastAPI(
