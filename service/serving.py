@@ -52,10 +52,19 @@ def tune_garbage_collector() -> None:
     default thresholds they reach the oldest generation and set off full collections, each of
     which walks every object of the process (~80 ms per batch, measured with bench/). Start-up
     objects are frozen out of the collector's sight and the young generation is made larger.
+    The collector is switched back on if :func:`pause_garbage_collector` had paused it.
     """
     gc.collect()
     gc.freeze()
     gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 20)
+    gc.enable()
+
+
+def pause_garbage_collector() -> None:
+    """No cyclic collection while the application is imported, until
+    :func:`tune_garbage_collector`: importing it sets off some 370 collections that find
+    almost nothing to free (~1,900 objects) and take 8 % of the import."""
+    gc.disable()
 
 
 def _uvicorn_options(settings: Settings) -> dict[str, Any]:
@@ -139,6 +148,7 @@ def _serving_settings(settings: Settings) -> Settings:
 def serve_in_process(settings: Settings, host: str, port: int) -> int:
     """Serve in this process, the database made ready meanwhile."""
     with prepared_database(settings) as database:
+        pause_garbage_collector()
         import uvicorn
 
         from service.main import create_app
@@ -156,6 +166,7 @@ def worker_app(settings: Settings, database_url: str) -> FastAPI:
     """The application of one worker (uvicorn calls it in the new process): the database is the
     supervisor's, already migrated."""
     configure_logging(settings.log_format)
+    pause_garbage_collector()
     from service.main import create_app
 
     app = create_app(_serving_settings(settings), database_url=database_url)
