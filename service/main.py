@@ -143,7 +143,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     async with AsyncExitStack() as stack:
         embedded: EmbeddedPostgres | None = None
-        database_url = settings.database_url
+        # `herald serve` makes the database ready before the app starts (service/serving.py).
+        database_url = settings.database_url or app.state.database_url
         if database_url is None:
             embedded = EmbeddedPostgres(settings.data_dir)
             database_url = await embedded.astart()
@@ -248,8 +249,13 @@ def custom_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
 _NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the application; nothing touches the database until the lifespan runs."""
+def create_app(settings: Settings | None = None, *, database_url: str | None = None) -> FastAPI:
+    """Build the application; nothing touches the database until the lifespan runs.
+
+    ``database_url``, when ``HERALD_DATABASE_URL`` is unset: the embedded PostgreSQL that
+    ``herald serve`` started before the app (in this process, or in the supervisor of its
+    workers), rather than one the lifespan starts and stops itself.
+    """
     settings = settings or Settings()
     app = FastAPI(
         title="Herald",
@@ -269,6 +275,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         telemetry=None if settings.opentelemetry else _NO_TELEMETRY,
     )
     app.state.settings = settings
+    app.state.database_url = database_url
     app.state.metrics = Metrics()
     # The last added is the outermost: the request id goes on every answer, and a request without
     # a valid key is refused before its body is read.
