@@ -2,21 +2,21 @@
 
 The whole set (the JSON object name → value) is one token bound to its row and column
 (``secret_context(uuid, "headers")``); ``header_names`` keeps the names in plain text for display.
-Opening goes through the box's cache (one AES-GCM decryption per webhook and stored token in a
-process) and the parsed set is cached by its plaintext, so a claim of a warm webhook costs two
-dictionary look-ups (docs/webhooks.md, "Custom headers").
+Opened sets are cached per box and (webhook, stored token), up to the box's cache size: one
+AES-GCM decryption and one JSON parse per webhook and version of its set in a process, and a
+claim of a warm webhook costs one dictionary look-up (docs/webhooks.md, "Custom headers").
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from functools import lru_cache
 from uuid import UUID
+from weakref import WeakKeyDictionary
 
 import orjson
 
-from service.common.secretbox import SecretBox, UndecryptableSecret
+from service.common.secretbox import CACHE_SIZE, SecretBox, UndecryptableSecret, is_token
 from service.errors import Conflict
 from service.models.subscribers import Subscriber, secret_context
 
@@ -26,7 +26,6 @@ HeaderPairs = tuple[tuple[str, str], ...]
 """Custom headers as sent: (name, value) pairs in the order they were given."""
 
 HEADERS_COLUMN = "headers"
-_PARSED_CACHE_SIZE = 10_000
 
 
 def seal_headers(
@@ -39,19 +38,30 @@ def seal_headers(
     return box.encrypt(plaintext, secret_context(subscriber_uuid, HEADERS_COLUMN)), sorted(headers)
 
 
-@lru_cache(maxsize=_PARSED_CACHE_SIZE)
-def _parsed(plaintext: str) -> HeaderPairs:
-    # Keyed by the plaintext the box's cache hands back (the same string object each time, its
-    # hash computed once), so a warm look-up neither hashes nor parses the set again.
-    loaded: dict[str, str] = orjson.loads(plaintext)
-    return tuple(loaded.items())
+# Per box (the process's keys), the sets it opened, by (webhook, stored token): a warm look-up
+# is one dictionary probe, with no context string to build and no JSON to parse. A token only
+# gets here once this box's keys opened it.
+_opened: WeakKeyDictionary[SecretBox, dict[tuple[UUID, str], HeaderPairs]] = WeakKeyDictionary()
 
 
 def open_headers(box: SecretBox, subscriber_uuid: UUID, stored: str | None) -> HeaderPairs:
     """The headers a webhook's ``headers`` column holds; ``UndecryptableSecret`` if no key opens it."""
     if stored is None:
         return ()
-    return _parsed(box.reveal(stored, secret_context(subscriber_uuid, HEADERS_COLUMN)))
+    opened = _opened.get(box)
+    if opened is None:
+        opened = _opened.setdefault(box, {})
+    key = (subscriber_uuid, stored)
+    pairs = opened.get(key)
+    if pairs is None:
+        context = secret_context(subscriber_uuid, HEADERS_COLUMN)
+        plaintext = box.decrypt(stored, context) if is_token(stored) else stored
+        loaded: dict[str, str] = orjson.loads(plaintext)
+        pairs = tuple(loaded.items())
+        if len(opened) >= CACHE_SIZE:
+            del opened[next(iter(opened))]  # the oldest entry
+        opened[key] = pairs
+    return pairs
 
 
 def webhook_headers(box: SecretBox, subscriber: Subscriber) -> HeaderPairs:
