@@ -161,12 +161,12 @@ async def ingest_part(
             herald.child.pid,
             raw_app.pid,
         )
+        step("  batch ingest ...")
+        batch = await ingest_figures.batch_ingest(
+            session, herald.base_url, raw_url, raw_db, raw_subscribers, options, herald.child.pid, raw_app.pid
+        )
     finally:
         raw_app.stop()
-    step("  batch ingest ...")
-    batch = await ingest_figures.batch_ingest(
-        session, herald.base_url, raw_db, raw_subscribers, options, herald.child.pid
-    )
     return {"single_ingest": single, "batch_ingest": batch}
 
 

@@ -68,12 +68,16 @@ async def single_ingest(
 async def batch_ingest(
     session: aiohttp.ClientSession,
     herald_url: str,
+    raw_url: str,
     raw_database_url: str,
     subscribers: list[UUID],
     options: IngestOptions,
     herald_pid: int,
+    raw_pid: int,
 ) -> dict[str, Any]:
-    """Rounds of ``batches`` requests of ``batch_size`` events, then the same rows by COPY."""
+    """Rounds of ``batches`` requests of ``batch_size`` events to Herald, then the same requests to the
+    raw COPY endpoint (HTTP, orjson, COPY: the goal's baseline), then the same rows by COPY from
+    this process (no HTTP, no parsing: the database's own ceiling)."""
     size = options.batch_size
     body = batch_body([main_event() for _ in range(size)])
 
@@ -81,10 +85,15 @@ async def batch_ingest(
         await post_batch(session, herald_url, body)
         return size
 
+    async def send_raw(_: int) -> int:
+        await post_batch(session, raw_url, body)
+        return size
+
     pool = await asyncpg.create_pool(
         asyncpg_dsn(raw_database_url), min_size=options.batch_concurrency, max_size=options.batch_concurrency
     )
     herald: list[Rate] = []
+    endpoint: list[Rate] = []
     raw: list[Rate] = []
     try:
         if options.warmup_s > 0.5:
@@ -96,6 +105,11 @@ async def batch_ingest(
                     options.batches,
                     options.batch_concurrency,
                     CpuMeter({"herald": [herald_pid]}),
+                )
+            )
+            endpoint.append(
+                await run_batches(
+                    send_raw, options.batches, options.batch_concurrency, CpuMeter({"raw": [raw_pid]})
                 )
             )
             prepared = [copy_rows([main_event()] * size, subscribers) for _ in range(options.batches)]
@@ -114,5 +128,7 @@ async def batch_ingest(
         await pool.close()
     return {
         "herald": rates_summary(herald) | {"cpu_percent_of_median_run": median_rate(herald).cpu},
+        "raw_copy_endpoint": rates_summary(endpoint)
+        | {"cpu_percent_of_median_run": median_rate(endpoint).cpu},
         "raw_copy": rates_summary(raw) | {"cpu_percent_of_median_run": median_rate(raw).cpu},
     }

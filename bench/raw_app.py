@@ -1,4 +1,4 @@
-"""The raw baseline of single-event ingest: a minimal FastAPI endpoint over raw asyncpg.
+"""The raw baselines of ingest: minimal FastAPI endpoints over raw asyncpg.
 
 ``python -m bench.raw_app --port N`` (with ``BENCH_RAW_DATABASE_URL`` and
 ``BENCH_RAW_SUBSCRIBERS``, a comma list of uuids) serves ``POST /events`` under uvicorn with
@@ -6,6 +6,8 @@ Herald's worker settings (one process, uvloop, httptools, no access log). It par
 with orjson and, in one statement (one transaction), inserts the event row, one delivery row
 per subscriber and NOTIFYs the dispatcher's channel — the writes Herald makes for the same
 event, without validation, matching, payload rendering or any framework beyond the route.
+``POST /api/v1/events/batch`` parses ``{"events": [...]}`` with orjson and writes the same rows as
+Herald by COPY (events, then one delivery per subscriber) in one transaction, then NOTIFYs.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from bench.workload import event_row
+from bench.workload import DELIVERY_COLUMNS, EVENT_COLUMNS, copy_rows, event_row
 from service.common.channels import DELIVERIES_CHANNEL
 from service.db import asyncpg_dsn
 
@@ -69,6 +71,26 @@ def create_app(database_url: str, subscribers: list[UUID]) -> FastAPI:
             "deliveries": deliveries,
         }
         return Response(orjson.dumps(answer), status_code=202, media_type="application/json")
+
+    @app.post("/api/v1/events/batch", status_code=202)  # Herald's path: the same load code
+    async def ingest_batch(request: Request) -> Response:
+        body = orjson.loads(await request.body())
+        events, deliveries = copy_rows(body["events"], subscribers)
+        assert pool is not None
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.copy_records_to_table("events", records=events, columns=EVENT_COLUMNS)
+            await conn.copy_records_to_table("deliveries", records=deliveries, columns=DELIVERY_COLUMNS)
+            await conn.execute(f"NOTIFY {DELIVERIES_CHANNEL}")
+        answers = [
+            {
+                "uuid": str(row[0]),
+                "type": row[1],
+                "timestamp": row[3].isoformat(),
+                "deliveries": len(subscribers),
+            }
+            for row in events
+        ]
+        return Response(orjson.dumps({"items": answers}), status_code=202, media_type="application/json")
 
     @app.get("/health")
     async def health() -> Response:
