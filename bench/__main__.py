@@ -9,7 +9,8 @@ Order: ingest figures (Herald's dispatcher off, so delivery does not compete for
 events they record leave the delivery backlog), naive send loops, then a second Herald with
 the dispatcher on drains the backlog (throughput and memory), then idle latency, the healthy
 endpoint beside a hanging one, drains signed with a secret encrypted at rest beside the same
-drains with it in plain text, and last the claim query on a database of its own.
+drains with it in plain text, several Herald processes (``--workers 2``, two replicas) beside
+one, and last the claim query on a database of its own.
 ``--quick`` is a smoke run (< 60 s) whose figures are not assessed.
 """
 
@@ -31,7 +32,7 @@ import asyncpg
 import orjson
 import uvloop
 
-from bench import claim_figures, delivery_figures, ingest_figures, report
+from bench import claim_figures, delivery_figures, ingest_figures, report, scaling
 from bench.infra import (
     Child,
     Herald,
@@ -54,7 +55,7 @@ RESULTS_PATH = Path(__file__).with_name("results.json")
 # A smoke run must not overwrite the figures of a real one.
 QUICK_RESULTS_PATH = Path(tempfile.gettempdir()) / "herald-bench-quick.json"
 STARTED_AT = time.monotonic()
-PARTS = ("ingest", "deliveries", "secrets", "claims")
+PARTS = ("ingest", "deliveries", "secrets", "scaling", "claims")
 
 
 def step(message: str) -> None:
@@ -77,6 +78,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--isolation-rounds", type=int, help="alone / beside-hanging run pairs (5)")
     parser.add_argument("--secrets-events", type=int, help="backlog per secrets-at-rest drain (20000)")
     parser.add_argument("--secrets-rounds", type=int, help="plain / encrypted run pairs (3)")
+    parser.add_argument("--scaling-seconds", type=float, help="single-ingest run per scaling set-up (8)")
+    parser.add_argument("--scaling-drain", type=int, help="events drained per scaling set-up (20000)")
     parser.add_argument("--claim-sizes", help="small,large not-yet-due rows (10000,1000000)")
     parser.add_argument("--claims", type=int, help="timed claims per size (200)")
     parser.add_argument(
@@ -96,6 +99,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "isolation_rounds": 1 if quick else 5,
         "secrets_events": 2_000 if quick else 20_000,
         "secrets_rounds": 1 if quick else 3,
+        "scaling_seconds": 1.0 if quick else 8.0,
+        "scaling_drain": 1_000 if quick else 20_000,
         "claim_sizes": "10000,50000" if quick else "10000,1000000",
         "claims": 20 if quick else 200,
     }
@@ -230,6 +235,18 @@ async def secrets_part(
     return {"secrets": figures}
 
 
+async def scaling_part(
+    args: argparse.Namespace, session: aiohttp.ClientSession, workdir: Path, pg: Postgres, receiver: Receiver
+) -> dict[str, Any]:
+    options = scaling.ScalingOptions(
+        seconds=args.scaling_seconds,
+        clients=args.clients,
+        batches=1 if args.quick else 10,
+        drain_events=args.scaling_drain,
+    )
+    return {"scaling": await scaling.scaling(session, workdir, pg, receiver, options)}
+
+
 async def claims_part(pg: Postgres, sizes: tuple[int, int], count: int) -> dict[str, Any]:
     return {"claims": await claim_figures.claim_figure(pg, sizes, count, 64)}
 
@@ -288,6 +305,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     await guarded(
                         results, "secrets", secrets_part(args, session, herald_db, receiver, workdir)
                     )
+            if "scaling" in args.only:
+                step("several processes: --workers 1 and 2, two replicas ...")
+                await guarded(results, "scaling", scaling_part(args, session, workdir, pg, receiver))
             if "claims" in args.only:
                 step("claim query:")
                 small, large = (int(s) for s in args.claim_sizes.split(","))

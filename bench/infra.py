@@ -193,11 +193,11 @@ def python_module(module: str, *args: str) -> list[str]:
     return [sys.executable, "-m", module, *args]
 
 
-def herald_command(port: int) -> list[str]:
+def herald_command(port: int, workers: int = 1) -> list[str]:
     """``herald serve`` from this environment (the console script, or its module)."""
     script = Path(sys.executable).with_name("herald")
     head = [str(script)] if script.exists() else python_module("service.cli")
-    return [*head, "serve", "--host", "127.0.0.1", "--port", str(port)]
+    return [*head, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
 
 
 @dataclass
@@ -207,7 +207,12 @@ class Herald:
 
 
 async def start_herald(
-    workdir: Path, database_url: str, *, dispatcher: bool, extra: Mapping[str, str] | None = None
+    workdir: Path,
+    database_url: str,
+    *,
+    dispatcher: bool,
+    extra: Mapping[str, str] | None = None,
+    workers: int = 1,
 ) -> Herald:
     port = free_port()
     env = child_env(
@@ -221,7 +226,7 @@ async def start_herald(
             **(extra or {}),
         }
     )
-    child = spawn(f"herald-{port}", herald_command(port), workdir, env)
+    child = spawn(f"herald-{port}", herald_command(port, workers), workdir, env)
     base_url = f"http://127.0.0.1:{port}"
     await wait_http(child, f"{base_url}/health/ready")
     return Herald(child, base_url)

@@ -146,6 +146,27 @@ def _secrets(r: dict[str, Any]) -> Row:
     )
 
 
+def _scaling(r: dict[str, Any]) -> Row:
+    def three(label: str) -> str:
+        f = r[label]
+        parts = (f["single_ingest"]["per_s"], f["batch_ingest"]["per_s"], f["deliveries"]["per_s"])
+        return " / ".join(_n(p) for p in parts)
+
+    ratios = {label: r[label]["ratios_to_one"] for label in ("workers_2", "replicas_2")}
+    shown = "; ".join(
+        f"{label.replace('_', ' ')}: " + " / ".join(f"{_n(v, 2)}x" for v in ratio.values())
+        for label, ratio in ratios.items()
+    )
+    return Row(
+        "several processes: single / batch ingest / deliveries per s (--workers 2; two replicas)",
+        f"{three('workers_2')}; {three('replicas_2')}",
+        f"{three('workers_1')} (one process, one worker)",
+        shown,
+        "reported",
+        None,
+    )
+
+
 def _claims(r: dict[str, Any]) -> Row:
     small, large = (k for k in r if k.isdigit())
     ratio = _ratio(r[large]["median_ms"], r[small]["median_ms"])
@@ -182,6 +203,7 @@ ROWS: list[tuple[str, Callable[[dict[str, Any]], Row]]] = [
     ("latency", _latency),
     ("isolation", _isolation),
     ("secrets", _secrets),
+    ("scaling", _scaling),
     ("claims", _claims),
     ("deliveries", _memory),
 ]
