@@ -392,9 +392,7 @@ def allowed_scopes(pattern: str, custom: Collection[str] = ()) -> list[ScopeFilt
     return scopes
 
 
-def check_scope(
-    pattern: str, has_project: bool, has_job: bool, custom: Collection[str] = ()
-) -> str | None:
+def check_scope(pattern: str, has_project: bool, has_job: bool, custom: Collection[str] = ()) -> str | None:
     """Why a subscription with this pattern and scope is not allowed, or ``None`` if it is.
 
     A scope is allowed only if every type the pattern matches (catalog, operational or one of

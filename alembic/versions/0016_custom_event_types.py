@@ -21,9 +21,13 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.add_column("event_types", sa.Column("custom", sa.Boolean(), server_default=sa.text("false"), nullable=False))
+    op.add_column(
+        "event_types", sa.Column("custom", sa.Boolean(), server_default=sa.text("false"), nullable=False)
+    )
     op.add_column("event_types", sa.Column("schema", postgresql.JSONB(), nullable=True))
-    op.add_column("event_types", sa.Column("version", sa.Integer(), server_default=sa.text("1"), nullable=False))
+    op.add_column(
+        "event_types", sa.Column("version", sa.Integer(), server_default=sa.text("1"), nullable=False)
+    )
     for column in ("created_at", "updated_at"):
         op.add_column(
             "event_types",

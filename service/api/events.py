@@ -13,6 +13,7 @@ from pydantic import AwareDatetime, TypeAdapter
 from service.api.deps import StateDep
 from service.api.responses import JSONBytes, error_responses, raw_page
 from service.core import feed
+from service.core.custom_schemas import InvalidCustomEvents
 from service.core.events import EventConflict, RecordContext, Recorded, register_events
 from service.core.feed import EventFilter
 from service.db import INGEST_DEADLINE_S, driver_connection, read_session
@@ -58,6 +59,7 @@ def record_context(state: HeraldState) -> RecordContext:
         anonymizer=state.installation.anonymizer,
         analytics_subscriber_uuid=state.installation.analytics_subscriber_uuid,
         telemetry_enabled=state.settings.telemetry_enabled,
+        schemas=state.custom_schemas,
     )
 
 
@@ -98,6 +100,8 @@ async def ingest_event(request: Request, response: Response) -> Recorded:
             [recorded] = await register_events(conn, record_context(state), [event])
     except EventConflict as exc:
         raise Conflict(exc.detail) from None
+    except InvalidCustomEvents as exc:
+        raise exc.at(("body",), indexed=False) from None
     count_ingested(request.app.state.metrics, [recorded])
     if recorded.replayed:
         response.status_code = 200
@@ -129,6 +133,8 @@ async def ingest_batch(request: Request) -> dict[str, list[Recorded]]:
             recorded = await register_events(conn, record_context(state), events)
     except EventConflict as exc:
         raise Conflict(f"events[{exc.index}]: {exc.detail}") from None
+    except InvalidCustomEvents as exc:
+        raise exc.at(("body", "events"), indexed=True) from None
     count_ingested(request.app.state.metrics, recorded)
     return {"items": recorded}
 

@@ -261,7 +261,8 @@ EventIn = Annotated[
 ]
 
 
-def _custom_name(name: str) -> str:
+def custom_type_name(name: str) -> str:
+    """``name`` when it may name a custom type; else ``ValueError`` saying why."""
     problem = custom_name_problem(name)
     if problem is not None:
         raise ValueError(f"a custom event type name {problem}")
@@ -274,7 +275,7 @@ class CustomEventIn(EventRootIn):
 
     kind: ClassVar[str] = CUSTOM_KIND
 
-    type: Annotated[str, AfterValidator(_custom_name)] = Field(
+    type: Annotated[str, AfterValidator(custom_type_name)] = Field(
         description="A custom event type, as created by POST /api/v1/event-types."
     )
     project_uuid: UUID | None = Field(default=None, description="The project it belongs to, if any.")

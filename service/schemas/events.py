@@ -212,7 +212,7 @@ def _body_errors(errors: list[Any], loc: Loc, depth: int) -> list[ErrorDict]:
     for error in errors:
         where = error["loc"][depth:]
         if where and where[0] in branches:
-            branches[where[0]].append({**error, "loc": error["loc"][: depth] + where[1:]})
+            branches[where[0]].append({**error, "loc": error["loc"][:depth] + where[1:]})
         else:  # a rule of the batch itself (a uuid given twice)
             shaped.append(_error((*loc, *where), error["msg"], error["type"]))
     custom = branches[CUSTOM_BRANCH]

@@ -63,7 +63,13 @@ def test_every_layer_has_sections_and_a_class() -> None:
     assert kinds <= set(EVENT_CLASSES)
     # The root (ping), the abstract job layer, the two operational layers (herald:*) and the
     # layer of custom types.
-    assert set(EVENT_CLASSES) - kinds == {"event", "job", "operational_subscriber", "operational_delivery", "custom"}
+    assert set(EVENT_CLASSES) - kinds == {
+        "event",
+        "job",
+        "operational_subscriber",
+        "operational_delivery",
+        "custom",
+    }
 
 
 @pytest.mark.parametrize("type_name", ALL_TYPES)
