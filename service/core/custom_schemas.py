@@ -157,7 +157,32 @@ async def check_custom_events(
         if len(problems) >= MAX_REPORTED_ERRORS:
             break
     if problems:
+        problems = await _without_replays(conn, events, problems)
+    if problems:
         raise InvalidCustomEvents(problems[:MAX_REPORTED_ERRORS])
+
+
+_RECORDED_SQL = (
+    "SELECT uuid, type, CAST(sections AS text) AS sections FROM events WHERE uuid = ANY($1::uuid[])"
+)
+
+
+async def _without_replays(
+    conn: asyncpg.Connection, events: Sequence[ValidatedEvent], problems: list[tuple[int, dict[str, Any]]]
+) -> list[tuple[int, dict[str, Any]]]:
+    """``problems`` but those of replays: an event recorded before its type changed (or went)
+    is answered as a replay, as it was accepted then (``register_events`` settles it)."""
+    given = {index: events[index] for index, _ in problems if events[index].uuid is not None}
+    if not given:
+        return problems
+    rows = await conn.fetch(_RECORDED_SQL, [event.uuid for event in given.values()])
+    recorded = {row["uuid"]: (row["type"], orjson.loads(row["sections"])) for row in rows}
+    replays = {
+        index
+        for index, event in given.items()
+        if recorded.get(event.uuid) == (event.type, orjson.loads(event.sections_json))
+    }
+    return [problem for problem in problems if problem[0] not in replays]
 
 
 def data_errors(validator: jsonschema_rs.Validator, data: Any) -> list[dict[str, Any]]:
