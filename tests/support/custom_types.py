@@ -7,47 +7,17 @@ from uuid import uuid4
 
 import httpx
 
+from bench.workload import CUSTOM_SCHEMA, custom_data
+
 EVENT_TYPES = "/api/v1/event-types"
 
-ORDER_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["order_id", "amount", "currency"],
-    "additionalProperties": False,
-    "properties": {
-        "order_id": {"type": "string", "minLength": 1},
-        "amount": {"type": "number", "minimum": 0},
-        "currency": {"enum": ["EUR", "USD", "GBP"]},
-        "items": {"type": "integer", "minimum": 1},
-        "customer": {
-            "type": "object",
-            "properties": {"id": {"type": "string"}, "tier": {"type": "string"}},
-            "required": ["id"],
-        },
-        "paid": {"type": "boolean"},
-        "placed_at": {"type": "string"},
-        "coupon": {"type": ["string", "null"]},
-        "tags": {"type": "array", "items": {"type": "string"}, "maxItems": 10},
-        "note": {"type": "string", "maxLength": 200},
-    },
-}
-"""Ten fields, three required: the schema of the tests and of the bench."""
+ORDER_SCHEMA = CUSTOM_SCHEMA
+"""Ten fields, three required: the schema of the bench (bench/workload.py) and of the tests."""
 
 
 def order_data(**overrides: Any) -> dict[str, Any]:
     """``data`` valid under ``ORDER_SCHEMA`` (all ten fields given)."""
-    data: dict[str, Any] = {
-        "order_id": "o-1",
-        "amount": 12.5,
-        "currency": "EUR",
-        "items": 2,
-        "customer": {"id": "c-7", "tier": "gold"},
-        "paid": True,
-        "placed_at": "2026-01-02T03:04:05Z",
-        "coupon": None,
-        "tags": ["web", "first"],
-        "note": "leave at the door",
-    }
-    return data | overrides
+    return custom_data() | overrides
 
 
 def custom_event(type_name: str = "order.placed", project: str | None = None, **data: Any) -> dict[str, Any]:
