@@ -80,3 +80,23 @@ async def test_telemetry_gets_the_type_and_timestamp_never_the_data(
     sent = json.dumps(item)
     for secret in ("secret words", body["project_uuid"], body["data"]["order_id"], body["uuid"]):
         assert secret not in sent
+
+
+async def test_a_custom_event_is_redelivered_with_the_same_body(
+    app_factory: AppFactory, receiver: Receiver, db: asyncpg.Connection
+) -> None:
+    async with app_factory(**FAST) as herald:
+        await create_type(herald.client)
+        await create_webhook(herald.client, receiver.url(), subscriptions=[{"event_type": "order.*"}])
+        body = custom_event()
+        await herald.client.post("/api/v1/events", json=body)
+        [first] = await receiver.wait_for(1)
+        await wait_for_statuses(db, {"delivered": 1})
+        [delivery] = (
+            await herald.client.get("/api/v1/deliveries", params={"event_uuid": body["uuid"]})
+        ).json()["items"]
+        redelivered = await herald.client.post(f"/api/v1/deliveries/{delivery['uuid']}/redeliver")
+        assert redelivered.status_code == 202
+        [_, second] = await receiver.wait_for(2)
+    assert json.loads(second.body)["event"] == json.loads(first.body)["event"]
+    assert second.attempt == 2
