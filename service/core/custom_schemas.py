@@ -22,7 +22,12 @@ import orjson
 
 from service.catalog import CUSTOM_KIND
 from service.errors import InvalidInput
-from service.schemas.events import MAX_REPORTED_ERRORS, ValidatedEvent, unstorable_values
+from service.schemas.events import (
+    MAX_REPORTED_ERRORS,
+    ValidatedEvent,
+    unknown_type_error,
+    unstorable_values,
+)
 
 Loc = tuple[str | int, ...]
 
@@ -148,8 +153,7 @@ async def check_custom_events(
             continue
         validator = validators.get(event.type)
         if validator is None:
-            message = f"Unknown event type {event.type!r}: no custom type has this name"
-            problems.append((index, {"loc": ["type"], "msg": message, "type": "value_error"}))
+            problems.append((index, unknown_type_error((), event.type)))
             continue
         data = event.sections["custom"]["data"]
         if not validator.is_valid(data):  # the fast path; the errors only when there are some

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.catalog import CUSTOM_FILTERS, PING, info_of
 from service.core.custom_schemas import SchemaProblem, compile_schema
 from service.errors import Conflict, InvalidInput, NotFound
+from service.schemas.events import InvalidBodies
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,9 @@ RETURNING name
 )
 _LIST_SQL = text(
     f"SELECT {_COLUMNS} FROM event_types WHERE custom AND deleted_at IS NULL ORDER BY name"  # noqa: S608
+)
+_EXISTING_SQL = text(
+    "SELECT name FROM event_types WHERE custom AND deleted_at IS NULL AND name = ANY(CAST(:names AS text[]))"
 )
 _NAMES_SQL = text("SELECT name FROM event_types WHERE custom AND deleted_at IS NULL")
 
@@ -127,6 +131,16 @@ async def delete_custom_type(session: AsyncSession, name: str) -> None:
 async def list_custom_types(session: AsyncSession) -> list[CustomType]:
     """Every custom type, by name."""
     return [_custom_type(row) for row in await session.execute(_LIST_SQL)]
+
+
+async def explained(session: AsyncSession, invalid: InvalidBodies) -> InvalidInput:
+    """The 422 of invalid ingest bodies, once the database says which of the custom types their
+    ``type`` names exist (a body of no type is answered as such, whatever else it lacks)."""
+    if not invalid.unconfirmed:
+        return invalid
+    names = list(set(invalid.unconfirmed.values()))
+    existing = {row.name for row in await session.execute(_EXISTING_SQL, {"names": names})}
+    return invalid.with_unknown_types(set(names) - existing)
 
 
 async def custom_type_names(session: AsyncSession) -> frozenset[str]:

@@ -101,7 +101,7 @@ def _validated(adapter: TypeAdapter[_M], text: bytes, loc: Loc, shape: Shape) ->
         except ValidationError as exc:
             errors = exc.errors(include_url=False, include_context=False)
             if not any(e["type"] in _FULL_CHECK_TYPES for e in errors):
-                raise InvalidInput(shape(errors, loc)[:MAX_REPORTED_ERRORS]) from None
+                raise InvalidBodies(shape(errors, loc)[:MAX_REPORTED_ERRORS]) from None
     return _full_check(adapter, text, loc, shape)
 
 
@@ -126,7 +126,46 @@ def _full_check(adapter: TypeAdapter[_M], text: bytes, loc: Loc, shape: Shape) -
     else:
         if not problems:
             return result
-    raise InvalidInput(problems[:MAX_REPORTED_ERRORS])
+    raise InvalidBodies(problems[:MAX_REPORTED_ERRORS])
+
+
+# The key by which ``_body_errors`` marks the errors of a body checked as a custom type's:
+# (the body's ``loc``, its type). ``InvalidBodies`` takes it out.
+_CUSTOM_MARK = "custom_type_of_body"
+
+
+class InvalidBodies(InvalidInput):
+    """Invalid ingest bodies. ``unconfirmed`` maps the ``loc`` of each body checked as a custom
+    type's to that type: if no such type exists, the answer for that body is the unknown type
+    (``unknown_type_error``), not what its shape lacks; only the database can tell."""
+
+    def __init__(self, errors: list[ErrorDict]) -> None:
+        self.unconfirmed: dict[Loc, str] = {}
+        for error in errors:
+            mark = error.pop(_CUSTOM_MARK, None)
+            if mark is not None:
+                self.unconfirmed[mark[0]] = mark[1]
+        super().__init__(errors)
+
+    def with_unknown_types(self, unknown: set[str]) -> InvalidInput:
+        """The answer once the types in ``unknown`` are known not to exist: each such body's
+        problems are its unknown ``type`` (and its ``uuid`` or ``timestamp``, if bad)."""
+        bodies = {loc: name for loc, name in self.unconfirmed.items() if name in unknown}
+        errors: list[ErrorDict] = []
+        for error in self.errors:
+            where = tuple(error["loc"])
+            body = next((loc for loc in bodies if where[: len(loc)] == loc), None)
+            if body is None or where[len(body) : len(body) + 1] in (("uuid",), ("timestamp",)):
+                errors.append(error)
+            elif (*body, "type") not in [tuple(e["loc"]) for e in errors]:
+                errors.append(unknown_type_error(body, bodies[body]))
+        return InvalidInput(errors)
+
+
+def unknown_type_error(loc: Loc, type_name: str) -> ErrorDict:
+    """The error of a body (at ``loc``) whose ``type`` names no catalog or custom type."""
+    message = f"Unknown event type {_shorten(type_name)}: neither a catalog nor a custom event type"
+    return _error((*loc, "type"), message, "value_error")
 
 
 def _parsed(text: bytes) -> Any:
@@ -217,7 +256,10 @@ def _body_errors(errors: list[Any], loc: Loc, depth: int) -> list[ErrorDict]:
             shaped.append(_error((*loc, *where), error["msg"], error["type"]))
     custom = branches[CUSTOM_BRANCH]
     if custom and not any(e["loc"][depth:] in ((), ("type",)) for e in custom):
-        shaped += [_error((*loc, *e["loc"][depth:]), e["msg"], e["type"]) for e in custom]
+        # The type may name a custom type: the catalog branch's error at the union has the body.
+        body: Any = next((e["input"] for e in branches[CATALOG_BRANCH] if e["loc"][depth:] == ()), None)
+        mark = {_CUSTOM_MARK: (loc, body.get("type"))} if isinstance(body, dict) else {}
+        shaped += [_error((*loc, *e["loc"][depth:]), e["msg"], e["type"]) | mark for e in custom]
     else:
         shaped += _catalog_errors(branches[CATALOG_BRANCH], loc, depth)
     return shaped

@@ -229,3 +229,14 @@ async def test_two_instances_on_one_database_see_a_patched_schema(app_factory: A
         assert (await first.client.delete(f"{EVENT_TYPES}/order.placed")).status_code == 204
         gone = await second.client.post(EVENTS, json=custom_event(amount=1))
         assert gone.json()["detail"][0]["loc"] == ["body", "type"]
+
+
+async def test_a_body_of_no_type_is_answered_with_its_type_whatever_else_it_lacks(herald: RunningApp) -> None:
+    single = await herald.client.post(EVENTS, json={"type": "no.such", "uuid": "bad", "project": {}})
+    assert single.status_code == 422
+    assert sorted(e["loc"] for e in single.json()["detail"]) == [["body", "type"], ["body", "uuid"]]
+    await create_type(herald.client)
+    events = [{"type": "order.placed"}, {"type": "no.such"}, custom_event()]
+    batch = await herald.client.post(BATCH, json={"events": events})
+    locs = [e["loc"] for e in batch.json()["detail"]]
+    assert locs == [["body", "events", 0, "data"], ["body", "events", 1, "type"]]
