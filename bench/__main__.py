@@ -10,7 +10,8 @@ events they record leave the delivery backlog), naive send loops, then a second 
 the dispatcher on drains the backlog (throughput and memory), then idle latency, the healthy
 endpoint beside a hanging one, drains signed with a secret encrypted at rest beside the same
 drains with it in plain text, several Herald processes (``--workers 2``, two replicas) beside
-one, and last the claim query on a database of its own.
+one, the claim query on a database of its own, and last the custom-type figures (a custom type
+beside the catalog's main type, on a Herald of their own).
 ``--quick`` is a smoke run (< 60 s) whose figures are not assessed.
 """
 
@@ -32,7 +33,7 @@ import asyncpg
 import orjson
 import uvloop
 
-from bench import claim_figures, delivery_figures, ingest_figures, report, scaling
+from bench import claim_figures, custom_figures, delivery_figures, ingest_figures, report, scaling
 from bench.infra import (
     Child,
     Herald,
@@ -55,7 +56,7 @@ RESULTS_PATH = Path(__file__).with_name("results.json")
 # A smoke run must not overwrite the figures of a real one.
 QUICK_RESULTS_PATH = Path(tempfile.gettempdir()) / "herald-bench-quick.json"
 STARTED_AT = time.monotonic()
-PARTS = ("ingest", "deliveries", "secrets", "scaling", "claims")
+PARTS = ("ingest", "deliveries", "secrets", "scaling", "claims", "custom")
 
 
 def step(message: str) -> None:
@@ -141,10 +142,8 @@ async def top_up(session: aiohttp.ClientSession, herald: Herald, database_url: s
     return backlog
 
 
-async def ingest_part(
-    args: argparse.Namespace, session: aiohttp.ClientSession, pg: Postgres, herald: Herald, workdir: Path
-) -> dict[str, Any]:
-    options = ingest_figures.IngestOptions(
+def ingest_options(args: argparse.Namespace) -> ingest_figures.IngestOptions:
+    return ingest_figures.IngestOptions(
         rounds=args.rounds,
         seconds=args.seconds,
         warmup_s=0.5 if args.quick else 1.5,
@@ -153,6 +152,12 @@ async def ingest_part(
         batch_size=1000,
         batch_concurrency=args.batch_concurrency,
     )
+
+
+async def ingest_part(
+    args: argparse.Namespace, session: aiohttp.ClientSession, pg: Postgres, herald: Herald, workdir: Path
+) -> dict[str, Any]:
+    options = ingest_options(args)
     raw_db = await pg.create_database("raw")
     raw_subscribers = [uuid4() for _ in range(3)]
     raw_app, raw_url = await start_raw_app(workdir, raw_db, raw_subscribers)
@@ -251,6 +256,17 @@ async def claims_part(pg: Postgres, sizes: tuple[int, int], count: int) -> dict[
     return {"claims": await claim_figures.claim_figure(pg, sizes, count, 64)}
 
 
+async def custom_part(
+    args: argparse.Namespace, session: aiohttp.ClientSession, pg: Postgres, receiver: Receiver, workdir: Path
+) -> dict[str, Any]:
+    database = await pg.create_database("custom", migrate=False)  # herald serve migrates
+    herald = await start_herald(workdir, database, dispatcher=False)
+    try:
+        return await custom_figures.custom_figures(session, herald, receiver.base_url, ingest_options(args))
+    finally:
+        herald.child.stop()
+
+
 async def guarded(results: dict[str, Any], part: str, work: Awaitable[dict[str, Any]]) -> None:
     """Run one part; a failure is recorded (and printed) and the run goes on with the next."""
     try:
@@ -312,6 +328,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 step("claim query:")
                 small, large = (int(s) for s in args.claim_sizes.split(","))
                 await guarded(results, "claims", claims_part(pg, (small, large), args.claims))
+            if "custom" in args.only:
+                step("custom-type figures (dispatcher off):")
+                await guarded(results, "custom", custom_part(args, session, pg, receiver, workdir))
         results["anomalies"] = report.anomalies(results)
         ok = "failures" not in results and not results["anomalies"]
     finally:

@@ -196,6 +196,23 @@ def _memory(r: dict[str, Any]) -> Row:
     )
 
 
+def _custom(mode: str, label: str) -> Callable[[dict[str, Any]], Row]:
+    def row(r: dict[str, Any]) -> Row:
+        custom, catalog = r[mode]["custom"], r[mode]["catalog"]
+        share = r[f"schema_check_share_{mode}"]
+        return Row(
+            f"{label} of a custom type, 10-field schema (events/s; schema check vs Herald CPU per event)",
+            f"{_n(custom['median_per_s'])}; check {_n(r['schema_check_us'], 2)} µs of "
+            f"{_n(custom['herald_cpu_us_per_event'], 1)} µs",
+            f"{_n(catalog['median_per_s'])} (catalog type, {_n(catalog['herald_cpu_us_per_event'], 1)} µs)",
+            f"{_n(_ratio(custom['median_per_s'], catalog['median_per_s']), 2)}x; check {_n(share, 3)}",
+            "check < 0.2 of the ingest",
+            None if share is None else share < 0.2,
+        )
+
+    return row
+
+
 ROWS: list[tuple[str, Callable[[dict[str, Any]], Row]]] = [
     ("single_ingest", _single),
     ("batch_ingest", _batch),
@@ -206,6 +223,8 @@ ROWS: list[tuple[str, Callable[[dict[str, Any]], Row]]] = [
     ("scaling", _scaling),
     ("claims", _claims),
     ("deliveries", _memory),
+    ("custom_types", _custom("single", "single-event ingest")),
+    ("custom_types", _custom("batch", "batch ingest (1000 per request)")),
 ]
 
 
@@ -224,8 +243,11 @@ def markdown(results: dict[str, Any], *, assess: bool) -> str:
 def anomalies(results: dict[str, Any]) -> list[str]:
     """What makes a figure untrustworthy whatever its value: errors, losses, duplicates."""
     found: list[str] = []
-    for part in ("single_ingest", "batch_ingest"):
-        for side, figures in results.get(part, {}).items():
+    parts = {part: results.get(part, {}) for part in ("single_ingest", "batch_ingest")}
+    custom = results.get("custom_types", {})
+    parts |= {f"custom_types {mode}": custom[mode] for mode in ("single", "batch") if mode in custom}
+    for part, sides in parts.items():
+        for side, figures in sides.items():
             if figures.get("errors"):
                 found.append(
                     f"{part} ({side}): {figures['errors']} failed requests, e.g. {figures['first_error']}"

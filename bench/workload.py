@@ -65,6 +65,55 @@ def simple_event(type_name: str, uuid: str | None = None) -> dict[str, Any]:
     return body
 
 
+# The custom type of the custom-type figures: ten fields, three of them required.
+CUSTOM_TYPE = "order.placed"
+CUSTOM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["order_id", "amount", "currency"],
+    "additionalProperties": False,
+    "properties": {
+        "order_id": {"type": "string", "minLength": 1},
+        "amount": {"type": "number", "minimum": 0},
+        "currency": {"enum": ["EUR", "USD", "GBP"]},
+        "items": {"type": "integer", "minimum": 1},
+        "customer": {
+            "type": "object",
+            "properties": {"id": {"type": "string"}, "tier": {"type": "string"}},
+            "required": ["id"],
+        },
+        "paid": {"type": "boolean"},
+        "placed_at": {"type": "string"},
+        "coupon": {"type": ["string", "null"]},
+        "tags": {"type": "array", "items": {"type": "string"}, "maxItems": 10},
+        "note": {"type": "string", "maxLength": 200},
+    },
+}
+
+
+def custom_data() -> dict[str, Any]:
+    """``data`` valid under ``CUSTOM_SCHEMA``, all ten fields given."""
+    return {
+        "order_id": "o-1",
+        "amount": 12.5,
+        "currency": "EUR",
+        "items": 2,
+        "customer": {"id": "c-7", "tier": "gold"},
+        "paid": True,
+        "placed_at": "2026-01-02T03:04:05Z",
+        "coupon": None,
+        "tags": ["web", "first"],
+        "note": "leave at the door",
+    }
+
+
+def custom_event(uuid: str | None = None) -> dict[str, Any]:
+    """An event of ``CUSTOM_TYPE`` in the bench's project."""
+    body: dict[str, Any] = {"type": CUSTOM_TYPE, "project_uuid": PROJECT_UUID, "data": custom_data()}
+    if uuid is not None:
+        body["uuid"] = uuid
+    return body
+
+
 def batch_body(events: list[dict[str, Any]]) -> bytes:
     return orjson.dumps({"events": events})
 

@@ -12,6 +12,8 @@ without touching the database.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Collection
 from dataclasses import dataclass
 
 PING = "ping"
@@ -266,6 +268,35 @@ OPERATIONAL: dict[str, EventTypeInfo] = {
 }
 
 
+# -- Custom types: defined by producers at run time (docs/events.md, "Custom event types") --------
+# Their names, schemas and versions live in the ``event_types`` table; what is fixed is here: the
+# name rule (disjoint from the catalog, ``ping`` and the operational types) and their one scope.
+
+CUSTOM_KIND = "custom"
+CUSTOM_NAME_CHARS = "[a-z0-9:._-]"
+CUSTOM_NAME_MIN_CHARS, CUSTOM_NAME_MAX_CHARS = 3, 100
+_CUSTOM_NAME = re.compile(f"{CUSTOM_NAME_CHARS}{{{CUSTOM_NAME_MIN_CHARS},{CUSTOM_NAME_MAX_CHARS}}}")
+RESERVED_PREFIXES = ("project:", "jupyter:", OPERATIONAL_PREFIX)
+CUSTOM_FILTERS = _PROJECT_FILTERS
+
+
+def custom_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a custom type, or ``None`` if it can."""
+    if not _CUSTOM_NAME.fullmatch(name):
+        return (
+            f"must be {CUSTOM_NAME_MIN_CHARS}-{CUSTOM_NAME_MAX_CHARS} characters of "
+            f"{CUSTOM_NAME_CHARS} (lower case)"
+        )
+    if name.startswith(RESERVED_PREFIXES) or name == PING:
+        return f"must not be {PING!r} nor start with {', '.join(map(repr, RESERVED_PREFIXES))}"
+    return None
+
+
+def is_custom_name(name: str) -> bool:
+    """Whether ``name`` may name a custom type (whether one exists is the database's to say)."""
+    return custom_name_problem(name) is None
+
+
 def is_operational(type_name: str) -> bool:
     """Whether ``type_name`` is one of Herald's own operational types."""
     return type_name in OPERATIONAL
@@ -293,11 +324,14 @@ PING_KIND = "event"
 
 
 def kind_of(type_name: str) -> str | None:
-    """The layer handling ``type_name`` (``ping`` included), or ``None`` for an unknown type."""
+    """The layer handling ``type_name`` (``ping`` included; any name a custom type may have), or
+    ``None`` for a name no type can have."""
     if type_name == PING:
         return PING_KIND
     info = info_of(type_name)
-    return info.kind if info is not None else None
+    if info is not None:
+        return info.kind
+    return CUSTOM_KIND if is_custom_name(type_name) else None
 
 
 def _glob_match(pattern: str, name: str) -> bool:
@@ -328,12 +362,13 @@ def pattern_matches(pattern: str, name: str) -> bool:
     return _glob_match(pattern, name)
 
 
-def expand_pattern(pattern: str) -> list[str]:
+def expand_pattern(pattern: str, custom: Collection[str] = ()) -> list[str]:
     """The catalog types ``pattern`` matches, in catalog order, then the operational ones it
-    matches (never ``ping``)."""
+    matches (never ``ping``), then the ``custom`` type names it matches."""
     names = [name for name in CATALOG if pattern_matches(pattern, name)]
     if reaches_operational(pattern):
         names.extend(name for name in OPERATIONAL if pattern_matches(pattern, name))
+    names.extend(name for name in sorted(custom) if pattern_matches(pattern, name))
     return names
 
 
@@ -346,9 +381,9 @@ def pattern_to_like(pattern: str) -> str:
     return escaped.replace("*", "%")
 
 
-def allowed_scopes(pattern: str) -> list[ScopeFilter]:
+def allowed_scopes(pattern: str, custom: Collection[str] = ()) -> list[ScopeFilter]:
     """The scopes allowed by every type ``pattern`` matches (empty when it matches none)."""
-    matched = expand_pattern(pattern)
+    matched = expand_pattern(pattern, custom)
     if not matched:
         return []
     scopes = list(optional_filters_of(matched[0]))
@@ -357,15 +392,16 @@ def allowed_scopes(pattern: str) -> list[ScopeFilter]:
     return scopes
 
 
-def check_scope(pattern: str, has_project: bool, has_job: bool) -> str | None:
+def check_scope(pattern: str, has_project: bool, has_job: bool, custom: Collection[str] = ()) -> str | None:
     """Why a subscription with this pattern and scope is not allowed, or ``None`` if it is.
 
-    A scope is allowed only if every type the pattern matches allows it (docs/events.md,
-    "Subscriptions"); a job scope needs a project scope too.
+    A scope is allowed only if every type the pattern matches (catalog, operational or one of
+    the ``custom`` types) allows it (docs/events.md, "Subscriptions"); a job scope needs a
+    project scope too.
     """
-    matched = expand_pattern(pattern)
+    matched = expand_pattern(pattern, custom)
     if not matched:
-        return f"event type pattern {_shorten(pattern)} matches no catalog event type"
+        return f"event type pattern {_shorten(pattern)} matches no catalog or custom event type"
     if has_job and not has_project:
         return "a job_uuid scope needs a project_uuid too"
     if not has_project:
@@ -382,9 +418,12 @@ def check_scope(pattern: str, has_project: bool, has_job: bool) -> str | None:
 
 
 def optional_filters_of(name: str) -> tuple[ScopeFilter, ...]:
-    """The scopes a subscription to ``name`` may carry (none for an unknown type)."""
+    """The scopes a subscription to ``name`` may carry (a custom type's: its project; none for a
+    name no type can have)."""
     info = info_of(name)
-    return info.optional_filters if info is not None else _NO_FILTERS
+    if info is not None:
+        return info.optional_filters
+    return CUSTOM_FILTERS if is_custom_name(name) else _NO_FILTERS
 
 
 def _shorten(text: str, limit: int = 120) -> str:

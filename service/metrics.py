@@ -38,7 +38,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.catalog import OPERATIONAL
+from service.catalog import CUSTOM_KIND, OPERATIONAL, info_of
 
 logger = logging.getLogger(__name__)
 
@@ -183,7 +183,7 @@ class Metrics:
         ProcessCollector(registry=self.registry)
         self._events = Counter(
             "herald_events_ingested",
-            "Events recorded (replays not counted), by type family.",
+            "Events recorded (replays not counted), by type family (custom types: 'custom').",
             ["family"],
             registry=self.registry,
         )
@@ -204,7 +204,9 @@ class Metrics:
         self.registry.register(self._scraped)
 
     def events_ingested(self, type_name: str, count: int = 1) -> None:
-        self._events.labels(type_family(type_name)).inc(count)
+        # Custom types are counted together: their names are producers' and unbounded in number.
+        family = type_family(type_name) if info_of(type_name) is not None else CUSTOM_KIND
+        self._events.labels(family).inc(count)
 
     def observe_attempt(
         self, duration_s: float, outcome: AttemptOutcome, subscriber_kind: SubscriberKind = "webhook"

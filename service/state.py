@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from service.common.secretbox import SecretBox
 from service.config import Settings
 from service.core.analytics import Anonymizer
+from service.core.custom_schemas import SchemaCache
 
 if TYPE_CHECKING:
     from service.db import EmbeddedPostgres
@@ -47,3 +48,5 @@ class HeraldState:
     embedded: EmbeddedPostgres | None = None
     dispatcher: DispatcherHandle | None = None
     started_monotonic: float = field(default_factory=time.monotonic)
+    custom_schemas: SchemaCache = field(default_factory=SchemaCache)
+    """The compiled schemas of custom event types, checked against the database at each use."""

@@ -75,6 +75,7 @@ BEGIN
         EXECUTE 'TRUNCATE ' || tables || ' RESTART IDENTITY CASCADE';
     END IF;
     DELETE FROM subscribers WHERE kind <> 'analytics';
+    DELETE FROM event_types WHERE custom;
     -- A test may have started Herald with other secrets keys: the next one writes its own canary.
     UPDATE installation SET secrets_canary = NULL;
 END $$;

@@ -12,16 +12,17 @@ from pydantic import AwareDatetime, TypeAdapter
 
 from service.api.deps import StateDep
 from service.api.responses import JSONBytes, error_responses, raw_page
-from service.core import feed
+from service.core import custom_types, feed
+from service.core.custom_schemas import InvalidCustomEvents
 from service.core.events import EventConflict, RecordContext, Recorded, register_events
 from service.core.feed import EventFilter
 from service.db import INGEST_DEADLINE_S, driver_connection, read_session
-from service.errors import Conflict
+from service.errors import Conflict, InvalidInput
 from service.metrics import Metrics
 from service.schemas.common import DEFAULT_LIMIT, CursorQuery, LimitQuery, decode_cursor, encode_cursor
 from service.schemas.deliveries import delivery_out
 from service.schemas.event_responses import BatchAccepted, EventAccepted, EventDetail, EventPage
-from service.schemas.events import BATCH_ADAPTER, EVENT_ADAPTER, validate_batch, validate_event
+from service.schemas.events import BATCH_ADAPTER, EVENT_ADAPTER, InvalidBodies, validate_batch, validate_event
 from service.state import HeraldState
 
 router = APIRouter(prefix="/api/v1/events", tags=["events"])
@@ -58,7 +59,13 @@ def record_context(state: HeraldState) -> RecordContext:
         anonymizer=state.installation.anonymizer,
         analytics_subscriber_uuid=state.installation.analytics_subscriber_uuid,
         telemetry_enabled=state.settings.telemetry_enabled,
+        schemas=state.custom_schemas,
     )
+
+
+async def _explained(state: HeraldState, invalid: InvalidBodies) -> InvalidInput:
+    async with read_session(state.sessions) as session:
+        return await custom_types.explained(session, invalid)
 
 
 def count_ingested(metrics: Metrics, recorded: list[Recorded]) -> None:
@@ -91,13 +98,18 @@ def count_ingested(metrics: Metrics, recorded: list[Recorded]) -> None:
 async def ingest_event(request: Request, response: Response) -> Recorded:
     # State and metrics are read here, not through dependencies: sync ones run in a thread pool.
     state: HeraldState = request.app.state.herald
-    event = validate_event(await request.body())
+    try:
+        event = validate_event(await request.body())
+    except InvalidBodies as exc:
+        raise await _explained(state, exc) from None
     try:
         # No explicit transaction: recording is one statement, atomic and committed on its own.
         async with driver_connection(state.engine, INGEST_DEADLINE_S) as conn:
             [recorded] = await register_events(conn, record_context(state), [event])
     except EventConflict as exc:
         raise Conflict(exc.detail) from None
+    except InvalidCustomEvents as exc:
+        raise exc.at(("body",), indexed=False) from None
     count_ingested(request.app.state.metrics, [recorded])
     if recorded.replayed:
         response.status_code = 200
@@ -120,7 +132,10 @@ async def ingest_event(request: Request, response: Response) -> Recorded:
 )
 async def ingest_batch(request: Request) -> dict[str, list[Recorded]]:
     state: HeraldState = request.app.state.herald
-    events = validate_batch(await request.body())
+    try:
+        events = validate_batch(await request.body())
+    except InvalidBodies as exc:
+        raise await _explained(state, exc) from None
     # A big batch is legitimately slower; fail-fast matters most for single events.
     deadline_s = INGEST_DEADLINE_S + BATCH_DEADLINE_PER_EVENT_S * len(events)
     try:
@@ -129,6 +144,8 @@ async def ingest_batch(request: Request) -> dict[str, list[Recorded]]:
             recorded = await register_events(conn, record_context(state), events)
     except EventConflict as exc:
         raise Conflict(f"events[{exc.index}]: {exc.detail}") from None
+    except InvalidCustomEvents as exc:
+        raise exc.at(("body", "events"), indexed=True) from None
     count_ingested(request.app.state.metrics, recorded)
     return {"items": recorded}
 

@@ -59,7 +59,8 @@ async def _views(state: HeraldState, subscribers: list[Subscriber]) -> list[Subs
     responses=error_responses(413, 422, 503),
 )
 async def create_webhook(body: WebhookCreate, state: StateDep, resolver: ResolverDep) -> SubscriberCreated:
-    new = core.prepare_webhook(body)
+    async with read_session(state.sessions) as session:
+        new = await core.prepare_webhook(session, body)
     allow_private = state.settings.allow_private_destinations
     await core.check_destination(body.url, allow_private=allow_private, resolver=resolver)
     async with transaction(state.sessions) as session:

@@ -26,6 +26,7 @@ import orjson
 
 from service.common.channels import DELIVERIES_CHANNEL
 from service.core.analytics import Anonymizer
+from service.core.custom_schemas import SchemaCache, check_custom_events
 from service.errors import Conflict
 from service.models.events import entity_values, event_class_for
 from service.schemas.events import ValidatedEvent
@@ -40,6 +41,7 @@ class RecordContext:
     anonymizer: Anonymizer
     analytics_subscriber_uuid: UUID
     telemetry_enabled: bool
+    schemas: SchemaCache
 
 
 @dataclass(frozen=True)
@@ -254,8 +256,10 @@ async def register_events(
 
     An event whose uuid already exists is a replay: with the same type and sections (and the
     same timestamp, when the retry gives one) it is answered with the original answer and
-    ``replayed=True``; otherwise ``EventConflict`` names it (the caller rolls back).
+    ``replayed=True``; otherwise ``EventConflict`` names it (the caller rolls back). Custom events
+    are checked against their types first (``InvalidCustomEvents``: an unknown type, bad ``data``).
     """
+    await check_custom_events(conn, ctx.schemas, events)
     now = datetime.now(UTC)
     uuids = [v.uuid or uuid4() for v in events]
     timestamps = [v.timestamp or now for v in events]

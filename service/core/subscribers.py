@@ -27,6 +27,7 @@ from service.common.secretbox import SecretBox, UndecryptableSecret
 from service.common.secrets import generate_secret
 from service.common.urls import url_origin
 from service.core import operational
+from service.core.custom_types import custom_type_names
 from service.core.subscriptions import SubscriptionSpec, replace_subscriptions, validate_subscriptions
 from service.core.webhook_headers import seal_headers
 from service.errors import Conflict, InvalidInput, NotFound
@@ -86,15 +87,17 @@ class NewWebhook:
     subscriptions: list[SubscriptionSpec]
 
 
-def prepare_webhook(body: WebhookCreate) -> NewWebhook:
-    """Validate what the schema cannot: subscriptions against the catalog, format vs. encoding.
+async def prepare_webhook(session: AsyncSession, body: WebhookCreate) -> NewWebhook:
+    """Validate what the schema cannot: subscriptions against the catalog and the custom types
+    that exist now, format vs. encoding.
 
     ``format`` left out is chosen from the URL (``service.common.formats.format_for_url``).
     """
     fmt = body.format or format_for_url(body.url)
     errors: list[dict[str, object]] = []
     try:
-        specs = validate_subscriptions(body.subscriptions, owner=body.project_uuid)
+        custom = await custom_type_names(session)
+        specs = validate_subscriptions(body.subscriptions, owner=body.project_uuid, custom=custom)
     except InvalidInput as exc:
         errors.extend(exc.errors)
         specs = []
@@ -161,7 +164,8 @@ async def patch_subscriptions(
     if patch.subscriptions is None:
         return None
     owner = (await get_subscriber(session, subscriber_uuid)).project_uuid
-    return validate_subscriptions(patch.subscriptions, owner=owner)
+    custom = await custom_type_names(session)
+    return validate_subscriptions(patch.subscriptions, owner=owner, custom=custom)
 
 
 def _check_owner_kept(subscriber: Subscriber, patch: WebhookUpdate) -> None:

@@ -9,7 +9,7 @@ asks the same question without an event.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID, uuid4
@@ -26,6 +26,7 @@ from service.catalog import (
     is_operational,
     optional_filters_of,
 )
+from service.core.custom_types import custom_type_names
 from service.errors import InvalidInput
 from service.models.subscriptions import Subscription
 from service.schemas.subscriptions import SubscriptionIn
@@ -48,7 +49,7 @@ def _error(loc: Loc, msg: str) -> dict[str, Any]:
     return {"loc": list(loc), "msg": msg, "type": "value_error"}
 
 
-def _scope_error(item: SubscriptionIn, loc: Loc) -> dict[str, Any] | None:
+def _scope_error(item: SubscriptionIn, loc: Loc, custom: Collection[str]) -> dict[str, Any] | None:
     # "**" means "*"; collapsing runs keeps the catalog's backtracking matcher fast whatever
     # the input (the pattern itself is stored as written).
     pattern = _STAR_RUN.sub("*", item.event_type)
@@ -62,7 +63,7 @@ def _scope_error(item: SubscriptionIn, loc: Loc) -> dict[str, Any] | None:
             steps.append((True, True, "job_uuid"))
     # The first failing step names the field to blame: the pattern, then the project, then the job.
     for project, job, field in steps:
-        problem = check_scope(pattern, project, job)
+        problem = check_scope(pattern, project, job, custom)
         if problem is not None:
             return _error((*loc, field), problem)
     return None
@@ -71,13 +72,15 @@ def _scope_error(item: SubscriptionIn, loc: Loc) -> dict[str, Any] | None:
 _PROJECT_SCOPE = ("project_uuid",)
 
 
-def _owned_error(item: SubscriptionIn, owner: UUID, loc: Loc) -> dict[str, Any] | None:
+def _owned_error(
+    item: SubscriptionIn, owner: UUID, loc: Loc, custom: Collection[str]
+) -> dict[str, Any] | None:
     """Why a subscription cannot belong to a webhook ``owner`` owns (its scope is ``owner``)."""
     if item.project_uuid is not None and item.project_uuid != owner:
         return _error(
             (*loc, "project_uuid"), f"this webhook is owned by project {owner}: scope it to that one"
         )
-    matched = expand_pattern(_STAR_RUN.sub("*", item.event_type))
+    matched = expand_pattern(_STAR_RUN.sub("*", item.event_type), custom)
     if matched and not any(_PROJECT_SCOPE in optional_filters_of(name) for name in matched):
         return _error(
             (*loc, "event_type"),
@@ -87,12 +90,12 @@ def _owned_error(item: SubscriptionIn, owner: UUID, loc: Loc) -> dict[str, Any] 
     return None
 
 
-def _owned_scope_error(item: SubscriptionIn, loc: Loc) -> dict[str, Any] | None:
+def _owned_scope_error(item: SubscriptionIn, loc: Loc, custom: Collection[str]) -> dict[str, Any] | None:
     # On an owned webhook a pattern stands for its types that have a project (``*`` is every such
     # type): the scope must suit each of those, and the types without a project never match.
     has_job = item.job_uuid is not None
     scope = ("project_uuid", "job_uuid") if has_job else _PROJECT_SCOPE
-    for name in expand_pattern(_STAR_RUN.sub("*", item.event_type)):
+    for name in expand_pattern(_STAR_RUN.sub("*", item.event_type), custom):
         filters = optional_filters_of(name)
         if _PROJECT_SCOPE in filters and scope not in filters:
             return _error(
@@ -102,18 +105,29 @@ def _owned_scope_error(item: SubscriptionIn, loc: Loc) -> dict[str, Any] | None:
     return None
 
 
-def _owned_item_error(item: SubscriptionIn, owner: UUID, loc: Loc) -> dict[str, Any] | None:
+def _owned_item_error(
+    item: SubscriptionIn, owner: UUID, loc: Loc, custom: Collection[str]
+) -> dict[str, Any] | None:
     unscoped = item.model_copy(update={"project_uuid": None, "job_uuid": None})
-    return _owned_error(item, owner, loc) or _scope_error(unscoped, loc) or _owned_scope_error(item, loc)
+    return (
+        _owned_error(item, owner, loc, custom)
+        or _scope_error(unscoped, loc, custom)
+        or _owned_scope_error(item, loc, custom)
+    )
 
 
 def validate_subscriptions(
-    items: Sequence[SubscriptionIn], loc: Loc = ("body", "subscriptions"), *, owner: UUID | None = None
+    items: Sequence[SubscriptionIn],
+    loc: Loc = ("body", "subscriptions"),
+    *,
+    owner: UUID | None = None,
+    custom: Collection[str] = (),
 ) -> list[SubscriptionSpec]:
-    """Check every subscription against the catalog and merge duplicates (first one wins).
+    """Check every subscription against the catalog and the ``custom`` type names, and merge
+    duplicates (first one wins).
 
-    Raises ``InvalidInput`` naming each bad item's field: a pattern that matches no catalog
-    type, a ``job_uuid`` without ``project_uuid``, a scope a matched type does not allow. For a
+    Raises ``InvalidInput`` naming each bad item's field: a pattern that matches no catalog or
+    custom type, a ``job_uuid`` without ``project_uuid``, a scope a matched type does not allow. For a
     webhook ``owner`` owns, every subscription is scoped to ``owner`` (filled in when left out;
     another project, or a pattern matching only types without a project, is refused).
     """
@@ -122,9 +136,9 @@ def validate_subscriptions(
     for index, item in enumerate(items):
         scoped = item if owner is None else item.model_copy(update={"project_uuid": owner})
         error = (
-            _scope_error(item, (*loc, index))
+            _scope_error(item, (*loc, index), custom)
             if owner is None
-            else _owned_item_error(item, owner, (*loc, index))
+            else _owned_item_error(item, owner, (*loc, index), custom)
         )
         if error is not None:
             errors.append(error)
@@ -192,11 +206,14 @@ ORDER BY w.created_at DESC, w.uuid DESC
 )
 
 
-def check_event_type(event_type: str, loc: Loc = ("path", "event_type")) -> None:
-    """Refuse (``InvalidInput``) anything but a catalog or operational event type."""
-    if event_type not in CATALOG and not is_operational(event_type):
+def check_event_type(
+    event_type: str, custom: Collection[str] = (), loc: Loc = ("path", "event_type")
+) -> None:
+    """Refuse (``InvalidInput``) anything but a catalog or operational event type or one of the
+    ``custom`` ones."""
+    if event_type not in CATALOG and not is_operational(event_type) and event_type not in custom:
         shown = event_type if len(event_type) <= 120 else event_type[:120] + "…"
-        raise InvalidInput([_error(loc, f"{shown!r} is not a catalog or operational event type")])
+        raise InvalidInput([_error(loc, f"{shown!r} is not a catalog, operational or custom event type")])
 
 
 async def subscribed_to(
@@ -207,7 +224,8 @@ async def subscribed_to(
     A scoped subscription counts only when the scope is given and equal: a project scope
     needs ``project_uuid``, a job scope both ``project_uuid`` and ``job_uuid``.
     """
-    check_event_type(event_type)
+    known = event_type in CATALOG or is_operational(event_type)
+    check_event_type(event_type, () if known else await custom_type_names(session))
     if job_uuid is not None and project_uuid is None:
         raise InvalidInput([_error(("query", "job_uuid"), "a job_uuid needs a project_uuid too")])
     # Only patterns that begin with ``herald:`` reach an operational type (``*`` never does).

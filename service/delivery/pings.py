@@ -38,7 +38,8 @@ async def _ping(state: HeraldState, target: WebhookTarget) -> PingResult:
 
 async def ping_new_webhook(state: HeraldState, body: WebhookCreate, resolver: Resolver | None) -> PingResult:
     """Validate ``body`` as for create, then ping its URL, signed with its secret or a throw-away one."""
-    new = core.prepare_webhook(body)
+    async with read_session(state.sessions) as session:
+        new = await core.prepare_webhook(session, body)
     await core.check_destination(
         body.url, allow_private=state.settings.allow_private_destinations, resolver=resolver
     )

@@ -114,6 +114,10 @@ def pipeline_run_counts(run: dict[str, Any]) -> dict[str, Any]:
     return derived
 
 
+# The one section of a custom type's event: ``project_uuid`` (optional) and ``data``, as the
+# body gave them at its top level.
+CUSTOM_SECTION = "custom"
+
 IMAGE_BUILD_TIMES = ("requested_time", "started_time", "finished_time")
 
 

@@ -25,11 +25,18 @@ from sqlalchemy import JSON, BigInteger, Column, DateTime, Identity, Index, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
-from service.catalog import OPERATIONAL_DELIVERY_KIND, OPERATIONAL_SUBSCRIBER_KIND, PING, kind_of
+from service.catalog import (
+    CUSTOM_KIND,
+    OPERATIONAL_DELIVERY_KIND,
+    OPERATIONAL_SUBSCRIBER_KIND,
+    PING,
+    kind_of,
+)
 from service.common.telemetry import TelemetryData
 from service.common.timefmt import format_utc
 from service.models.base import SingleTableInheritanceMeta
 from service.models.event_payloads import (
+    CUSTOM_SECTION,
     IMAGE_BUILD_TIMES,
     Anonymize,
     Layer,
@@ -294,6 +301,15 @@ class DeliveryOperationalEvent(OperationalEvent):
     )
 
 
+class CustomEvent(Event):
+    """An event of a custom type (defined at run time, its ``data`` checked against the type's
+    JSON Schema): ``project_uuid`` when given and ``data`` beside the root fields. Telemetry gets
+    the root fields only: ``data`` is the producer's own and may hold anything."""
+
+    __mapper_args__ = {"polymorphic_identity": CUSTOM_KIND}
+    layer = Layer(CUSTOM_SECTION, at=(), shown=("project_uuid", "data"))
+
+
 # The delivery sits beside the subscriber at the top of the payload, not under it.
 DeliveryOperationalEvent.layers = (*OperationalEvent.layers, (("delivery",), DeliveryOperationalEvent.layer))
 
@@ -332,7 +348,7 @@ def entity_values(sections: dict[str, Any]) -> tuple[tuple[UUID | str | None, ..
         return value.get(key) if value is not None else None
 
     uuids = (
-        entity("project"),
+        entity("project") or entity(CUSTOM_SECTION, "project_uuid"),
         # Job events name their pipeline in the job section.
         entity("pipeline") or entity("job", "pipeline_uuid"),
         entity("environment"),

@@ -13,11 +13,20 @@ from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Self, get_args
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    ValidationError,
+    model_validator,
+)
 from pydantic_core import CoreSchema, InitErrorDetails, PydanticCustomError, core_schema
 from typing_extensions import is_typeddict
 
-from service.catalog import CATALOG
+from service.catalog import CATALOG, CUSTOM_KIND, custom_name_problem
+from service.models.event_payloads import CUSTOM_SECTION
 from service.schemas.event_sections import (
     CronJobSection,
     CronPipelineRunSection,
@@ -32,6 +41,7 @@ from service.schemas.event_sections import (
     SessionSection,
     Timestamp,
     UpdateSection,
+    free_json,
 )
 
 MAX_BATCH_EVENTS = 1000
@@ -73,16 +83,28 @@ class CatalogTypes:
         return core_schema.literal_schema(self.names)
 
 
-class EventBodyIn(BaseModel):
+class EventRootIn(BaseModel):
     """What every body has: its ``type`` and, optionally, its ``uuid`` and ``timestamp``."""
 
     model_config = ConfigDict(extra="forbid")
-    # The layer (catalog kind) of the model, read from its ``type`` annotation.
+    # The layer of the model: a catalog kind, read from its ``type`` annotation, or ``custom``.
     kind: ClassVar[str]
 
     type: str = Field(description="A catalog event type, e.g. project:created.")
     uuid: UUID | None = Field(default=None, description="Producer-chosen id; the idempotency key.")
     timestamp: Timestamp | None = Field(default=None, description="When it happened; default: now.")
+
+    def sections(self) -> dict[str, Any]:
+        """The sections given (their validated values), in the order of the model."""
+        return {
+            name: value
+            for name, value in self.__dict__.items()
+            if value is not None and name not in ROOT_FIELDS
+        }
+
+
+class EventBodyIn(EventRootIn):
+    """A body of a catalog type: the entity sections of its layer."""
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
@@ -100,14 +122,6 @@ class EventBodyIn(BaseModel):
             if type(value) is dict and None in value.values():
                 fields[name] = {key: item for key, item in value.items() if item is not None}
         return self
-
-    def sections(self) -> dict[str, Any]:
-        """The sections given (their validated values), in the order of the model."""
-        return {
-            name: value
-            for name, value in self.__dict__.items()
-            if value is not None and name not in ROOT_FIELDS
-        }
 
 
 class ProjectEventIn(EventBodyIn):
@@ -247,12 +261,70 @@ EventIn = Annotated[
 ]
 
 
+def custom_type_name(name: str) -> str:
+    """``name`` when it may name a custom type; else ``ValueError`` saying why."""
+    problem = custom_name_problem(name)
+    if problem is not None:
+        raise ValueError(f"a custom event type name {problem}")
+    return name
+
+
+class CustomEventIn(EventRootIn):
+    """An event of a custom type: ``data`` is checked against the type's JSON Schema once the
+    type is looked up (``service.core.custom_types``); ``project_uuid`` scopes it."""
+
+    kind: ClassVar[str] = CUSTOM_KIND
+
+    type: Annotated[str, AfterValidator(custom_type_name)] = Field(
+        description="A custom event type, as created by POST /api/v1/event-types."
+    )
+    project_uuid: UUID | None = Field(default=None, description="The project it belongs to, if any.")
+    data: Annotated[dict[str, Any], free_json(1)] = Field(
+        description="A JSON object valid under the type's schema."
+    )
+
+    def sections(self) -> dict[str, Any]:
+        """The one section of a custom event: ``project_uuid`` when given, and ``data``."""
+        section: dict[str, Any] = {"data": self.data}
+        if self.project_uuid is not None:
+            section = {"project_uuid": self.project_uuid, **section}
+        return {CUSTOM_SECTION: section}
+
+
+# The labels of the two branches of ``AnyEventIn`` in pydantic-core's error locations.
+CATALOG_BRANCH, CUSTOM_BRANCH = "catalog", "custom"
+
+
+class _CatalogThenCustom:
+    """``Annotated`` marker: a catalog body (the tagged union, one lookup), else a custom one."""
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        catalog = handler.generate_schema(EventIn)
+        custom = handler.generate_schema(CustomEventIn)
+        return core_schema.union_schema(
+            [(catalog, CATALOG_BRANCH), (custom, CUSTOM_BRANCH)], mode="left_to_right"
+        )
+
+
+AnyEventIn = Annotated[
+    EventRootIn,
+    _CatalogThenCustom(),
+    Field(
+        description=(
+            "An event to record: its catalog type and the entity sections of its layer, or its "
+            "custom type, `project_uuid` and `data`."
+        ),
+        examples=[EXAMPLE_EVENT],
+    ),
+]
+
+
 class EventBatchIn(BaseModel):
     """Up to 1000 events, recorded in one transaction; each ``uuid`` at most once."""
 
     model_config = ConfigDict(extra="forbid")
 
-    events: Annotated[list[EventIn], Field(min_length=1, max_length=MAX_BATCH_EVENTS)]
+    events: Annotated[list[AnyEventIn], Field(min_length=1, max_length=MAX_BATCH_EVENTS)]
 
     @model_validator(mode="after")
     def _each_uuid_once(self) -> Self:

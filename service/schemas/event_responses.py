@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -47,11 +48,17 @@ class EventDetail(BaseModel):
 
 
 class EventTypeOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
     name: str
     description: str
     optional_filters: list[list[str]]
     operational: bool = Field(
         description="True for Herald's own `herald:*` types, which only `herald:` patterns match."
+    )
+    custom: bool = Field(default=False, description="True for a type defined by POST /api/v1/event-types.")
+    schema_: dict[str, Any] | None = Field(
+        default=None, alias="schema", description="A custom type's JSON Schema of `data` (null otherwise)."
     )
 
 

@@ -28,11 +28,14 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from service.catalog import CATALOG, PING
 from service.errors import InvalidInput
 from service.schemas.event_bodies import (
+    CATALOG_BRANCH,
+    CUSTOM_BRANCH,
     ROOT_FIELDS,
     SECTION_NAMES,
+    AnyEventIn,
+    CustomEventIn,
     EventBatchIn,
-    EventBodyIn,
-    EventIn,
+    EventRootIn,
 )
 from service.schemas.event_sections import FULL_CHECK_NEEDED, MAX_JSON_DEPTH, Timestamp
 
@@ -45,7 +48,7 @@ Loc = tuple[str | int, ...]
 Shape = Callable[[list[Any], Loc], list[ErrorDict]]
 _M = TypeVar("_M")
 
-EVENT_ADAPTER: TypeAdapter[EventBodyIn] = TypeAdapter(EventIn)
+EVENT_ADAPTER: TypeAdapter[EventRootIn] = TypeAdapter(AnyEventIn)
 BATCH_ADAPTER: TypeAdapter[EventBatchIn] = TypeAdapter(EventBatchIn)
 
 
@@ -74,7 +77,7 @@ def validate_batch(text: bytes) -> list[ValidatedEvent]:
     return [_validated_event(body) for body in batch.events]
 
 
-def _validated_event(body: EventBodyIn) -> ValidatedEvent:
+def _validated_event(body: EventRootIn) -> ValidatedEvent:
     sections = body.sections()
     # Uuids in canonical form, times in UTC with a Z: the JSON of equal bodies is equal.
     text = orjson.dumps(sections, option=orjson.OPT_UTC_Z)
@@ -98,7 +101,7 @@ def _validated(adapter: TypeAdapter[_M], text: bytes, loc: Loc, shape: Shape) ->
         except ValidationError as exc:
             errors = exc.errors(include_url=False, include_context=False)
             if not any(e["type"] in _FULL_CHECK_TYPES for e in errors):
-                raise InvalidInput(shape(errors, loc)[:MAX_REPORTED_ERRORS]) from None
+                raise InvalidBodies(shape(errors, loc)[:MAX_REPORTED_ERRORS]) from None
     return _full_check(adapter, text, loc, shape)
 
 
@@ -123,7 +126,46 @@ def _full_check(adapter: TypeAdapter[_M], text: bytes, loc: Loc, shape: Shape) -
     else:
         if not problems:
             return result
-    raise InvalidInput(problems[:MAX_REPORTED_ERRORS])
+    raise InvalidBodies(problems[:MAX_REPORTED_ERRORS])
+
+
+# The key by which ``_body_errors`` marks the errors of a body checked as a custom type's:
+# (the body's ``loc``, its type). ``InvalidBodies`` takes it out.
+_CUSTOM_MARK = "custom_type_of_body"
+
+
+class InvalidBodies(InvalidInput):
+    """Invalid ingest bodies. ``unconfirmed`` maps the ``loc`` of each body checked as a custom
+    type's to that type: if no such type exists, the answer for that body is the unknown type
+    (``unknown_type_error``), not what its shape lacks; only the database can tell."""
+
+    def __init__(self, errors: list[ErrorDict]) -> None:
+        self.unconfirmed: dict[Loc, str] = {}
+        for error in errors:
+            mark = error.pop(_CUSTOM_MARK, None)
+            if mark is not None:
+                self.unconfirmed[mark[0]] = mark[1]
+        super().__init__(errors)
+
+    def with_unknown_types(self, unknown: set[str]) -> InvalidInput:
+        """The answer once the types in ``unknown`` are known not to exist: each such body's
+        problems are its unknown ``type`` (and its ``uuid`` or ``timestamp``, if bad)."""
+        bodies = {loc: name for loc, name in self.unconfirmed.items() if name in unknown}
+        errors: list[ErrorDict] = []
+        for error in self.errors:
+            where = tuple(error["loc"])
+            body = next((loc for loc in bodies if where[: len(loc)] == loc), None)
+            if body is None or where[len(body) : len(body) + 1] in (("uuid",), ("timestamp",)):
+                errors.append(error)
+            elif (*body, "type") not in [tuple(e["loc"]) for e in errors]:
+                errors.append(unknown_type_error(body, bodies[body]))
+        return InvalidInput(errors)
+
+
+def unknown_type_error(loc: Loc, type_name: str) -> ErrorDict:
+    """The error of a body (at ``loc``) whose ``type`` names no catalog or custom type."""
+    message = f"Unknown event type {_shorten(type_name)}: neither a catalog nor a custom event type"
+    return _error((*loc, "type"), message, "value_error")
 
 
 def _parsed(text: bytes) -> Any:
@@ -185,21 +227,48 @@ def _event_errors(errors: list[Any], loc: Loc) -> list[ErrorDict]:
 def _batch_errors(errors: list[Any], loc: Loc) -> list[ErrorDict]:
     """pydantic-core's errors of a batch body: the bodies' errors sit under ``events, i``."""
     shaped: list[ErrorDict] = []
+    bodies: dict[int, list[Any]] = {}  # each body's errors together: its branch is chosen once
     for error in errors:
         where = error["loc"]
         if len(where) >= 2 and where[0] == "events" and isinstance(where[1], int):
-            shaped += _body_errors([error], (*loc, *where[:2]), 2)
+            bodies.setdefault(where[1], []).append(error)
         else:
             shaped.append(_error((*loc, *where), error["msg"], error["type"]))
+    for index, found in sorted(bodies.items()):
+        shaped += _body_errors(found, (*loc, "events", index), 2)
     return shaped
 
 
 def _body_errors(errors: list[Any], loc: Loc, depth: int) -> list[ErrorDict]:
     """Errors of a body found at ``depth`` in the validated value, with ``loc`` in front.
 
-    Inside a member of the ``type`` union, pydantic-core puts the tag (the type) in ``loc``:
-    it is taken out. At the union itself, a missing, non-string or unknown ``type``.
+    A body is tried as a catalog body, then as a custom type's: pydantic-core reports both
+    branches (``CATALOG_BRANCH``, ``CUSTOM_BRANCH`` first in ``loc``). When the body's ``type``
+    may name a custom type, the custom branch's errors are the answer; else the catalog's.
     """
+    branches: dict[str, list[Any]] = {CATALOG_BRANCH: [], CUSTOM_BRANCH: []}
+    shaped: list[ErrorDict] = []
+    for error in errors:
+        where = error["loc"][depth:]
+        if where and where[0] in branches:
+            branches[where[0]].append({**error, "loc": error["loc"][:depth] + where[1:]})
+        else:  # a rule of the batch itself (a uuid given twice)
+            shaped.append(_error((*loc, *where), error["msg"], error["type"]))
+    custom = branches[CUSTOM_BRANCH]
+    if custom and not any(e["loc"][depth:] in ((), ("type",)) for e in custom):
+        # The type may name a custom type: the catalog branch's error at the union has the body.
+        body: Any = next((e["input"] for e in branches[CATALOG_BRANCH] if e["loc"][depth:] == ()), None)
+        mark = {_CUSTOM_MARK: (loc, body.get("type"))} if isinstance(body, dict) else {}
+        shaped += [_error((*loc, *e["loc"][depth:]), e["msg"], e["type"]) | mark for e in custom]
+    else:
+        shaped += _catalog_errors(branches[CATALOG_BRANCH], loc, depth)
+    return shaped
+
+
+def _catalog_errors(errors: list[Any], loc: Loc, depth: int) -> list[ErrorDict]:
+    """Errors of a body as a catalog body. Inside a member of the ``type`` union, pydantic-core
+    puts the tag (the type) in ``loc``: it is taken out. At the union itself, a missing,
+    non-string or unknown ``type``."""
     shaped: list[ErrorDict] = []
     for error in errors:
         where = error["loc"][depth:]
@@ -227,7 +296,7 @@ class _AnyTypeIn(BaseModel):
 
 
 _ANY_TYPE_ADAPTER = TypeAdapter(_AnyTypeIn)
-_KNOWN_KEYS = ROOT_FIELDS | SECTION_NAMES
+_KNOWN_KEYS = ROOT_FIELDS | SECTION_NAMES | frozenset(CustomEventIn.model_fields)
 
 
 def _union_errors(error: Any, loc: Loc) -> list[ErrorDict]:
@@ -256,7 +325,11 @@ def _type_error(body: dict[str, Any], loc: Loc) -> ErrorDict:
     type_name = body["type"]
     if not isinstance(type_name, str):
         return _error((*loc, "type"), "Input should be a valid string", "string_type")
-    why = "ping is reserved for test deliveries" if type_name == PING else "not a catalog event type"
+    why = (
+        "ping is reserved for test deliveries"
+        if type_name == PING
+        else "not a catalog event type, and no custom type can have this name"
+    )
     assert type_name not in CATALOG  # the union knows every catalog type
     return _error((*loc, "type"), f"Unknown event type {_shorten(type_name)}: {why}", "value_error")
 

@@ -33,7 +33,8 @@ async def create_webhook(
     """Create a webhook as ``POST /api/v1/subscribers/webhooks`` does; returns it and its secret
     (the subscriber holds only the encrypted one)."""
     scope.require_write()
-    new = core.prepare_webhook(scope.owned(body))
+    async with read_session(state.sessions) as session:
+        new = await core.prepare_webhook(session, scope.owned(body))
     allow_private = state.settings.allow_private_destinations
     await core.check_destination(body.url, allow_private=allow_private, resolver=resolver)
     async with transaction(state.sessions) as session:

@@ -14,6 +14,7 @@ import orjson
 from service.catalog import CATALOG
 from service.common.channels import DELIVERIES_CHANNEL
 from service.core.analytics import Anonymizer
+from service.core.custom_schemas import SchemaCache
 from service.core.events import (
     COPY_MIN_EVENTS,
     EventRow,
@@ -138,7 +139,7 @@ def _validated(events: list[dict[str, Any]]) -> list[ValidatedEvent]:
 async def test_a_uuid_committed_meanwhile_by_another_ingest_falls_back_to_the_statement(
     herald: RunningApp, database_url: str, db: asyncpg.Connection
 ) -> None:
-    ctx = RecordContext(Anonymizer(b"test-key"), UUID(int=1), telemetry_enabled=False)
+    ctx = RecordContext(Anonymizer(b"test-key"), UUID(int=1), telemetry_enabled=False, schemas=SchemaCache())
     events = _events(COPY_MIN_EVENTS)
     first = await asyncpg.connect(asyncpg_dsn(database_url))
     second = await asyncpg.connect(asyncpg_dsn(database_url))

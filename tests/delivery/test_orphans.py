@@ -10,6 +10,7 @@ import asyncpg
 import orjson
 
 from service.core.analytics import Anonymizer
+from service.core.custom_schemas import SchemaCache
 from service.core.events import RecordContext, register_events
 from service.db import asyncpg_dsn
 from service.outbox import settle_orphans
@@ -39,7 +40,7 @@ async def test_rows_an_ingest_commits_after_a_delete_or_disable_are_settled(
         for name in ("kept", "deleted", "disabled")
     ]
     event = validate_event(orjson.dumps(sample_event(EVENT_TYPE)))
-    ctx = RecordContext(Anonymizer(b"test-key"), UUID(int=1), telemetry_enabled=False)
+    ctx = RecordContext(Anonymizer(b"test-key"), UUID(int=1), telemetry_enabled=False, schemas=SchemaCache())
 
     ingest = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
