@@ -18,7 +18,7 @@ import random
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -115,6 +115,10 @@ class Dispatcher(Worker):
         ]
         self._in_flight: dict[UUID, tuple[claims.ClaimedDelivery, asyncio.Task[None]]] = {}
         self._slots = Slots(settings.delivery_concurrency, settings.delivery_per_subscriber_concurrency)
+        # Names this dispatcher's published in-flight counts (dispatcher_inflight).
+        self.uuid = uuid4()
+        # When a paused or rate-limited webhook with due rows opens again (the last claim said).
+        self._wake_at: datetime | None = None
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -174,6 +178,12 @@ class Dispatcher(Worker):
             except Exception:
                 logger.warning("handing back deliveries failed; their leases will expire", exc_info=True)
         await self._claims_connection.close()
+        try:
+            await outbox.withdraw_in_flight(self._engine, self.uuid)
+        except Exception:
+            logger.warning(
+                "withdrawing the in-flight counts failed; they expire with the lease", exc_info=True
+            )
         await self._listener.stop()
         logger.info("dispatcher stopped", extra={"handed_back": len(unfinished)})
         return flushed and not unfinished
@@ -206,6 +216,7 @@ class Dispatcher(Worker):
                 if loop.time() - swept_at >= ORPHAN_SWEEP_INTERVAL_S:
                     swept_at = loop.time()
                     self.counters["settled_orphans"] += await outbox.settle_orphans(self._engine)
+                    await outbox.sweep_expired_controls(self._engine)
                 await self._claim()
                 failures = 0
             except Exception as exc:
@@ -219,20 +230,34 @@ class Dispatcher(Worker):
                 await self._pause(backoff_s(failures))
                 continue
             # The poll also picks up retries falling due and other replicas' released leases.
-            await self._idle(self._settings.poll_interval_seconds)
+            await self._idle(self._idle_s())
+
+    def _idle_s(self) -> float:
+        poll_s = self._settings.poll_interval_seconds
+        if self._wake_at is None:
+            return poll_s
+        return max(0.0, min(poll_s, (self._wake_at - datetime.now(UTC)).total_seconds()))
 
     async def _claim(self) -> None:
         bounds = self._slots.bounds()
+        lease_s = self._settings.lease_seconds
         if bounds is None:
+            # Nothing to claim with, but the counts must stay published while they are in flight.
+            async with self._claims_connection.use() as conn:
+                await outbox.publish_in_flight(
+                    conn, dispatcher=self.uuid, busy=self._slots.by_subscriber(), lease_s=lease_s
+                )
             return
         async with self._claims_connection.use() as conn:
             claim = await outbox.claim_webhooks(
                 conn,
+                dispatcher=self.uuid,
                 limit=bounds.limit,
                 per_subscriber=self._slots.per_subscriber,
                 busy=bounds.busy,
-                lease_s=self._settings.lease_seconds,
+                lease_s=lease_s,
             )
+        self._wake_at = claim.wake_at
         claimed = claims.webhook_deliveries(claim, self._secrets)
         self.counters["claims"] += 1
         self.counters["claimed"] += len(claimed)
@@ -268,11 +293,15 @@ class Dispatcher(Worker):
         completion = completion_of(
             delivery, record, destination=destination, waits=self._settings.retry_waits_seconds, rng=self._rng
         )
-        if isinstance(completion.outcome, Gone):
+        if isinstance(completion.outcome, Gone) or completion.paused_until is not None:
+            # Claim nothing more for it here until the disable or the pause is written.
             self._slots.hold(subscriber)
             completion = dataclasses.replace(
                 completion, on_written=functools.partial(self._release_hold, subscriber)
             )
+        elif delivery.ordered:
+            # Its next delivery becomes claimable once this outcome is written.
+            completion = dataclasses.replace(completion, on_written=self.wake)
         self._writer.put(completion)
         self.counters["attempts"] += 1
         if self._observer is not None:

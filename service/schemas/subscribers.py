@@ -17,6 +17,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictInt,
     ValidationInfo,
     field_validator,
 )
@@ -38,6 +39,8 @@ OWNER_DESCRIPTION = (
 NAME_MAX_CHARS = 100
 URL_MAX_CHARS = 2048
 SUBSCRIPTIONS_MAX = 1000
+RATE_LIMIT_MIN_PER_MINUTE = 1
+RATE_LIMIT_MAX_PER_MINUTE = 60_000
 
 _EXAMPLE_UUID = "5b0f3a9e-8d0c-4c86-9a53-2f1c8e1d7a41"
 _EXAMPLE_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # noqa: S105 - a documentation example
@@ -84,6 +87,19 @@ Url = Annotated[
     ),
     AfterValidator(_check_url),
 ]
+RateLimit = Annotated[
+    StrictInt,
+    Field(ge=RATE_LIMIT_MIN_PER_MINUTE, le=RATE_LIMIT_MAX_PER_MINUTE),
+]
+RATE_LIMIT_DESCRIPTION = (
+    "Requests per minute at most, across every replica, as an even rate (a burst of at most "
+    "3); null for no limit. Omitted at creation: 60 for `slack` and `teams`, 30 for `discord`, "
+    "null otherwise."
+)
+ORDERED_DESCRIPTION = (
+    "Only the oldest unfinished delivery (by the order its events were recorded) is ever in "
+    "flight: a delivery waiting for its retry holds the later ones back."
+)
 Secret = Annotated[
     str,
     Field(
@@ -141,6 +157,11 @@ class WebhookCreate(BaseModel):
         default_factory=list, max_length=SUBSCRIPTIONS_MAX, description="Duplicates are merged."
     )
     project_uuid: UUID | None = Field(default=None, description=OWNER_DESCRIPTION)
+    rate_limit_per_minute: RateLimit | None = Field(default=None, description=RATE_LIMIT_DESCRIPTION)
+    ordered: bool = Field(default=False, description=ORDERED_DESCRIPTION)
+
+
+_NULLABLE_IN_PATCH = frozenset({"project_uuid", "rate_limit_per_minute"})
 
 
 class WebhookUpdate(BaseModel):
@@ -180,13 +201,18 @@ class WebhookUpdate(BaseModel):
         default=None,
         description="Cannot change: only the webhook's own value (or null for one not owned) is accepted.",
     )
+    rate_limit_per_minute: RateLimit | None = Field(
+        default=None, description="Changes only when given; null removes the limit."
+    )
+    ordered: bool | None = None
 
     @field_validator("*")
     @classmethod
     def _not_null(cls, value: Any, info: ValidationInfo) -> Any:
         # Defaults are not validated: only an explicit null gets here. A null project_uuid is the
-        # value of a webhook no project owns, checked against the webhook itself.
-        if value is None and info.field_name != "project_uuid":
+        # value of a webhook no project owns, checked against the webhook itself; a null rate
+        # limit means no limit.
+        if value is None and info.field_name not in _NULLABLE_IN_PATCH:
             raise ValueError("may be left out but not null")
         return value
 
@@ -215,6 +241,9 @@ class SubscriberOut(BaseModel):
                         }
                     ],
                     "project_uuid": None,
+                    "rate_limit_per_minute": None,
+                    "ordered": False,
+                    "paused_until": None,
                     "last_success_at": "2026-11-24T09:15:02.113Z",
                     "failing_since": None,
                     "created_at": "2026-11-20T16:03:44.520Z",
@@ -235,6 +264,11 @@ class SubscriberOut(BaseModel):
     disabled_reason: str | None
     subscriptions: list[SubscriptionOut]
     project_uuid: UUID | None = Field(description="The owning project; null when no project owns it.")
+    rate_limit_per_minute: int | None = Field(description=RATE_LIMIT_DESCRIPTION)
+    ordered: bool = Field(description=ORDERED_DESCRIPTION)
+    paused_until: datetime | None = Field(
+        description="Nothing is sent before then: the receiver answered 429 or 503 with Retry-After."
+    )
     last_success_at: datetime | None
     failing_since: datetime | None = Field(description="First failure since the last success.")
     created_at: datetime
@@ -279,6 +313,9 @@ def subscriber_out(
                 for s in subscriptions
             ],
             "project_uuid": subscriber.project_uuid,
+            "rate_limit_per_minute": subscriber.rate_limit_per_minute,
+            "ordered": subscriber.ordered,
+            "paused_until": subscriber.paused_until,
             "last_success_at": subscriber.last_success_at,
             "failing_since": subscriber.failing_since,
             "created_at": subscriber.created_at,
