@@ -119,6 +119,7 @@ class Dispatcher(Worker):
         self.uuid = uuid4()
         # When a paused or rate-limited webhook with due rows opens again (the last claim said).
         self._wake_at: datetime | None = None
+        self._published_at = float("-inf")
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -241,13 +242,19 @@ class Dispatcher(Worker):
     async def _claim(self) -> None:
         bounds = self._slots.bounds()
         lease_s = self._settings.lease_seconds
+        now_s = asyncio.get_running_loop().time()
         if bounds is None:
-            # Nothing to claim with, but the counts must stay published while they are in flight.
-            async with self._claims_connection.use() as conn:
-                await outbox.publish_in_flight(
-                    conn, dispatcher=self.uuid, busy=self._slots.by_subscriber(), lease_s=lease_s
-                )
+            # Nothing to claim with (a freed slot wakes the loop), but the counts must stay
+            # published while they are in flight: once a poll interval is enough.
+            self._wake_at = None
+            if now_s - self._published_at >= self._settings.poll_interval_seconds:
+                self._published_at = now_s
+                async with self._claims_connection.use() as conn:
+                    await outbox.publish_in_flight(
+                        conn, dispatcher=self.uuid, busy=self._slots.by_subscriber(), lease_s=lease_s
+                    )
             return
+        self._published_at = now_s
         async with self._claims_connection.use() as conn:
             claim = await outbox.claim_webhooks(
                 conn,
