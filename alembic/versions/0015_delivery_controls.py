@@ -7,8 +7,9 @@
   it, and writing the subscriber row would wait on the outcome writer's and the disable's locks.
 - ``dispatcher_inflight``: each dispatcher's in-flight count per subscriber, published by its
   claims; a claim subtracts the other live dispatchers' counts from the per-subscriber bound.
-- ``ix_deliveries_unfinished``: a subscriber's oldest pending delivery by recording order, and
-  whether it has one in flight, in one index descent each (ordered webhooks).
+- ``ix_deliveries_pending_seq``: a subscriber's oldest pending delivery by recording order, in
+  one index descent (ordered webhooks). Pending rows only: a claim (pending → delivering) adds
+  no entry to it.
 
 Revision ID: 0015
 Revises: 0013
@@ -59,15 +60,15 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("dispatcher_uuid", name="pk_dispatcher_inflight"),
     )
     op.create_index(
-        "ix_deliveries_unfinished",
+        "ix_deliveries_pending_seq",
         "deliveries",
-        ["subscriber_uuid", "status", "seq"],
-        postgresql_where=sa.text("status IN ('pending', 'delivering')"),
+        ["subscriber_uuid", "seq"],
+        postgresql_where=sa.text("status = 'pending'"),
     )
 
 
 def downgrade() -> None:
-    op.drop_index("ix_deliveries_unfinished", table_name="deliveries")
+    op.drop_index("ix_deliveries_pending_seq", table_name="deliveries")
     op.drop_table("dispatcher_inflight")
     op.drop_table("subscriber_rates")
     op.drop_constraint("ck_subscribers_rate_limit_per_minute", "subscribers", type_="check")

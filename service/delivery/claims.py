@@ -42,7 +42,7 @@ class ClaimedDelivery:
     target: WebhookTarget | None = None
     """The webhook as it is at claim time (``None`` for other kinds)."""
     ordered: bool = False
-    """The webhook is ordered: its next delivery is claimable once this one's outcome is written."""
+    """The webhook is ordered: its next delivery may be claimed once this one's outcome is written."""
 
     @property
     def attempt_number(self) -> int:

@@ -300,15 +300,13 @@ class Dispatcher(Worker):
         completion = completion_of(
             delivery, record, destination=destination, waits=self._settings.retry_waits_seconds, rng=self._rng
         )
-        if isinstance(completion.outcome, Gone) or completion.paused_until is not None:
-            # Claim nothing more for it here until the disable or the pause is written.
+        if isinstance(completion.outcome, Gone) or completion.paused_until is not None or delivery.ordered:
+            # Claim nothing more for it until the disable, the pause, or (ordered) this outcome is
+            # written: held, it counts as full here and in the counts this dispatcher publishes.
             self._slots.hold(subscriber)
             completion = dataclasses.replace(
                 completion, on_written=functools.partial(self._release_hold, subscriber)
             )
-        elif delivery.ordered:
-            # Its next delivery becomes claimable once this outcome is written.
-            completion = dataclasses.replace(completion, on_written=self.wake)
         self._writer.put(completion)
         self.counters["attempts"] += 1
         if self._observer is not None:

@@ -10,6 +10,7 @@ Disabled and deleted subscribers are never claimed for.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -74,8 +75,9 @@ async def claim_webhooks(
     token = uuid4()
     if limit <= 0:
         return Claim(token, [])
-    async with conn.transaction():
-        await conn.execute(queries.LOCK_CLAIMS)
+    # BEGIN and the lock in one round trip (the simple protocol takes both statements).
+    await conn.execute(queries.BEGIN_AND_LOCK_CLAIMS)
+    try:
         rows = await conn.fetch(
             queries.CLAIM_WEBHOOKS,
             list(busy),
@@ -86,6 +88,11 @@ async def claim_webhooks(
             lease_s,
             dispatcher,
         )
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await conn.execute("ROLLBACK")
+        raise
+    await conn.execute("COMMIT")
     wake_at: datetime | None = rows[0]["wake_at"] if rows else None
     return Claim(token, [row for row in rows if row["uuid"] is not None], wake_at)
 

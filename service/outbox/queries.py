@@ -53,19 +53,23 @@ RATE_BURST = 3
 CLAIM_LOCK_KEY = 0x68657261_6C64  # "herald"
 """The transaction-level advisory lock that webhook claims take, one at a time across replicas."""
 
-LOCK_CLAIMS = f"SELECT pg_advisory_xact_lock({CLAIM_LOCK_KEY})"
-"""Taken before :data:`CLAIM_WEBHOOKS`, in its own statement: the claim's snapshot then sees every
-claim committed before it, so the in-flight counts and rate slots it reads are current."""
+BEGIN_AND_LOCK_CLAIMS = f"BEGIN; SELECT pg_advisory_xact_lock({CLAIM_LOCK_KEY})"
+"""Opens a webhook claim's transaction: the lock is taken before :data:`CLAIM_WEBHOOKS`, in a
+statement of its own, so the claim's snapshot sees every claim committed before it and the
+in-flight counts and rate slots it reads are current."""
 
 # Each enabled webhook that is not paused, has free slots (here and in the other live
 # dispatchers) and, when rate-limited, a free slot now, gives at most that many of its oldest due
-# rows; an ordered one gives its oldest pending row by recording order, and only while none is in
-# flight. A saturated, paused or rate-limited subscriber is never read past, so its backlog costs
-# the others nothing. The oldest rows win when the global limit cuts. The same statement advances
-# the rate slots (GCRA: next_at is the theoretical arrival time, a request is allowed while
-# next_at - (burst - 1) * interval <= now) and publishes this dispatcher's counts. It returns the
-# claimed rows, each with ``wake_at``: when the earliest paused or rate-limited webhook with due
-# rows (or just claimed for) opens again (one row with NULLs when nothing was claimed).
+# rows. An ordered one gives its oldest pending row by recording order (ix_deliveries_pending_seq),
+# and only while the in-flight counts say none is in flight: they count an ordered delivery until
+# its outcome is written (the dispatcher holds the webhook until then), and a dead dispatcher's
+# row lives two leases, past the release of its leases. A saturated, paused or rate-limited
+# subscriber is never read past, so its backlog costs the others nothing. The oldest rows win
+# when the global limit cuts. The same statement advances the rate slots (GCRA: next_at is the
+# theoretical arrival time; a request is allowed while next_at - (burst - 1) * interval <= now)
+# and publishes this dispatcher's counts. It returns the claimed rows, each with ``wake_at``:
+# when the earliest paused or rate-limited webhook with due rows (or just claimed for) opens
+# again (one row with NULLs when nothing was claimed).
 # $1/$2: this dispatcher's busy subscribers and their counts, $3: per-subscriber bound, $4: limit,
 # $5: lease token, $6: lease seconds, $7: this dispatcher's uuid.
 CLAIM_WEBHOOKS = f"""
@@ -82,7 +86,8 @@ elsewhere AS (
 ),
 webhooks AS (
     SELECT s.uuid, s.ordered, CASE WHEN s.paused_until > now() THEN s.paused_until END AS paused_until,
-           g.opens_at, least($3::integer - coalesce(b.n, 0) - coalesce(e.n, 0), g.allowed) AS room
+           g.opens_at, coalesce(b.n, 0) + coalesce(e.n, 0) AS in_flight,
+           least($3::integer - coalesce(b.n, 0) - coalesce(e.n, 0), g.allowed) AS room
     FROM pending_subscribers p
     JOIN subscribers s ON s.uuid = p.subscriber_uuid AND s.kind = 'webhook' AND s.enabled
     LEFT JOIN busy b ON b.subscriber_uuid = s.uuid
@@ -97,7 +102,9 @@ webhooks AS (
                    AS opens_at
     ) g
 ),
-open_webhooks AS (SELECT uuid, ordered, room FROM webhooks WHERE room > 0 AND paused_until IS NULL),
+open_webhooks AS (
+    SELECT uuid, ordered, room, in_flight FROM webhooks WHERE room > 0 AND paused_until IS NULL
+),
 candidates AS (
     SELECT c.uuid, c.next_attempt_at
     FROM open_webhooks w
@@ -123,10 +130,7 @@ ordered_candidates AS (
         ORDER BY h.seq LIMIT 1
     ) head
     JOIN deliveries d ON d.uuid = head.uuid
-    WHERE w.ordered AND d.status = 'pending' AND d.next_attempt_at <= now()
-      AND NOT EXISTS (
-          SELECT 1 FROM deliveries x WHERE x.subscriber_uuid = w.uuid AND x.status = 'delivering'
-      )
+    WHERE w.ordered AND w.in_flight = 0 AND d.status = 'pending' AND d.next_attempt_at <= now()
     FOR UPDATE OF d SKIP LOCKED
 ),
 chosen AS (
@@ -160,7 +164,7 @@ rates AS (
 published AS (
     INSERT INTO dispatcher_inflight AS i (dispatcher_uuid, subscriber_uuids, counts, expires_at)
     SELECT $7::uuid, coalesce(array_agg(subscriber_uuid), '{{}}'), coalesce(array_agg(n), '{{}}'),
-           now() + make_interval(secs => $6::float8)
+           now() + make_interval(secs => 2 * $6::float8)
     FROM (
         SELECT subscriber_uuid, sum(n)::integer AS n
         FROM (SELECT subscriber_uuid, n FROM busy UNION ALL SELECT subscriber_uuid, n FROM taken) u
@@ -186,7 +190,7 @@ SELECT c.*, w.wake_at FROM wake w LEFT JOIN claimed c ON true
 # expire while its deliveries are in flight); $1/$2: subscribers and counts, $3: dispatcher, $4: lease.
 PUBLISH_INFLIGHT = f"""
 INSERT INTO dispatcher_inflight AS i (dispatcher_uuid, subscriber_uuids, counts, expires_at)
-VALUES ($3::uuid, $1::uuid[], $2::integer[], now() + make_interval(secs => $4::float8))
+VALUES ($3::uuid, $1::uuid[], $2::integer[], now() + make_interval(secs => 2 * $4::float8))
 {_PUBLISH_CONFLICT}
 """  # noqa: S608  (a constant fragment; every value is a parameter)
 
