@@ -49,6 +49,10 @@ logger = logging.getLogger(__name__)
 # (``outbox.settle_orphans``); also once when the dispatcher starts.
 ORPHAN_SWEEP_INTERVAL_S = 30.0
 
+# A starting dispatcher waits this long at most (a poll interval if shorter) between announcing
+# itself and its first claim, so that the others' claims see it and serialize with its own.
+ANNOUNCE_MAX_WAIT_S = 1.0
+
 
 @dataclass(frozen=True)
 class DispatcherStats:
@@ -120,6 +124,8 @@ class Dispatcher(Worker):
         # When a paused or rate-limited webhook with due rows opens again (the last claim said).
         self._wake_at: datetime | None = None
         self._published_at = float("-inf")
+        # Another dispatcher is live (its counts are published): claims then serialize.
+        self._others_live = True
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -202,9 +208,22 @@ class Dispatcher(Worker):
 
     # -- the loop -----------------------------------------------------------------------------
 
+    async def _announce(self) -> None:
+        # Publish this dispatcher's (empty) counts and wait a poll interval before the first claim:
+        # the others' claims meanwhile see it is live and serialize with its own from then on.
+        try:
+            async with self._claims_connection.use() as conn:
+                await outbox.publish_in_flight(
+                    conn, dispatcher=self.uuid, busy={}, lease_s=self._settings.lease_seconds
+                )
+        except Exception as exc:
+            logger.warning("publishing the in-flight counts failed: %s", type(exc).__name__)
+        await self._pause(min(self._settings.poll_interval_seconds, ANNOUNCE_MAX_WAIT_S))
+
     async def run(self) -> None:
         """Until stopped: release expired leases, settle orphans, claim and start deliveries."""
         loop = asyncio.get_running_loop()
+        await self._announce()
         failures = 0
         released_at = swept_at = float("-inf")
         while not self.stopping:
@@ -250,7 +269,7 @@ class Dispatcher(Worker):
             if now_s - self._published_at >= self._settings.poll_interval_seconds:
                 self._published_at = now_s
                 async with self._claims_connection.use() as conn:
-                    await outbox.publish_in_flight(
+                    self._others_live = await outbox.publish_in_flight(
                         conn, dispatcher=self.uuid, busy=self._slots.by_subscriber(), lease_s=lease_s
                     )
             return
@@ -263,8 +282,10 @@ class Dispatcher(Worker):
                 per_subscriber=self._slots.per_subscriber,
                 busy=bounds.busy,
                 lease_s=lease_s,
+                serialize=self._others_live,
             )
         self._wake_at = claim.wake_at
+        self._others_live = claim.others_live
         claimed = claims.webhook_deliveries(claim, self._secrets)
         self.counters["claims"] += 1
         self.counters["claimed"] += len(claimed)

@@ -45,6 +45,8 @@ class Claim(Generic[RowT]):
     rows: Sequence[RowT]
     wake_at: datetime | None = None
     """When a webhook left out because it is paused or rate-limited opens again (the earliest)."""
+    others_live: bool = True
+    """Whether another live dispatcher has published its counts (the next claim must serialize)."""
 
 
 async def claim_webhooks(
@@ -55,6 +57,7 @@ async def claim_webhooks(
     per_subscriber: int,
     busy: Mapping[UUID, int],
     lease_s: float,
+    serialize: bool = True,
 ) -> Claim[asyncpg.Record]:
     """Claim at most ``limit`` due webhook deliveries, oldest first, under the delivery controls.
 
@@ -64,8 +67,9 @@ async def claim_webhooks(
     gets at most ``per_subscriber`` in flight across all of them. The claim publishes the
     caller's counts after it, skips paused webhooks, holds rate-limited ones to their rate and
     ordered ones to their oldest unfinished delivery (docs/delivery.md, "Delivery controls").
-    Claims take an advisory lock first, so they run one at a time across replicas and each sees
-    what the previous one took.
+    With ``serialize`` the claim takes an advisory lock first, in a transaction, so claims run one
+    at a time across replicas and each sees what the previous one took; a dispatcher that is the
+    only live one (the last claim's ``others_live`` was false) may leave it out.
 
     Each row carries the delivery (``uuid``, ``event_uuid``, ``event_type``, ``subscriber_uuid``,
     ``payload`` as JSON text, ``attempts_count``) and its webhook as it is now (``name``, ``url``,
@@ -75,34 +79,34 @@ async def claim_webhooks(
     token = uuid4()
     if limit <= 0:
         return Claim(token, [])
-    # BEGIN and the lock in one round trip (the simple protocol takes both statements).
-    await conn.execute(queries.BEGIN_AND_LOCK_CLAIMS)
-    try:
-        rows = await conn.fetch(
-            queries.CLAIM_WEBHOOKS,
-            list(busy),
-            list(busy.values()),
-            per_subscriber,
-            limit,
-            token,
-            lease_s,
-            dispatcher,
-        )
-    except BaseException:
-        with contextlib.suppress(Exception):
-            await conn.execute("ROLLBACK")
-        raise
-    await conn.execute("COMMIT")
-    wake_at: datetime | None = rows[0]["wake_at"] if rows else None
-    return Claim(token, [row for row in rows if row["uuid"] is not None], wake_at)
+    params = (list(busy), list(busy.values()), per_subscriber, limit, token, lease_s, dispatcher)
+    if not serialize:
+        rows = await conn.fetch(queries.CLAIM_WEBHOOKS, *params)
+    else:
+        # BEGIN and the lock in one round trip (the simple protocol takes both statements).
+        await conn.execute(queries.BEGIN_AND_LOCK_CLAIMS)
+        try:
+            rows = await conn.fetch(queries.CLAIM_WEBHOOKS, *params)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await conn.execute("ROLLBACK")
+            raise
+        await conn.execute("COMMIT")
+    first = rows[0]  # the statement always returns a row
+    claimed = [row for row in rows if row["uuid"] is not None]
+    return Claim(token, claimed, first["wake_at"], first["others_live"])
 
 
 async def publish_in_flight(
     conn: asyncpg.Connection, *, dispatcher: UUID, busy: Mapping[UUID, int], lease_s: float
-) -> None:
-    """Publish ``dispatcher``'s in-flight counts without claiming (it has no free slot), for
-    another ``lease_s`` seconds: the per-subscriber bound of the other dispatchers' claims."""
-    await conn.execute(queries.PUBLISH_INFLIGHT, list(busy), list(busy.values()), dispatcher, lease_s)
+) -> bool:
+    """Publish ``dispatcher``'s in-flight counts without claiming (it has no free slot, or it is
+    starting), for two more leases: they bound the other dispatchers' claims. Returns whether
+    another live dispatcher has published counts."""
+    others: bool = await conn.fetchval(
+        queries.PUBLISH_INFLIGHT, list(busy), list(busy.values()), dispatcher, lease_s
+    )
+    return others
 
 
 async def withdraw_in_flight(engine: AsyncEngine, dispatcher: UUID) -> None:

@@ -47,6 +47,11 @@ _PUBLISH_CONFLICT = """ON CONFLICT (dispatcher_uuid) DO UPDATE
     SET subscriber_uuids = EXCLUDED.subscriber_uuids, counts = EXCLUDED.counts,
         expires_at = EXCLUDED.expires_at"""
 
+# Whether another live dispatcher has published counts ($7: this one).
+_OTHERS_LIVE = """EXISTS (
+    SELECT 1 FROM dispatcher_inflight o WHERE o.dispatcher_uuid <> $7::uuid AND o.expires_at > now()
+)"""
+
 RATE_BURST = 3
 """A rate-limited webhook may take this many requests at once after a quiet spell (GCRA's burst)."""
 
@@ -54,9 +59,10 @@ CLAIM_LOCK_KEY = 0x68657261_6C64  # "herald"
 """The transaction-level advisory lock that webhook claims take, one at a time across replicas."""
 
 BEGIN_AND_LOCK_CLAIMS = f"BEGIN; SELECT pg_advisory_xact_lock({CLAIM_LOCK_KEY})"
-"""Opens a webhook claim's transaction: the lock is taken before :data:`CLAIM_WEBHOOKS`, in a
-statement of its own, so the claim's snapshot sees every claim committed before it and the
-in-flight counts and rate slots it reads are current."""
+"""Opens a webhook claim's transaction while other dispatchers are live: the lock is taken before
+:data:`CLAIM_WEBHOOKS`, in a statement of its own, so the claim's snapshot sees every claim
+committed before it and the in-flight counts and rate slots it reads are current. A dispatcher
+alone needs none of it (two round trips per claim): its claims are one at a time anyway."""
 
 # Each enabled webhook that is not paused, has free slots (here and in the other live
 # dispatchers) and, when rate-limited, a free slot now, gives at most that many of its oldest due
@@ -69,7 +75,8 @@ in-flight counts and rate slots it reads are current."""
 # theoretical arrival time; a request is allowed while next_at - (burst - 1) * interval <= now)
 # and publishes this dispatcher's counts. It returns the claimed rows, each with ``wake_at``:
 # when the earliest paused or rate-limited webhook with due rows (or just claimed for) opens
-# again (one row with NULLs when nothing was claimed).
+# again (one row with NULLs when nothing was claimed), and ``others_live``: whether another live
+# dispatcher has published counts (then the next claim takes the lock).
 # $1/$2: this dispatcher's busy subscribers and their counts, $3: per-subscriber bound, $4: limit,
 # $5: lease token, $6: lease seconds, $7: this dispatcher's uuid.
 CLAIM_WEBHOOKS = f"""
@@ -161,15 +168,19 @@ rates AS (
     ON CONFLICT (subscriber_uuid) DO UPDATE SET next_at = EXCLUDED.next_at
     RETURNING r.subscriber_uuid, r.next_at
 ),
+-- Only while another dispatcher is live: alone, nobody reads them (a row write per claim saved).
 published AS (
     INSERT INTO dispatcher_inflight AS i (dispatcher_uuid, subscriber_uuids, counts, expires_at)
-    SELECT $7::uuid, coalesce(array_agg(subscriber_uuid), '{{}}'), coalesce(array_agg(n), '{{}}'),
-           now() + make_interval(secs => 2 * $6::float8)
-    FROM (
-        SELECT subscriber_uuid, sum(n)::integer AS n
-        FROM (SELECT subscriber_uuid, n FROM busy UNION ALL SELECT subscriber_uuid, n FROM taken) u
-        GROUP BY subscriber_uuid
-    ) counts
+    SELECT * FROM (
+        SELECT $7::uuid, coalesce(array_agg(subscriber_uuid), '{{}}'), coalesce(array_agg(n), '{{}}'),
+               now() + make_interval(secs => 2 * $6::float8)
+        FROM (
+            SELECT subscriber_uuid, sum(n)::integer AS n
+            FROM (SELECT subscriber_uuid, n FROM busy UNION ALL SELECT subscriber_uuid, n FROM taken) u
+            GROUP BY subscriber_uuid
+        ) counts
+    ) mine
+    WHERE {_OTHERS_LIVE}
     {_PUBLISH_CONFLICT}
 ),
 wake AS (
@@ -183,7 +194,7 @@ wake AS (
         FROM rates r JOIN taken t ON t.subscriber_uuid = r.subscriber_uuid
     ) a
 )
-SELECT c.*, w.wake_at FROM wake w LEFT JOIN claimed c ON true
+SELECT c.*, w.wake_at, {_OTHERS_LIVE} AS others_live FROM wake w LEFT JOIN claimed c ON true
 """  # noqa: S608  (constant fragments; every value is a parameter)
 
 # The counts a dispatcher publishes when it has no free slot to claim with (its row must not
@@ -192,6 +203,7 @@ PUBLISH_INFLIGHT = f"""
 INSERT INTO dispatcher_inflight AS i (dispatcher_uuid, subscriber_uuids, counts, expires_at)
 VALUES ($3::uuid, $1::uuid[], $2::integer[], now() + make_interval(secs => 2 * $4::float8))
 {_PUBLISH_CONFLICT}
+RETURNING {_OTHERS_LIVE.replace("$7", "$3")} AS others_live
 """  # noqa: S608  (a constant fragment; every value is a parameter)
 
 WITHDRAW_INFLIGHT = text("DELETE FROM dispatcher_inflight WHERE dispatcher_uuid = :dispatcher")
