@@ -8,7 +8,8 @@ generated from this process. Prints one table and writes ``bench/results.json``.
 Order: ingest figures (Herald's dispatcher off, so delivery does not compete for the CPU; the
 events they record leave the delivery backlog), naive send loops, then a second Herald with
 the dispatcher on drains the backlog (throughput and memory), then idle latency, the healthy
-endpoint beside a hanging one, and last the claim query on a database of its own.
+endpoint beside a hanging one, drains signed with a secret encrypted at rest beside the same
+drains with it in plain text, and last the claim query on a database of its own.
 ``--quick`` is a smoke run (< 60 s) whose figures are not assessed.
 """
 
@@ -53,7 +54,7 @@ RESULTS_PATH = Path(__file__).with_name("results.json")
 # A smoke run must not overwrite the figures of a real one.
 QUICK_RESULTS_PATH = Path(tempfile.gettempdir()) / "herald-bench-quick.json"
 STARTED_AT = time.monotonic()
-PARTS = ("ingest", "deliveries", "claims")
+PARTS = ("ingest", "deliveries", "secrets", "claims")
 
 
 def step(message: str) -> None:
@@ -74,6 +75,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--latency-samples", type=int, help="idle ingest → receipt samples (200)")
     parser.add_argument("--isolation-events", type=int, help="healthy endpoint's backlog per run (20000)")
     parser.add_argument("--isolation-rounds", type=int, help="alone / beside-hanging run pairs (5)")
+    parser.add_argument("--secrets-events", type=int, help="backlog per secrets-at-rest drain (20000)")
+    parser.add_argument("--secrets-rounds", type=int, help="plain / encrypted run pairs (3)")
     parser.add_argument("--claim-sizes", help="small,large not-yet-due rows (10000,1000000)")
     parser.add_argument("--claims", type=int, help="timed claims per size (200)")
     parser.add_argument(
@@ -91,6 +94,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         # Enough that the backlog outlasts the drain watcher's sampling even at quick-mode sizes.
         "isolation_events": 2_000 if quick else 20_000,
         "isolation_rounds": 1 if quick else 5,
+        "secrets_events": 2_000 if quick else 20_000,
+        "secrets_rounds": 1 if quick else 3,
         "claim_sizes": "10000,50000" if quick else "10000,1000000",
         "claims": 20 if quick else 200,
     }
@@ -212,6 +217,19 @@ async def deliveries_part(
     }
 
 
+async def secrets_part(
+    args: argparse.Namespace,
+    session: aiohttp.ClientSession,
+    herald_db: str,
+    receiver: Receiver,
+    workdir: Path,
+) -> dict[str, Any]:
+    figures = await delivery_figures.secrets_at_rest(
+        session, workdir, herald_db, receiver, args.secrets_events, args.secrets_rounds
+    )
+    return {"secrets": figures}
+
+
 async def claims_part(pg: Postgres, sizes: tuple[int, int], count: int) -> dict[str, Any]:
     return {"claims": await claim_figures.claim_figure(pg, sizes, count, 64)}
 
@@ -243,7 +261,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         children.append(receiver.child)
         connector = aiohttp.TCPConnector(limit=0, force_close=False)
         async with aiohttp.ClientSession(connector=connector) as session:
-            if args.only & {"ingest", "deliveries"}:
+            if args.only & {"ingest", "deliveries", "secrets"}:
                 herald_db = await pg.create_database("herald", migrate=False)  # herald serve migrates
                 herald = await start_herald(workdir, herald_db, dispatcher=False)
                 children.append(herald.child)
@@ -255,7 +273,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 if "ingest" in args.only:
                     step("ingest figures (dispatcher off):")
                     await guarded(results, "ingest", ingest_part(args, session, pg, herald, workdir))
-                backlog = await top_up(session, herald, herald_db, args.memory_mark)
+                if "deliveries" in args.only:
+                    backlog = await top_up(session, herald, herald_db, args.memory_mark)
                 herald.child.stop()
                 if "deliveries" in args.only:
                     step("delivery figures:")
@@ -263,6 +282,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         results,
                         "deliveries",
                         deliveries_part(args, session, herald_db, receiver, workdir, backlog),
+                    )
+                if "secrets" in args.only:
+                    step(f"secrets at rest: plain / encrypted drains ({args.secrets_rounds} rounds) ...")
+                    await guarded(
+                        results, "secrets", secrets_part(args, session, herald_db, receiver, workdir)
                     )
             if "claims" in args.only:
                 step("claim query:")

@@ -29,10 +29,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bench.infra import Postgres
 from bench.workload import MAIN_TYPE, PROJECT_UUID, main_event
-from service.cli import tune_garbage_collector
 from service.config import Settings
 from service.db import asyncpg_dsn
 from service.main import create_app
+from service.serving import tune_garbage_collector
 
 RESULTS_PATH = Path(__file__).with_name("console_results.json")
 WEBHOOKS = 20
@@ -207,7 +207,7 @@ async def main(argv: list[str] | None = None) -> int:
             started = time.monotonic()
             ids = await fill(client, database_url, deliveries)
             print(f"filled {ids['deliveries']} deliveries in {time.monotonic() - started:.1f} s", flush=True)
-            # As herald serve does at start (service.cli); the fill's garbage is not a page's cost.
+            # As herald serve does at start (service.serving); the fill's garbage is not a page's cost.
             tune_garbage_collector()
             figures = await time_pages(client, stopwatch, pages(ids), runs)
     finally:

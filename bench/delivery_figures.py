@@ -25,6 +25,7 @@ from bench.workload import (
     main_event,
     simple_event,
 )
+from service.common.channels import DELIVERIES_CHANNEL
 from service.db import asyncpg_dsn
 
 
@@ -207,10 +208,10 @@ async def latency(
     }
 
 
-async def _ingest_isolation_events(session: aiohttp.ClientSession, herald: Herald, count: int) -> None:
+async def _ingest_events(session: aiohttp.ClientSession, herald: Herald, type_name: str, count: int) -> None:
     for start in range(0, count, 1000):
         size = min(1000, count - start)
-        await post_batch(session, herald.base_url, batch_body([simple_event(ISOLATION_TYPE)] * size))
+        await post_batch(session, herald.base_url, batch_body([simple_event(type_name)] * size))
 
 
 async def _delete_subscriber(session: aiohttp.ClientSession, herald: Herald, uuid: str) -> None:
@@ -253,7 +254,7 @@ async def isolation(
                         session, recorder.base_url, f"bench {path}", url, ISOLATION_TYPE
                     )
                 base = await arrival_counts(session, receiver, ["/healthy"])
-                await _ingest_isolation_events(session, recorder, events)
+                await _ingest_events(session, recorder, ISOLATION_TYPE, events)
                 await settle(database_url)
                 sender = await start_herald(workdir, database_url, dispatcher=True)
                 try:
@@ -285,4 +286,90 @@ async def isolation(
         "beside_hanging": runs["beside_hanging"][middle],
         "runs": runs,
         "hanging_requests_received": await receiver.count(session, "/hang"),
+    }
+
+
+SECRETS_TYPE = "project:pipeline:deleted"
+_HOLD_SQL = (
+    "UPDATE deliveries SET next_attempt_at = now() + interval '1 day' "
+    "WHERE subscriber_uuid = $1 AND status = 'pending'"
+)
+_RELEASE_SQL = (
+    "UPDATE deliveries SET next_attempt_at = now() WHERE subscriber_uuid = $1 AND status = 'pending'"
+)
+
+
+async def secrets_at_rest(
+    session: aiohttp.ClientSession,
+    workdir: Path,
+    database_url: str,
+    receiver: Receiver,
+    events: int,
+    rounds: int,
+) -> dict[str, Any]:
+    """Sustained drains signed with a secret stored encrypted (decrypted through the cache)
+    beside the same drain with the secret stored in plain text, as before encryption at rest.
+
+    A plain-text secret is what a claim returned before; start-up seals such rows, so the
+    backlog is held back (not yet due) while the sender starts, the plain variant's secret is
+    then put back in plain text, and the backlog is made due at once. Runs alternate ``rounds``
+    times; the figure is the median of the rounds' ratios (encrypted / plain).
+    """
+    runs: dict[str, list[dict[str, Any]]] = {"plain": [], "encrypted": []}
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    # What earlier parts left unfinished (a hanging endpoint's backlog, a drained Herald's leases)
+    # is cancelled first (no Herald runs now), so only these drains are on the line.
+    await conn.execute("UPDATE deliveries SET status = 'cancelled' WHERE status IN ('pending', 'delivering')")
+    recorder = await start_herald(workdir, database_url, dispatcher=False)
+    try:
+        for number in range(rounds):
+            for label, drains in runs.items():
+                path = f"/secrets-{label}-{number}"
+                body = {
+                    "name": f"bench {path}",
+                    "url": f"{receiver.base_url}{path}",
+                    "subscriptions": [{"event_type": SECRETS_TYPE}],
+                }
+                created = await post_json(session, f"{recorder.base_url}/api/v1/subscribers/webhooks", body)
+                webhook = uuid.UUID(str(created["uuid"]))
+                await _ingest_events(session, recorder, SECRETS_TYPE, events)
+                await conn.execute(_HOLD_SQL, webhook)
+                await settle(database_url)
+                sender = await start_herald(workdir, database_url, dispatcher=True)
+                try:
+                    if label == "plain":
+                        await conn.execute(
+                            "UPDATE subscribers SET secret = $2 WHERE uuid = $1", webhook, created["secret"]
+                        )
+                    base = await arrival_counts(session, receiver, [path])
+                    await conn.execute(_RELEASE_SQL, webhook)
+                    await conn.execute("SELECT pg_notify($1, '')", DELIVERIES_CHANNEL)
+                    drain = await watch_drain(
+                        session,
+                        receiver,
+                        [path],
+                        events,
+                        meter=CpuMeter({"herald": [sender.child.pid]}),
+                        herald_pid=sender.child.pid,
+                        base=base,
+                    )
+                finally:
+                    sender.child.stop()
+                await _delete_subscriber(session, recorder, str(webhook))
+                drains.append(_drain_summary(drain))
+    finally:
+        await conn.close()
+        recorder.child.stop()
+    ratios = [
+        encrypted["per_s"] / plain["per_s"] if plain["per_s"] else 0.0
+        for plain, encrypted in zip(runs["plain"], runs["encrypted"], strict=True)
+    ]
+    middle = sorted(range(rounds), key=lambda i: ratios[i])[(rounds - 1) // 2]
+    return {
+        "events_per_run": events,
+        "ratios": [round(r, 3) for r in ratios],
+        "median_ratio": round(statistics.median(ratios), 3),
+        "plain": runs["plain"][middle],
+        "encrypted": runs["encrypted"][middle],
+        "runs": runs,
     }

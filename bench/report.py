@@ -131,6 +131,20 @@ def _isolation(r: dict[str, Any]) -> Row:
     )
 
 
+def _secrets(r: dict[str, Any]) -> Row:
+    encrypted, plain = r["encrypted"]["per_s"], r["plain"]["per_s"]
+    ratio = r["median_ratio"]
+    spread = f" (rounds {', '.join(f'{x:.2f}' for x in r['ratios'])})" if len(r["ratios"]) > 1 else ""
+    return Row(
+        "deliveries signed with a secret encrypted at rest (deliveries/s; median round)",
+        _n(encrypted),
+        f"{_n(plain)} (the same drain, secret stored in plain text)",
+        f"{_n(ratio, 2)}x{spread}",
+        "≥ 0.95x",
+        _at_least(ratio, 0.95),
+    )
+
+
 def _claims(r: dict[str, Any]) -> Row:
     small, large = (k for k in r if k.isdigit())
     ratio = _ratio(r[large]["median_ms"], r[small]["median_ms"])
@@ -166,6 +180,7 @@ ROWS: list[tuple[str, Callable[[dict[str, Any]], Row]]] = [
     ("deliveries", _deliveries),
     ("latency", _latency),
     ("isolation", _isolation),
+    ("secrets", _secrets),
     ("claims", _claims),
     ("deliveries", _memory),
 ]
@@ -197,6 +212,8 @@ def anomalies(results: dict[str, Any]) -> list[str]:
         "sustained delivery": deliveries.get("sustained"),
     }
     drains |= {f"more deliveries ({i + 1})": more for i, more in enumerate(deliveries.get("more", []))}
+    for label, runs in results.get("secrets", {}).get("runs", {}).items():
+        drains |= {f"secrets ({label}, round {i + 1})": run for i, run in enumerate(runs)}
     for label, runs in results.get("isolation", {}).get("runs", {}).items():
         drains |= {f"isolation ({label}, round {i + 1})": run for i, run in enumerate(runs)}
     for name, drain in drains.items():

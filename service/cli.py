@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import gc
 import ipaddress
 import logging
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
-import orjson
-from pydantic import ValidationError
-
-from service import keyring, migrations
-from service.config import Settings
-from service.db import EmbeddedPostgres, create_engine, session_factory
-from service.logs import configure_logging
+# Each command imports what it needs when it runs: `herald --help` loads no web framework, ORM
+# or HTTP stack (docs/architecture.md, "Start-up time").
+if TYPE_CHECKING:
+    from service.config import Settings
 
 logger = logging.getLogger("herald")
 
@@ -33,34 +27,23 @@ def is_loopback(host: str) -> bool:
 
 
 def _load_settings() -> Settings:
+    from pydantic import ValidationError
+
+    from service.config import Settings
+    from service.logs import configure_logging
+
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as exc:
         # pydantic's message names the variable; values of secrets are not echoed for api_keys.
         errors = "; ".join(f"HERALD_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
         raise SystemExit(f"herald: invalid configuration: {errors}") from None
-
-
-# Young-generation size of the cyclic garbage collector (CPython's default: 700 allocations).
-GC_YOUNG_THRESHOLD = 10_000
-
-
-def tune_garbage_collector() -> None:
-    """Keep the cyclic garbage collector from doubling the CPU of big requests.
-
-    A 1000-event batch holds some 10^5 containers for the length of the request. With CPython's
-    default thresholds they reach the oldest generation and set off full collections, each of
-    which walks every object of the process (~80 ms per batch, measured with bench/). Start-up
-    objects are frozen out of the collector's sight and the young generation is made larger.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 20)
-
-
-def serve(host: str, port: int) -> int:
-    settings = _load_settings()
     configure_logging(settings.log_format)
+    return settings
+
+
+def serve(host: str, port: int, workers: int) -> int:
+    settings = _load_settings()
     if not settings.parsed_api_keys:
         if not is_loopback(host):
             logger.error(
@@ -72,56 +55,38 @@ def serve(host: str, port: int) -> int:
         logger.warning(
             "no HERALD_API_KEYS configured: the API is open to anyone on this machine (loopback only)"
         )
-    import uvicorn
+    from service import serving
 
-    from service.main import create_app
-
-    app = create_app(settings)
-    tune_garbage_collector()
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        log_config=None,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        proxy_headers=False,
-        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 5,
-    )
-    return 0
-
-
-@contextmanager
-def _database(settings: Settings) -> Iterator[str]:
-    """The database URL: HERALD_DATABASE_URL, or the embedded PostgreSQL started for the command."""
-    if settings.database_url is not None:
-        yield settings.database_url
-        return
-    embedded = EmbeddedPostgres(settings.data_dir)
-    try:
-        yield embedded.start()
-    finally:
-        embedded.stop()
+    if workers == 1:
+        return serving.serve_in_process(settings, host, port)
+    return serving.serve_workers(settings, host, port, workers)
 
 
 def migrate() -> int:
+    import asyncio
+
+    from service import migrations
+    from service.db import command_database
+
     settings = _load_settings()
-    configure_logging(settings.log_format)
-    with _database(settings) as url:
+    with command_database(settings) as url:
         asyncio.run(migrations.upgrade(url))
         logger.info("database migrated to %s", migrations.head_revision())
     return 0
 
 
 def new_key() -> int:
+    from service import keyring
+
     sys.stdout.write(keyring.new_key() + "\n")
     return 0
 
 
 async def _rotate(settings: Settings, url: str) -> int:
+    from service import keyring
     from service.common.secretbox import SecretBox
     from service.core.secrets_at_rest import rotate
+    from service.db import create_engine, session_factory
 
     box = SecretBox(keyring.load_keys(settings.secrets_keys, settings.data_dir))
     engine = create_engine(url, pool_size=2)
@@ -132,11 +97,14 @@ async def _rotate(settings: Settings, url: str) -> int:
 
 
 def rotate_secrets() -> int:
-    """Re-encrypt every stored secret with the first key (safe while the service runs)."""
+    """Re-encrypt every stored secret and header set with the first key (safe while the service runs)."""
+    import asyncio
+
+    from service.db import command_database
+
     settings = _load_settings()
-    configure_logging(settings.log_format)
     try:
-        with _database(settings) as url:
+        with command_database(settings) as url:
             done = asyncio.run(_rotate(settings, url))
     except Exception as exc:  # one line naming no key or secret, rather than a traceback
         logger.error("secrets rotation failed: %s", exc)
@@ -146,11 +114,24 @@ def rotate_secrets() -> int:
 
 
 def openapi() -> int:
+    import orjson
+
+    from service.config import Settings
     from service.main import create_app
 
     app = create_app(Settings(database_url="postgresql://unused/unused"))
     sys.stdout.write(orjson.dumps(app.openapi(), option=orjson.OPT_INDENT_2).decode() + "\n")
     return 0
+
+
+def _worker_count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of processes, at least 1, not {text!r}")
+    return count
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -159,15 +140,21 @@ def main(argv: list[str] | None = None) -> int:
     serve_cmd = commands.add_parser("serve", help="apply migrations, then serve HTTP and run the dispatcher")
     serve_cmd.add_argument("--host", default="127.0.0.1")
     serve_cmd.add_argument("--port", type=int, default=8000)
+    serve_cmd.add_argument(
+        "--workers",
+        type=_worker_count,
+        default=1,
+        help="processes serving the one port, each with its dispatcher (default 1)",
+    )
     commands.add_parser("migrate", help="apply database migrations and exit")
     commands.add_parser("openapi", help="print the OpenAPI schema as JSON")
     secrets_cmd = commands.add_parser("secrets", help="keys of the secrets at rest")
     secrets_actions = secrets_cmd.add_subparsers(dest="action", required=True)
     secrets_actions.add_parser("new-key", help="print a fresh key for HERALD_SECRETS_KEYS")
-    secrets_actions.add_parser("rotate", help="re-encrypt every stored secret with the first key")
+    secrets_actions.add_parser("rotate", help="re-encrypt the stored secrets and headers with the first key")
     args = parser.parse_args(argv)
     if args.command == "serve":
-        return serve(args.host, args.port)
+        return serve(args.host, args.port, args.workers)
     if args.command == "migrate":
         return migrate()
     if args.command == "secrets":

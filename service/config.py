@@ -104,6 +104,10 @@ class Settings(BaseSettings):
     # The CSP frame-ancestors sources of the portal's pages: who may embed the portal in a frame.
     portal_frame_ancestors: str = "'none'"
     log_format: Literal["text", "json"] = "text"
+    # FastAPI's own OpenTelemetry spans and request metrics, for a process whose providers an
+    # OpenTelemetry distribution configures (e.g. ``opentelemetry-instrument herald serve``).
+    # Off, each request skips the provider lookups (Herald's own metrics are at /metrics).
+    opentelemetry: bool = False
 
     @field_validator("portal_frame_ancestors")
     @classmethod

@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import asyncpg
 from sqlalchemy.engine import make_url
@@ -19,6 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.util.concurrency import greenlet_spawn
 
 from service.errors import Unavailable
+
+if TYPE_CHECKING:
+    from service.config import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -138,12 +141,27 @@ class EmbeddedPostgres:
         if self._server is not None:
             self._server.cleanup()
             self._server = None
+            logger.info("embedded PostgreSQL released", extra={"pgdata": str(self.pgdata)})
 
     async def astart(self) -> str:
         return await asyncio.to_thread(self.start)
 
     async def astop(self) -> None:
         await asyncio.to_thread(self.stop)
+
+
+@contextmanager
+def command_database(settings: Settings) -> Iterator[str]:
+    """The database URL of a command: HERALD_DATABASE_URL, or an embedded PostgreSQL started for
+    the length of the ``with`` block."""
+    if settings.database_url is not None:
+        yield settings.database_url
+        return
+    embedded = EmbeddedPostgres(settings.data_dir)
+    try:
+        yield embedded.start()
+    finally:
+        embedded.stop()
 
 
 class DatabaseUnavailable(Unavailable):

@@ -78,6 +78,8 @@ def configure_logging(fmt: str, level: int = logging.INFO) -> None:
     # httpx logs every request with its full URL at info: webhook URLs may carry tokens.
     for name in ("httpx", "httpcore", "hpack"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # Alembic lists its autogenerate plugins at info each time it is loaded: nothing to act on.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 class Throttled:

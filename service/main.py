@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
+from fastapi.telemetry import TelemetryConfig
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -26,6 +27,7 @@ from service.api import (
     events,
     health,
     metrics,
+    outgoing,
     portal_links,
     subscribers,
 )
@@ -67,6 +69,10 @@ TAGS = [
     {"name": "health", "description": "Probes for orchestrators (no API key needed)."},
     {"name": "operations", "description": "Prometheus metrics."},
     {"name": "analytics", "description": "Telemetry: the front-end relay and the analytics event names."},
+    {
+        "name": "webhook requests",
+        "description": "What Herald sends to a webhook, per format and content type (OpenAPI `webhooks`).",
+    },
 ]
 
 
@@ -137,7 +143,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     async with AsyncExitStack() as stack:
         embedded: EmbeddedPostgres | None = None
-        database_url = settings.database_url
+        # `herald serve` makes the database ready before the app starts (service/serving.py).
+        database_url = settings.database_url or app.state.database_url
         if database_url is None:
             embedded = EmbeddedPostgres(settings.data_dir)
             database_url = await embedded.astart()
@@ -220,7 +227,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def custom_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
-    """The generated schema plus the models of the request bodies that routes read as bytes."""
+    """The generated schema plus the models of the request bodies that routes read as bytes, and
+    the requests Herald sends (``webhooks``)."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is not None:
@@ -231,14 +239,23 @@ def custom_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         components.update(events.request_body_schemas())
         document_security(schema)
+        schema["webhooks"] = outgoing.webhooks_section()
         app.openapi_schema = schema
         return schema
 
     return openapi
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the application; nothing touches the database until the lifespan runs."""
+_NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
+
+
+def create_app(settings: Settings | None = None, *, database_url: str | None = None) -> FastAPI:
+    """Build the application; nothing touches the database until the lifespan runs.
+
+    ``database_url``, when ``HERALD_DATABASE_URL`` is unset: the embedded PostgreSQL that
+    ``herald serve`` started before the app (in this process, or in the supervisor of its
+    workers), rather than one the lifespan starts and stops itself.
+    """
     settings = settings or Settings()
     app = FastAPI(
         title="Herald",
@@ -253,8 +270,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # /docs is served from this machine by service.web (FastAPI's loads Swagger UI from a CDN).
         docs_url=None,
         redoc_url=None,
+        # Off unless asked for: FastAPI would otherwise look up the OpenTelemetry providers on
+        # every request (about 1.5 % of an ingest's CPU, bench.profile), to find none configured.
+        telemetry=None if settings.opentelemetry else _NO_TELEMETRY,
     )
     app.state.settings = settings
+    app.state.database_url = database_url
     app.state.metrics = Metrics()
     # The last added is the outermost: the request id goes on every answer, and a request without
     # a valid key is refused before its body is read.

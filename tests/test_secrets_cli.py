@@ -12,7 +12,7 @@ from service import keyring
 from tests.support.api import create_webhook
 from tests.support.app import AppFactory, RunningApp
 from tests.support.process import HERALD_BIN, free_port, herald_env
-from tests.support.secrets import stored_secrets
+from tests.support.secrets import stored_headers, stored_secrets
 
 
 def _herald(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -64,11 +64,18 @@ async def test_rotate_with_new_and_old_keys_then_the_new_one_alone(
 ) -> None:
     old, new = keyring.new_key(), keyring.new_key()
     async with app_factory(secrets_keys=old) as running:
-        hooks = [await create_webhook(running.client, subscriptions=[]) for _ in range(3)]
+        headers = [{"Authorization": f"Bearer token-{n}"} for n in range(3)]
+        hooks = [await create_webhook(running.client, subscriptions=[], headers=h) for h in headers[:2]]
+        hooks.append(await create_webhook(running.client, subscriptions=[]))  # and one without
+    before = await db.fetch("SELECT uuid, headers FROM subscribers WHERE headers IS NOT NULL")
     rotated = _rotate(database_url, f"{new},{old}", tmp_path)
     assert rotated.returncode == 0, rotated.stderr
     for hook in hooks:
         assert (await stored_secrets(db, hook["uuid"], keys=new))[0] == hook["secret"]
+    assert [await stored_headers(db, hook["uuid"], keys=new) for hook in hooks] == [*headers[:2], {}]
+    for row in before:  # every set was sealed again, under the new key
+        after = await db.fetchval("SELECT headers FROM subscribers WHERE uuid = $1", row["uuid"])
+        assert after != row["headers"]
     # The old key alone no longer opens anything; the new one alone does.
     refused = _rotate(database_url, old, tmp_path)
     assert refused.returncode != 0

@@ -93,7 +93,8 @@ async def list_subscribers(
     "/subscribed-to/{event_type}",
     summary="Which webhooks an event would be delivered to",
     description=(
-        "Enabled webhooks with a subscription matching `event_type` (a catalog name). A project- or "
+        "Enabled webhooks with a subscription matching `event_type` (a catalog or `herald:` name; "
+        "only `herald:` patterns reach the latter). A project- or "
         "job-scoped subscription counts only when the query gives that `project_uuid` (and `job_uuid`); "
         "a webhook owned by a project is listed only for that `project_uuid`."
     ),
@@ -101,7 +102,7 @@ async def list_subscribers(
 )
 async def list_subscribed_to(
     state: StateDep,
-    event_type: Annotated[str, Path(max_length=200, description="A catalog event type.")],
+    event_type: Annotated[str, Path(max_length=200, description="A catalog or operational event type.")],
     project_uuid: Annotated[UUID | None, Query(description="The event's project.")] = None,
     job_uuid: Annotated[UUID | None, Query(description="The event's job (needs `project_uuid`).")] = None,
 ) -> SubscriberPage:

@@ -1,9 +1,10 @@
 """Secrets at rest: the start-up key check, the sealing of plaintext secrets, the rotation.
 
-Every webhook secret (``secret``, ``previous_secret``) is a SecretBox token bound to its row and
-column (``service.models.subscribers.secret_context``). The ``installation.secrets_canary`` is a
-token of a fixed text: a process whose keys do not open it (or a sample secret) was given other
-keys than the ones the database was written with, and refuses to start.
+Every webhook secret (``secret``, ``previous_secret``) and the custom ``headers`` are SecretBox
+tokens bound to their row and column (``service.models.subscribers.secret_context``). The
+``installation.secrets_canary`` is a token of a fixed text: a process whose keys do not open it
+(or a sample secret, or a sample set of headers) was given other keys than the ones the database
+was written with, and refuses to start.
 
 Re-encryption (start-up sealing of plaintext, ``herald secrets rotate``) goes in batches of
 ``BATCH_SIZE`` rows, each locked ``FOR UPDATE SKIP LOCKED`` in its own short transaction: an API
@@ -40,21 +41,29 @@ _MISMATCH = (
     "(docs/operations.md, 'Secrets at rest')"
 )
 
+# The encrypted columns of a webhook: both secrets and the custom headers (one token per column).
+SEALED_COLUMNS = ("secret", "previous_secret", "headers")
+_STALE = " OR ".join(f"{column} NOT LIKE :prefix" for column in SEALED_COLUMNS)
+
 _BATCH_SQL = text(
-    """
-SELECT uuid, secret, previous_secret FROM subscribers
-WHERE kind = 'webhook' AND (secret NOT LIKE :prefix OR previous_secret NOT LIKE :prefix)
+    f"""
+SELECT uuid, {", ".join(SEALED_COLUMNS)} FROM subscribers
+WHERE kind = 'webhook' AND ({_STALE})
 ORDER BY uuid LIMIT :limit
 FOR UPDATE SKIP LOCKED
-"""
+"""  # noqa: S608  (constant column names; every value is a parameter)
 )
-_REMAINING_SQL = text(
-    "SELECT count(*) FROM subscribers "
-    "WHERE kind = 'webhook' AND (secret NOT LIKE :prefix OR previous_secret NOT LIKE :prefix)"
+_REMAINING_SQL = text(f"SELECT count(*) FROM subscribers WHERE kind = 'webhook' AND ({_STALE})")  # noqa: S608
+_UPDATE_SQL = text(
+    "UPDATE subscribers SET secret = :secret, previous_secret = :previous_secret, headers = :headers "
+    "WHERE uuid = :uuid"
 )
-_UPDATE_SQL = text("UPDATE subscribers SET secret = :secret, previous_secret = :previous WHERE uuid = :uuid")
+# A sample of each column: keys that open the canary must open what the replicas wrote too.
 _SAMPLE_SQL = text(
-    "SELECT uuid, secret FROM subscribers WHERE kind = 'webhook' AND secret LIKE :prefix LIMIT 1"
+    "(SELECT uuid, 'secret' AS column_name, secret AS stored FROM subscribers "
+    "WHERE kind = 'webhook' AND secret LIKE :prefix LIMIT 1) "
+    "UNION ALL (SELECT uuid, 'headers', headers FROM subscribers "
+    "WHERE kind = 'webhook' AND headers LIKE :prefix LIMIT 1)"
 )
 
 
@@ -81,29 +90,29 @@ async def _check_canary(session: AsyncSession, box: SecretBox, *, rewrite: bool)
 
 
 async def check_keys(sessions: async_sessionmaker[AsyncSession], box: SecretBox) -> None:
-    """Refuse (``SecretsKeyMismatch``) keys that open neither the canary nor a sample secret;
-    the first process to start writes the canary (under an advisory lock)."""
+    """Refuse (``SecretsKeyMismatch``) keys that do not open the canary, a sample secret and a
+    sample set of headers; the first process to start writes the canary (under an advisory lock)."""
     async with transaction(sessions) as session:
         await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
         await _check_canary(session, box, rewrite=False)
-        sample = (await session.execute(_SAMPLE_SQL, {"prefix": TOKEN_PREFIX + "%"})).first()
-        if sample is not None:
+        samples = (await session.execute(_SAMPLE_SQL, {"prefix": TOKEN_PREFIX + "%"})).all()
+        for sample in samples:
             try:
-                box.decrypt(sample.secret, secret_context(sample.uuid, "secret"))
+                box.decrypt(sample.stored, secret_context(sample.uuid, sample.column_name))
             except UndecryptableSecret:
-                raise SecretsKeyMismatch(f"subscriber {sample.uuid}") from None
+                raise SecretsKeyMismatch(f"subscriber {sample.uuid}, {sample.column_name}") from None
 
 
 async def _reencrypt_batch(session: AsyncSession, box: SecretBox, prefix: str) -> int:
     rows = (await session.execute(_BATCH_SQL, {"prefix": prefix + "%", "limit": BATCH_SIZE})).all()
     for row in rows:
-        values: dict[str, UUID | str | None] = {"uuid": row.uuid, "secret": None, "previous": None}
-        for column, key in (("secret", "secret"), ("previous_secret", "previous")):
+        values: dict[str, UUID | str | None] = {"uuid": row.uuid}
+        for column in SEALED_COLUMNS:
             stored = getattr(row, column)
-            if stored is None:
-                continue
             try:
-                values[key] = box.reencrypt(stored, secret_context(row.uuid, column))
+                values[column] = (
+                    None if stored is None else box.reencrypt(stored, secret_context(row.uuid, column))
+                )
             except UndecryptableSecret:
                 raise SecretsKeyMismatch(f"subscriber {row.uuid}") from None
         await session.execute(_UPDATE_SQL, values)
@@ -127,7 +136,8 @@ async def _reencrypt_all(sessions: async_sessionmaker[AsyncSession], box: Secret
 
 
 async def seal_plaintext(sessions: async_sessionmaker[AsyncSession], box: SecretBox) -> int:
-    """Encrypt (with the first key) every secret still stored in plain text; their number."""
+    """Encrypt (with the first key) every secret (or headers) still stored in plain text; the
+    number of webhooks sealed."""
     sealed = await _reencrypt_all(sessions, box, TOKEN_PREFIX)
     if sealed:
         logger.info("webhook secrets encrypted at rest", extra={"subscribers": sealed})
@@ -141,7 +151,8 @@ async def open_secrets(sessions: async_sessionmaker[AsyncSession], box: SecretBo
 
 
 async def rotate(sessions: async_sessionmaker[AsyncSession], box: SecretBox) -> int:
-    """Re-encrypt every secret (and the canary) with the first key; the subscribers rewritten."""
+    """Re-encrypt every secret, the headers and the canary with the first key; the subscribers
+    rewritten."""
     await check_keys(sessions, box)
     done = await _reencrypt_all(sessions, box, box.current_prefix)
     async with transaction(sessions) as session:

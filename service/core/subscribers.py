@@ -2,9 +2,9 @@
 rotate secrets. Functions add to the caller's session and never commit.
 
 Secrets never leave through here except as the return value of ``create_webhook`` (the 201
-answer) and ``rotate_secret``; nothing is logged beyond ``scheme://host`` of a URL. They are
-stored encrypted (``box``, a :class:`~service.common.secretbox.SecretBox`), bound to their row
-and column.
+answer) and ``rotate_secret``, and custom header values never do; nothing is logged beyond
+``scheme://host`` of a URL. Both are stored encrypted (``box``, a
+:class:`~service.common.secretbox.SecretBox`), bound to their row and column.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from service.common.secrets import generate_secret
 from service.common.urls import url_origin
 from service.core import operational
 from service.core.subscriptions import SubscriptionSpec, replace_subscriptions, validate_subscriptions
+from service.core.webhook_headers import seal_headers
 from service.errors import Conflict, InvalidInput, NotFound
 from service.models.subscribers import Subscriber, SubscriberKind, WebhookSubscriber, secret_context
 from service.models.subscriptions import Subscription
@@ -123,6 +124,7 @@ async def create_webhook(
     body = new.body
     subscriber_uuid = uuid4()
     secret = body.secret or generate_secret()
+    headers, header_names = seal_headers(box, subscriber_uuid, body.headers)
     subscriber = WebhookSubscriber(
         uuid=subscriber_uuid,
         name=body.name,
@@ -136,6 +138,8 @@ async def create_webhook(
         project_uuid=body.project_uuid,
         rate_limit_per_minute=new.rate_limit_per_minute,
         ordered=body.ordered,
+        headers=headers,
+        header_names=header_names,
     )
     session.add(subscriber)
     await session.flush()
@@ -296,6 +300,8 @@ async def update_webhook(
     now = await _database_now(session)
     if patch.secret is not None and patch.secret != current_secret(box, subscriber):
         _set_secret(box, subscriber, patch.secret, rotation_grace_s, now)
+    if patch.headers is not None:
+        subscriber.headers, subscriber.header_names = seal_headers(box, subscriber.uuid, patch.headers)
     disabling = patch.enabled is False and subscriber.enabled
     enabling = patch.enabled is True and not subscriber.enabled
     if patch.enabled is True:

@@ -18,7 +18,14 @@ from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from service.catalog import CATALOG, check_scope, expand_pattern, optional_filters_of
+from service.catalog import (
+    CATALOG,
+    OPERATIONAL_PREFIX,
+    check_scope,
+    expand_pattern,
+    is_operational,
+    optional_filters_of,
+)
 from service.errors import InvalidInput
 from service.models.subscriptions import Subscription
 from service.schemas.subscriptions import SubscriptionIn
@@ -163,7 +170,8 @@ async def subscriptions_of(
     return found
 
 
-# Keep in step with the "matched" part of service.core.events._RECORD_SQL.
+# Keep in step with the "matched" part of service.core.events._RECORD_SQL (and of
+# service.core.operational._RECORD_SQL for the ``herald:`` types).
 _SUBSCRIBED_TO_SQL = text(
     """
 SELECT w.uuid
@@ -173,6 +181,7 @@ WHERE w.kind = 'webhook' AND w.enabled
   AND EXISTS (
     SELECT 1 FROM subscriptions s
     WHERE s.subscriber_uuid = w.uuid
+      AND left(s.event_type, CAST(:prefix_length AS integer)) = CAST(:prefix AS text)
       AND (s.event_type = CAST(:event_type AS text)
            OR (s.has_wildcard AND CAST(:event_type AS text) LIKE s.like_pattern))
       AND (s.project_uuid IS NULL OR s.project_uuid = CAST(:project_uuid AS uuid))
@@ -184,10 +193,10 @@ ORDER BY w.created_at DESC, w.uuid DESC
 
 
 def check_event_type(event_type: str, loc: Loc = ("path", "event_type")) -> None:
-    """Refuse (``InvalidInput``) anything but a catalog event type."""
-    if event_type not in CATALOG:
+    """Refuse (``InvalidInput``) anything but a catalog or operational event type."""
+    if event_type not in CATALOG and not is_operational(event_type):
         shown = event_type if len(event_type) <= 120 else event_type[:120] + "…"
-        raise InvalidInput([_error(loc, f"{shown!r} is not a catalog event type")])
+        raise InvalidInput([_error(loc, f"{shown!r} is not a catalog or operational event type")])
 
 
 async def subscribed_to(
@@ -201,5 +210,13 @@ async def subscribed_to(
     check_event_type(event_type)
     if job_uuid is not None and project_uuid is None:
         raise InvalidInput([_error(("query", "job_uuid"), "a job_uuid needs a project_uuid too")])
-    params = {"event_type": event_type, "project_uuid": project_uuid, "job_uuid": job_uuid}
+    # Only patterns that begin with ``herald:`` reach an operational type (``*`` never does).
+    prefix = OPERATIONAL_PREFIX if is_operational(event_type) else ""
+    params = {
+        "event_type": event_type,
+        "project_uuid": project_uuid,
+        "job_uuid": job_uuid,
+        "prefix": prefix,
+        "prefix_length": len(prefix),
+    }
     return [row.uuid for row in await session.execute(_SUBSCRIBED_TO_SQL, params)]

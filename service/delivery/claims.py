@@ -4,8 +4,9 @@ The claim itself (``pending`` → ``delivering`` under a lease, ``SKIP LOCKED``)
 (:mod:`service.outbox.claims`); this module turns the rows into :class:`ClaimedDelivery` values,
 with the webhook as it is at claim time, i.e. at send time.
 
-The claim returns the secrets as stored (SecretBox tokens); they are decrypted here, in Python,
-through the box's cache (one AES-GCM decryption per secret and process, not per claim).
+The claim returns the secrets and the custom headers as stored (SecretBox tokens); they are
+decrypted here, in Python, through the box's cache (one AES-GCM decryption per stored value and
+process, not per claim).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sqlalchemy import Row
 
 from service import outbox
 from service.common.secretbox import SecretBox, UndecryptableSecret
+from service.core.webhook_headers import HeaderPairs, open_headers
 from service.delivery.webhook import WebhookTarget, webhook_target
 from service.models.subscribers import SubscriberKind, secret_context
 
@@ -50,7 +52,7 @@ class ClaimedDelivery:
         return self.attempts_count + 1
 
 
-def _secrets(row: asyncpg.Record, box: SecretBox) -> tuple[str, str | None]:
+def _secrets(row: asyncpg.Record, box: SecretBox) -> tuple[str, str | None, HeaderPairs]:
     subscriber_uuid: UUID = row["subscriber_uuid"]
     previous: str | None = row["previous_secret"] if row["previous_valid"] else None
     try:
@@ -59,16 +61,17 @@ def _secrets(row: asyncpg.Record, box: SecretBox) -> tuple[str, str | None]:
             None
             if previous is None
             else box.reveal(previous, secret_context(subscriber_uuid, "previous_secret")),
+            open_headers(box, subscriber_uuid, row["headers"]),
         )
     except UndecryptableSecret:
         # Not one of this process's keys (the start-up check passed on other rows): the attempt
-        # fails as for a malformed secret, nothing is sent.
-        logger.warning("webhook secret cannot be decrypted", extra={"subscriber": str(subscriber_uuid)})
-        return "", None
+        # fails as for a malformed secret, nothing is sent (not even without its headers).
+        logger.warning("webhook secrets cannot be decrypted", extra={"subscriber": str(subscriber_uuid)})
+        return "", None, ()
 
 
 def _target(row: asyncpg.Record, box: SecretBox) -> WebhookTarget:
-    secret, previous = _secrets(row, box)
+    secret, previous, headers = _secrets(row, box)
     return webhook_target(
         subscriber_uuid=row["subscriber_uuid"],
         name=row["name"],
@@ -79,6 +82,7 @@ def _target(row: asyncpg.Record, box: SecretBox) -> WebhookTarget:
         verify_ssl=row["verify_ssl"],
         content_type=row["content_type"],
         fmt=row["format"],
+        headers=headers,
     )
 
 

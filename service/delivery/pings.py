@@ -1,6 +1,6 @@
 """Test pings: a ``ping`` event sent now to a stored webhook, or to one not created yet, through the
-same rendering, signing and HTTP code as deliveries (``service.delivery.webhook``). Nothing is
-stored. The API's ``test`` routes and the console's **Send test** buttons both call these.
+same rendering, signing, custom headers and HTTP code as deliveries (``service.delivery.webhook``).
+Nothing is stored. The API's ``test`` routes and the console's **Send test** buttons both call these.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from uuid import UUID
 from service.common.destinations import Resolver
 from service.common.secrets import generate_secret
 from service.core import subscribers as core
+from service.core.webhook_headers import webhook_headers
 from service.db import read_session
 from service.delivery.retry import status_reason
 from service.delivery.webhook import AttemptRecord, WebhookTarget, send_ping, webhook_target
@@ -49,6 +50,7 @@ async def ping_new_webhook(state: HeraldState, body: WebhookCreate, resolver: Re
         verify_ssl=body.verify_ssl,
         content_type=body.content_type,
         fmt=new.format,
+        headers=tuple(body.headers.items()),
     )
     return await _ping(state, target)
 
@@ -72,5 +74,6 @@ async def ping_webhook(state: HeraldState, subscriber_uuid: UUID) -> PingResult:
         verify_ssl=subscriber.verify_ssl,
         content_type=subscriber.content_type,
         fmt=subscriber.format,
+        headers=webhook_headers(state.secrets, subscriber),
     )
     return await _ping(state, target)

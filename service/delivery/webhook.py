@@ -17,6 +17,7 @@ from uuid import UUID, uuid4
 
 from service.common.formats import ContentType, Format, effective_content_type
 from service.common.timefmt import format_utc
+from service.core.webhook_headers import HeaderPairs
 from service.delivery.formats import render_body
 from service.delivery.sending import SendFailed, unexpected_failure
 from service.delivery.signing import build_headers
@@ -42,6 +43,8 @@ class WebhookTarget:
     verify_ssl: bool
     content_type: ContentType
     format: Format
+    headers: HeaderPairs = ()
+    """The webhook's custom headers, decrypted; Herald's own headers win over them."""
 
     def delivered_for(self) -> dict[str, Any]:
         """The envelope's ``delivered_for`` object."""
@@ -95,7 +98,22 @@ def build_request(
         body=body,
         content_type=effective_content_type(target.format, target.content_type),
     )
+    if target.headers:
+        headers = with_custom_headers(headers, target.headers)
     return body, headers
+
+
+# Set by the sender for every request (service.delivery.http.build_post), beside build_headers'.
+_SENDER_HEADERS = frozenset({"host", "content-length", "accept-encoding"})
+
+
+def with_custom_headers(own: dict[str, str], custom: HeaderPairs) -> dict[str, str]:
+    """``own`` (Herald's headers) plus the webhook's ``custom`` ones; a custom header that has the
+    name of one Herald sends is left out, so Herald's always win."""
+    taken = own.keys() | _SENDER_HEADERS
+    merged = {name: value for name, value in custom if name.lower() not in taken}
+    merged.update(own)
+    return merged
 
 
 async def send_attempt(
@@ -183,6 +201,7 @@ def webhook_target(
     verify_ssl: bool,
     content_type: str,
     fmt: str,
+    headers: HeaderPairs = (),
 ) -> WebhookTarget:
     """Build a target from a subscriber's stored values (the CHECK constraints guarantee the literals).
 
@@ -197,4 +216,5 @@ def webhook_target(
         verify_ssl=verify_ssl,
         content_type=cast(ContentType, content_type),
         format=cast(Format, fmt),
+        headers=headers,
     )

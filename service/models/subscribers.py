@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import Any, ClassVar
 from uuid import UUID
 
-from sqlalchemy import Boolean, CheckConstraint, Column, DateTime, Index, Integer, Text, text
+from sqlalchemy import ARRAY, Boolean, CheckConstraint, Column, DateTime, Index, Integer, Text, text
 from sqlmodel import Field, SQLModel
 
 from service.models.base import SingleTableInheritanceMeta
@@ -77,6 +77,13 @@ class Subscriber(SQLModel, table=True, metaclass=SingleTableInheritanceMeta):
     secret: str | None = Field(default=None, sa_type=Text, repr=False)
     previous_secret: str | None = Field(default=None, sa_type=Text, repr=False)
     previous_secret_expires_at: datetime | None = _timestamp()
+    # The custom request headers: one SecretBox token of the JSON object name → value (NULL when
+    # there are none), and their names in plain text, sorted, for display.
+    headers: str | None = Field(default=None, sa_type=Text, repr=False)
+    header_names: list[str] = Field(
+        default_factory=list,
+        sa_column=Column(ARRAY(Text), nullable=False, server_default=text("'{}'::text[]")),
+    )
     verify_ssl: bool = Field(
         default=True, sa_column=Column(Boolean, nullable=False, server_default=text("true"))
     )

@@ -153,7 +153,8 @@ claimed AS (
     RETURNING d.uuid, d.event_uuid, d.event_type, d.subscriber_uuid,
               CAST(d.payload AS text) AS payload, d.attempts_count, s.name, s.url, s.secret,
               s.previous_secret, coalesce(s.previous_secret_expires_at > now(), false) AS previous_valid,
-              s.verify_ssl, s.content_type, s.format, s.ordered, s.rate_limit_per_minute
+              s.verify_ssl, s.content_type, s.format, s.ordered, s.rate_limit_per_minute,
+              s.headers
 ),
 taken AS (
     SELECT subscriber_uuid, count(*)::integer AS n, min(rate_limit_per_minute) AS per_minute

@@ -27,6 +27,7 @@ from service.common.secrets import decode_secret
 from service.models.subscribers import Subscriber
 from service.models.subscriptions import Subscription
 from service.schemas.subscriptions import EXAMPLE_JOB, EXAMPLE_PROJECT, SubscriptionIn, SubscriptionOut
+from service.schemas.webhook_headers import Headers
 
 SubscriberType = Literal["webhook", "analytics"]
 
@@ -159,6 +160,7 @@ class WebhookCreate(BaseModel):
     project_uuid: UUID | None = Field(default=None, description=OWNER_DESCRIPTION)
     rate_limit_per_minute: RateLimit | None = Field(default=None, description=RATE_LIMIT_DESCRIPTION)
     ordered: bool = Field(default=False, description=ORDERED_DESCRIPTION)
+    headers: Headers = Field(default_factory=dict)
 
 
 _NULLABLE_IN_PATCH = frozenset({"project_uuid", "rate_limit_per_minute"})
@@ -205,6 +207,7 @@ class WebhookUpdate(BaseModel):
         default=None, description="Changes only when given; null removes the limit."
     )
     ordered: bool | None = None
+    headers: Headers | None = Field(default=None, description="Replaces the whole set; `{}` clears it.")
 
     @field_validator("*")
     @classmethod
@@ -244,6 +247,7 @@ class SubscriberOut(BaseModel):
                     "rate_limit_per_minute": None,
                     "ordered": False,
                     "paused_until": None,
+                    "header_names": ["Authorization"],
                     "last_success_at": "2026-11-24T09:15:02.113Z",
                     "failing_since": None,
                     "created_at": "2026-11-20T16:03:44.520Z",
@@ -268,6 +272,9 @@ class SubscriberOut(BaseModel):
     ordered: bool = Field(description=ORDERED_DESCRIPTION)
     paused_until: datetime | None = Field(
         description="Nothing is sent before then: the receiver answered 429 or 503 with Retry-After."
+    )
+    header_names: list[str] = Field(
+        description="The names of its custom `headers`, sorted; never their values."
     )
     last_success_at: datetime | None
     failing_since: datetime | None = Field(description="First failure since the last success.")
@@ -316,6 +323,7 @@ def subscriber_out(
             "rate_limit_per_minute": subscriber.rate_limit_per_minute,
             "ordered": subscriber.ordered,
             "paused_until": subscriber.paused_until,
+            "header_names": subscriber.header_names,
             "last_success_at": subscriber.last_success_at,
             "failing_since": subscriber.failing_since,
             "created_at": subscriber.created_at,

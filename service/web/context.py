@@ -26,7 +26,6 @@ from service.web.templating import environment
 
 CONSOLE_BASE = "/ui"
 PORTAL_BASE = "/portal"
-TEMPLATES = environment()
 
 
 class LoginRequired(Exception):
@@ -83,7 +82,7 @@ class Viewer:
         return response
 
     def render(self, template: str, status_code: int = 200, **context: Any) -> Response:
-        html = TEMPLATES.get_template(template).render(viewer=self, base=self.base, **context)
+        html = environment().get_template(template).render(viewer=self, base=self.base, **context)
         return self.finish(HTMLResponse(html, status_code=status_code))
 
     def redirect(self, path: str) -> Response:

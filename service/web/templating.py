@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import orjson
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+# Jinja2 is imported with the first page shown, not by every start of the API.
+if TYPE_CHECKING:
+    from jinja2 import Environment
 
 TEMPLATES_DIR = Path(__file__).with_name("templates")
 
@@ -107,7 +111,11 @@ def percent(part: int, whole: int) -> str:
     return "n/a" if whole == 0 else f"{100 * part / whole:.0f} %"
 
 
+@cache
 def environment() -> Environment:
+    """The one environment of the pages, made on first use."""
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
     env = Environment(
         loader=FileSystemLoader(TEMPLATES_DIR),
         autoescape=True,

@@ -4,6 +4,10 @@ The form posts the same fields the JSON API takes; ``create_body`` and ``update_
 ``WebhookCreate`` / ``WebhookUpdate`` from them, so validation is the API's. Subscriptions are
 the checked catalog types plus free patterns (one per line, optionally followed by a project
 and a job uuid), each scoped to the project / job given below them unless the line names one.
+
+Custom headers are typed as ``Name: value`` lines. Their values are never put back into a page:
+editing shows the stored names only and keeps the values unless a new set is typed (or
+"Remove all headers" is ticked), and a form shown again after a problem asks for them again.
 """
 
 from __future__ import annotations
@@ -75,6 +79,11 @@ class WebhookFormValues:
     project_uuid: str = ""
     job_uuid: str = ""
     owner: str = ""
+    headers: str = ""
+    """The ``Name: value`` lines as typed; never rendered."""
+    clear_headers: bool = False
+    header_names: list[str] = field(default_factory=list)
+    """The stored headers' names (editing)."""
 
     @classmethod
     def from_form(cls, form: Form) -> WebhookFormValues:
@@ -89,6 +98,9 @@ class WebhookFormValues:
             project_uuid=form.get("project_uuid"),
             job_uuid=form.get("job_uuid"),
             owner=form.get("owner"),
+            headers=form.get("headers"),
+            clear_headers=form.has("clear_headers"),
+            header_names=form.getlist("header_name"),
         )
 
     @classmethod
@@ -100,6 +112,7 @@ class WebhookFormValues:
             content_type=webhook.content_type,
             verify_ssl=webhook.verify_ssl,
             owner=str(webhook.project_uuid or ""),
+            header_names=list(webhook.header_names),
         )
         scopes = {(s.project_uuid, s.job_uuid) for s in subscriptions}
         if len(scopes) == 1:
@@ -128,6 +141,24 @@ class WebhookFormValues:
             items.append({"event_type": parts[0], **scope})
         return [{key: value for key, value in item.items() if value is not None} for item in items]
 
+    def header_set(self) -> tuple[dict[str, str], list[str]]:
+        """The typed headers, and the problems of lines that are not ``Name: value`` (the
+        messages name the line and the header, never the value)."""
+        headers: dict[str, str] = {}
+        problems: list[str] = []
+        for number, line in enumerate(self.headers.splitlines(), start=1):
+            if not line.strip():
+                continue
+            name, colon, value = line.partition(":")
+            name = name.strip()
+            if not colon or not name:
+                problems.append(f"line {number} must read Name: value")
+            elif name.lower() in (known.lower() for known in headers):
+                problems.append(f"{name}: given twice")
+            else:
+                headers[name] = value.strip()
+        return headers, problems
+
     def fields(self) -> dict[str, Any]:
         body: dict[str, Any] = {
             "name": self.name,
@@ -140,6 +171,11 @@ class WebhookFormValues:
             body["format"] = self.format
         if self.owner:
             body["project_uuid"] = self.owner
+        # Nothing typed keeps the stored set (an edit) or gives none (a new webhook).
+        if self.headers:
+            body["headers"] = self.header_set()[0]
+        elif self.clear_headers:
+            body["headers"] = {}
         return body
 
 
@@ -149,6 +185,7 @@ _FIELD_OF = {
     "format": "format",
     "content_type": "content_type",
     "project_uuid": "owner",
+    "headers": "headers",
 }
 
 
@@ -163,14 +200,20 @@ def report(errors: Sequence[Any], problems: Problems) -> None:
         message = str(error.get("msg", "")).removeprefix("Value error, ")
         if name == "subscriptions" and len(loc) > 1 and isinstance(loc[1], int):
             message = f"{loc[-1]}: {message}" if len(loc) > 2 else message
+        if name == "headers" and len(loc) > 1:
+            message = f"{loc[1]}: {message}"  # the header's name, never its value
         problems.add(target, message)
 
 
 def validated(model: type[Body], values: WebhookFormValues, problems: Problems) -> Body | None:
     """The form's values as ``model`` (``WebhookCreate`` or ``WebhookUpdate``), or ``None`` with
     the problems filed."""
+    _, header_problems = values.header_set()
+    for message in header_problems:
+        problems.add("headers", message)
     try:
-        return model.model_validate(values.fields())
+        body = model.model_validate(values.fields())
     except ValidationError as exc:
         report([dict(e) for e in exc.errors()], problems)
         return None
+    return None if header_problems else body

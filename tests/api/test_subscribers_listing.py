@@ -156,12 +156,42 @@ async def test_subscribed_to_lists_enabled_webhooks_whose_scope_the_query_gives(
     assert await _subscribed_to(herald, "project:created", project_uuid=project) == ["everything", "project"]
 
 
+async def test_subscribed_to_an_operational_type_lists_only_herald_patterns(herald: RunningApp) -> None:
+    project, other_project = new_uuid(), new_uuid()
+    client = herald.client
+    await create_webhook(client, subscriptions=[{"event_type": "*"}], name="everything")
+    await create_webhook(client, subscriptions=[{"event_type": "herald:*"}], name="all-herald")
+    await create_webhook(client, subscriptions=[{"event_type": "herald:delivery:*"}], name="deliveries")
+    await create_webhook(
+        client, subscriptions=[{"event_type": "herald:*", "project_uuid": project}], name="project-scoped"
+    )
+    owned = [{"event_type": "herald:*"}]
+    await create_webhook(client, project_uuid=project, subscriptions=owned, name="owned")
+
+    assert await _subscribed_to(herald, "herald:subscriber:disabled") == ["all-herald"]
+    assert await _subscribed_to(herald, "herald:delivery:failing") == ["all-herald", "deliveries"]
+    assert await _subscribed_to(herald, "herald:delivery:failing", project_uuid=project) == [
+        "all-herald",
+        "deliveries",
+        "owned",
+        "project-scoped",
+    ]
+    assert await _subscribed_to(herald, "herald:delivery:failed", project_uuid=other_project) == [
+        "all-herald",
+        "deliveries",
+    ]
+    # "*" still reaches the catalog types, and a herald: pattern none of them.
+    assert await _subscribed_to(herald, "project:created") == ["everything"]
+
+
 @pytest.mark.parametrize(
     ("path", "params", "loc"),
     [
         ("project:*", {}, ["path", "event_type"]),
         ("ping", {}, ["path", "event_type"]),
         ("nothing", {}, ["path", "event_type"]),
+        ("herald:*", {}, ["path", "event_type"]),
+        ("herald:nothing", {}, ["path", "event_type"]),
         ("project:created", {"project_uuid": "nope"}, ["query", "project_uuid"]),
         (
             "project:one-off-job:created",

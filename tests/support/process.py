@@ -50,3 +50,59 @@ async def wait_ready(port: int, process: subprocess.Popen[Any], timeout_s: float
                 except httpx.TransportError:
                     pass
                 await asyncio.sleep(0.05)
+
+
+def worker_pids(parent: int) -> set[int]:
+    """The worker processes of a ``herald serve --workers`` supervisor (multiprocessing's
+    resource tracker, also its child, left out)."""
+    pids: set[int] = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+        if ppid == parent and b"multiprocessing.spawn" in command:
+            pids.add(int(entry.name))
+    return pids
+
+
+def connection_holders(port: int, pids: set[int]) -> set[int]:
+    """Which of ``pids`` hold the server side of an established TCP connection on ``port``,
+    i.e. accepted it and answer what is asked on it (read from /proc/net/tcp and each
+    process's file descriptors)."""
+    inodes: set[int] = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local_port, state, inode = int(fields[1].rsplit(":", 1)[1], 16), fields[3], int(fields[9])
+        if local_port == port and state == "01":  # ESTABLISHED
+            inodes.add(inode)
+    return {pid for pid in pids if _socket_inodes(pid) & inodes}
+
+
+def _socket_inodes(pid: int) -> set[int]:
+    inodes: set[int] = set()
+    try:
+        descriptors = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:  # the process is gone
+        return inodes
+    for fd in descriptors:
+        try:
+            target = os.readlink(fd)
+        except OSError:  # closed meanwhile
+            continue
+        if target.startswith("socket:["):
+            inodes.add(int(target[len("socket:[") : -1]))
+    return inodes
+
+
+def is_running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (not gone, not a zombie)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import asyncpg
@@ -31,3 +32,17 @@ async def stored_secrets(
         for column in ("secret", "previous_secret")
     ]
     return opened[0], opened[1]
+
+
+async def stored_headers(
+    db: asyncpg.Connection, subscriber_uuid: Any, keys: str = TEST_SECRETS_KEY
+) -> dict[str, str]:
+    """A webhook's custom headers, decrypted (``{}`` when it has none)."""
+    row = await db.fetchrow("SELECT uuid, headers FROM subscribers WHERE uuid = $1::uuid", subscriber_uuid)
+    assert row is not None
+    if row["headers"] is None:
+        return {}
+    opened: dict[str, str] = json.loads(
+        box_of(keys).decrypt(row["headers"], secret_context(row["uuid"], "headers"))
+    )
+    return opened

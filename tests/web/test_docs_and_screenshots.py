@@ -34,6 +34,9 @@ async def test_docs_show_the_operations_without_leaving_the_machine(
     await expect(operations.first).to_be_visible(timeout=15_000)
     assert await operations.count() > 20
     await expect(page.get_by_text("/api/v1/events/batch").first).to_be_visible()
+    # The requests Herald sends (OpenAPI webhooks), one per format and content type.
+    for entry in ("standard-json", "standard-form", "slack", "teams", "discord"):
+        await expect(page.get_by_text(entry, exact=True).first).to_be_visible()
     assert off_machine.urls == []
     assert problems == []
 

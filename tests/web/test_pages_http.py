@@ -209,3 +209,33 @@ async def test_failed_sign_ins_are_throttled_per_address_across_replicas(
         await db.execute("UPDATE console_sign_ins SET minute = minute - interval '11 minutes'")
         assert (await sign_in(second.client)).status_code == 303
         assert await db.fetchval("SELECT count(*) FROM console_sign_ins") == 0
+
+
+async def test_operational_events_show_in_the_feed_with_the_webhook_they_are_about(
+    herald: RunningApp, db: asyncpg.Connection
+) -> None:
+    client = herald.client
+    hook = await create_webhook(client, name="flaky receiver")
+    await ingest(client, event_of("project:created"))
+    patched = await client.patch(f"/api/v1/subscribers/{hook['uuid']}", json={"enabled": False})
+    assert patched.status_code == 200, patched.text
+    event_uuid = await db.fetchval("SELECT uuid FROM events WHERE type = 'herald:subscriber:disabled'")
+    assert event_uuid is not None
+
+    async def rows(query: str) -> list[str]:
+        page = await client.get(f"/ui/events?{query}")
+        assert page.status_code == 200
+        return re.findall(r'data-testid="event-row".*?</tr>', page.text, re.S)
+
+    [operational] = await rows("type=herald:*")
+    assert "herald:subscriber:disabled" in operational
+    assert "webhook flaky receiver" in operational
+    # "*" in the feed's type filter is every catalog type, never an operational one.
+    assert all("herald:" not in row for row in await rows("type=*"))
+    assert len(await rows("")) == 2
+    event_page = await client.get(f"/ui/events/{event_uuid}")
+    assert event_page.status_code == 200
+    assert "flaky receiver" in event_page.text
+    types_page = await client.get("/ui/event-types")
+    for name in ("herald:subscriber:disabled", "herald:delivery:failing", "herald:delivery:recovered"):
+        assert name in types_page.text
