@@ -26,6 +26,7 @@ from service.models.subscribers import secret_context
 FUTURE_SUBSCRIBERS = 100
 DUE_SUBSCRIBERS = 8
 PER_SUBSCRIBER = 16
+DISPATCHER = uuid4()
 WARMUP_CLAIMS = 5
 BOX = SecretBox(keyring.parse_keys(keyring.new_key()))
 PAYLOAD = '{"uuid": "x", "type": "project:created", "project": {"uuid": "y", "name": "' + "n" * 200 + '"}}'
@@ -63,7 +64,7 @@ async def _measure(
     for i in range(WARMUP_CLAIMS + count):
         start = time.perf_counter()
         claim = await outbox.claim_webhooks(
-            claimer, limit=limit, per_subscriber=PER_SUBSCRIBER, busy={}, lease_s=60.0
+            claimer, dispatcher=DISPATCHER, limit=limit, per_subscriber=PER_SUBSCRIBER, busy={}, lease_s=60.0
         )
         claimed = claims.webhook_deliveries(claim, BOX)  # as the dispatcher does, targets included
         elapsed_ms = (time.perf_counter() - start) * 1000

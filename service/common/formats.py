@@ -15,6 +15,9 @@ ContentType = Literal["application/json", "application/x-www-form-urlencoded"]
 JSON_CONTENT_TYPE: ContentType = "application/json"
 FORM_CONTENT_TYPE: ContentType = "application/x-www-form-urlencoded"
 
+DEFAULT_RATE_LIMITS_PER_MINUTE: dict[Format, int] = {"slack": 60, "teams": 60, "discord": 30}
+"""A new webhook's ``rate_limit_per_minute`` when left out: what the chat services take."""
+
 
 def effective_content_type(fmt: Format, content_type: ContentType) -> ContentType:
     """Return the content type actually sent: chat formats are always JSON."""

@@ -22,7 +22,7 @@ from sqlmodel import col
 from service import outbox
 from service.catalog import SUBSCRIBER_DISABLED, SUBSCRIBER_ENABLED
 from service.common.destinations import ForbiddenDestination, Resolver, check_url
-from service.common.formats import FORM_CONTENT_TYPE, Format, format_for_url
+from service.common.formats import DEFAULT_RATE_LIMITS_PER_MINUTE, FORM_CONTENT_TYPE, Format, format_for_url
 from service.common.secretbox import SecretBox, UndecryptableSecret
 from service.common.secrets import generate_secret
 from service.common.urls import url_origin
@@ -86,6 +86,13 @@ class NewWebhook:
     format: Format
     subscriptions: list[SubscriptionSpec]
 
+    @property
+    def rate_limit_per_minute(self) -> int | None:
+        """The rate limit asked for; left out, the format's default (none for ``standard``)."""
+        if "rate_limit_per_minute" in self.body.model_fields_set:
+            return self.body.rate_limit_per_minute
+        return DEFAULT_RATE_LIMITS_PER_MINUTE.get(self.format)
+
 
 async def prepare_webhook(session: AsyncSession, body: WebhookCreate) -> NewWebhook:
     """Validate what the schema cannot: subscriptions against the catalog and the custom types
@@ -132,6 +139,8 @@ async def create_webhook(
         enabled=body.enabled,
         disabled_reason=None if body.enabled else DISABLED_THROUGH_API,
         project_uuid=body.project_uuid,
+        rate_limit_per_minute=new.rate_limit_per_minute,
+        ordered=body.ordered,
         headers=headers,
         header_names=header_names,
     )
@@ -289,7 +298,7 @@ async def update_webhook(
         )
         if problem is not None:
             raise InvalidInput([problem])
-    for field in ("name", "url", "verify_ssl", "content_type", "format"):
+    for field in ("name", "url", "verify_ssl", "content_type", "format", "rate_limit_per_minute", "ordered"):
         if field in given:
             setattr(subscriber, field, getattr(patch, field))
     now = await _database_now(session)

@@ -43,6 +43,8 @@ class ClaimedDelivery:
     attempts_count: int
     target: WebhookTarget | None = None
     """The webhook as it is at claim time (``None`` for other kinds)."""
+    ordered: bool = False
+    """The webhook is ordered: its next delivery may be claimed once this one's outcome is written."""
 
     @property
     def attempt_number(self) -> int:
@@ -97,6 +99,7 @@ def webhook_deliveries(claim: outbox.Claim[asyncpg.Record], box: SecretBox) -> l
             payload=row["payload"],
             attempts_count=row["attempts_count"],
             target=_target(row, box),
+            ordered=row["ordered"],
         )
         for row in claim.rows
     ]

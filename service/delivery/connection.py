@@ -1,9 +1,9 @@
 """One dedicated asyncpg connection for the dispatcher's hot path, reopened after any failure.
 
-The claim loop runs one statement at a time, so a single connection (no pool, no ping, no
-BEGIN/COMMIT: each claim is one autocommit statement) is all it needs. A failed statement may
-leave the connection unusable (e.g. the server restarted), so it is dropped and the next use
-opens a fresh one; the loop's backoff paces the attempts.
+The claim loop runs one claim at a time, so a single connection (no pool, no ping; each claim
+is one short transaction: the claims' advisory lock, then the claim statement) is all it
+needs. A failed statement may leave the connection unusable (e.g. the server restarted), so it
+is dropped and the next use opens a fresh one; the loop's backoff paces the attempts.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ import random
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -48,6 +48,10 @@ logger = logging.getLogger(__name__)
 # How often pending rows left behind by a deleted or disabled subscriber are settled
 # (``outbox.settle_orphans``); also once when the dispatcher starts.
 ORPHAN_SWEEP_INTERVAL_S = 30.0
+
+# A starting dispatcher waits this long at most (a poll interval if shorter) between announcing
+# itself and its first claim, so that the others' claims see it and serialize with its own.
+ANNOUNCE_MAX_WAIT_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,13 @@ class Dispatcher(Worker):
         ]
         self._in_flight: dict[UUID, tuple[claims.ClaimedDelivery, asyncio.Task[None]]] = {}
         self._slots = Slots(settings.delivery_concurrency, settings.delivery_per_subscriber_concurrency)
+        # Names this dispatcher's published in-flight counts (dispatcher_inflight).
+        self.uuid = uuid4()
+        # When a paused or rate-limited webhook with due rows opens again (the last claim said).
+        self._wake_at: datetime | None = None
+        self._published_at = float("-inf")
+        # Another dispatcher is live (its counts are published): claims then serialize.
+        self._others_live = True
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -174,6 +185,12 @@ class Dispatcher(Worker):
             except Exception:
                 logger.warning("handing back deliveries failed; their leases will expire", exc_info=True)
         await self._claims_connection.close()
+        try:
+            await outbox.withdraw_in_flight(self._engine, self.uuid)
+        except Exception:
+            logger.warning(
+                "withdrawing the in-flight counts failed; they expire with the lease", exc_info=True
+            )
         await self._listener.stop()
         logger.info("dispatcher stopped", extra={"handed_back": len(unfinished)})
         return flushed and not unfinished
@@ -191,9 +208,22 @@ class Dispatcher(Worker):
 
     # -- the loop -----------------------------------------------------------------------------
 
+    async def _announce(self) -> None:
+        # Publish this dispatcher's (empty) counts and wait a poll interval before the first claim:
+        # the others' claims meanwhile see it is live and serialize with its own from then on.
+        try:
+            async with self._claims_connection.use() as conn:
+                await outbox.publish_in_flight(
+                    conn, dispatcher=self.uuid, busy={}, lease_s=self._settings.lease_seconds
+                )
+        except Exception as exc:
+            logger.warning("publishing the in-flight counts failed: %s", type(exc).__name__)
+        await self._pause(min(self._settings.poll_interval_seconds, ANNOUNCE_MAX_WAIT_S))
+
     async def run(self) -> None:
         """Until stopped: release expired leases, settle orphans, claim and start deliveries."""
         loop = asyncio.get_running_loop()
+        await self._announce()
         failures = 0
         released_at = swept_at = float("-inf")
         while not self.stopping:
@@ -206,6 +236,7 @@ class Dispatcher(Worker):
                 if loop.time() - swept_at >= ORPHAN_SWEEP_INTERVAL_S:
                     swept_at = loop.time()
                     self.counters["settled_orphans"] += await outbox.settle_orphans(self._engine)
+                    await outbox.sweep_expired_controls(self._engine)
                 await self._claim()
                 failures = 0
             except Exception as exc:
@@ -219,20 +250,42 @@ class Dispatcher(Worker):
                 await self._pause(backoff_s(failures))
                 continue
             # The poll also picks up retries falling due and other replicas' released leases.
-            await self._idle(self._settings.poll_interval_seconds)
+            await self._idle(self._idle_s())
+
+    def _idle_s(self) -> float:
+        poll_s = self._settings.poll_interval_seconds
+        if self._wake_at is None:
+            return poll_s
+        return max(0.0, min(poll_s, (self._wake_at - datetime.now(UTC)).total_seconds()))
 
     async def _claim(self) -> None:
         bounds = self._slots.bounds()
+        lease_s = self._settings.lease_seconds
+        now_s = asyncio.get_running_loop().time()
         if bounds is None:
+            # Nothing to claim with (a freed slot wakes the loop), but the counts must stay
+            # published while they are in flight: once a poll interval is enough.
+            self._wake_at = None
+            if now_s - self._published_at >= self._settings.poll_interval_seconds:
+                self._published_at = now_s
+                async with self._claims_connection.use() as conn:
+                    self._others_live = await outbox.publish_in_flight(
+                        conn, dispatcher=self.uuid, busy=self._slots.by_subscriber(), lease_s=lease_s
+                    )
             return
+        self._published_at = now_s
         async with self._claims_connection.use() as conn:
             claim = await outbox.claim_webhooks(
                 conn,
+                dispatcher=self.uuid,
                 limit=bounds.limit,
                 per_subscriber=self._slots.per_subscriber,
                 busy=bounds.busy,
-                lease_s=self._settings.lease_seconds,
+                lease_s=lease_s,
+                serialize=self._others_live,
             )
+        self._wake_at = claim.wake_at
+        self._others_live = claim.others_live
         claimed = claims.webhook_deliveries(claim, self._secrets)
         self.counters["claims"] += 1
         self.counters["claimed"] += len(claimed)
@@ -268,7 +321,9 @@ class Dispatcher(Worker):
         completion = completion_of(
             delivery, record, destination=destination, waits=self._settings.retry_waits_seconds, rng=self._rng
         )
-        if isinstance(completion.outcome, Gone):
+        if isinstance(completion.outcome, Gone) or completion.paused_until is not None or delivery.ordered:
+            # Claim nothing more for it until the disable, the pause, or (ordered) this outcome is
+            # written: held, it counts as full here and in the counts this dispatcher publishes.
             self._slots.hold(subscriber)
             completion = dataclasses.replace(
                 completion, on_written=functools.partial(self._release_hold, subscriber)

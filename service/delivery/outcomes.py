@@ -25,7 +25,7 @@ from service import outbox
 from service.core import operational
 from service.core.subscribers import disable_subscriber
 from service.delivery.claims import ClaimedDelivery
-from service.delivery.retry import Delivered, Gone, Outcome, Retry, decide
+from service.delivery.retry import Delivered, Gone, Outcome, Retry, decide, pause_s
 from service.delivery.webhook import AttemptRecord
 
 logger = logging.getLogger(__name__)
@@ -54,6 +54,9 @@ class Completion:
     """``scheme://host`` of the URL the attempt went to (for reasons and logs)."""
     on_written: Callable[[], None] | None = None
     """Called once the completion is written (or given up on)."""
+    paused_until: datetime | None = None
+    """The answer was a 429 or 503 with ``Retry-After``: none of the webhook's deliveries is sent
+    before then."""
 
     @property
     def status(self) -> outbox.DeliveryStatus:
@@ -95,7 +98,9 @@ def completion_of(
         now=now,
         rng=rng,
     )
-    return Completion(delivery, record, outcome, now, destination, on_written)
+    wait_s = pause_s(record.status_code, record.retry_after, now)
+    paused_until = None if wait_s is None else now + timedelta(seconds=wait_s)
+    return Completion(delivery, record, outcome, now, destination, on_written, paused_until)
 
 
 def _written(batch: Sequence[Completion], applied: dict[UUID, str]) -> list[operational.AttemptWritten]:

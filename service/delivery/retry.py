@@ -86,6 +86,15 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
     return max(0.0, min(wait_s, RETRY_AFTER_CAP_S))
 
 
+def pause_s(status_code: int | None, retry_after: str | None, now: datetime) -> float | None:
+    """How long a webhook pauses after this answer: a 429 or 503 with a usable ``Retry-After``
+    pauses all of its deliveries (at most 24 h); ``None`` for any other answer."""
+    if status_code not in RETRY_AFTER_STATUSES:
+        return None
+    wait_s = parse_retry_after(retry_after, now)
+    return wait_s if wait_s else None
+
+
 def status_reason(status_code: int) -> str:
     """Return the failure reason recorded for a non-2xx answer."""
     if 300 <= status_code < 400:

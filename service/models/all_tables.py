@@ -3,6 +3,7 @@
 from service.models import (
     console_sessions,
     deliveries,
+    delivery_controls,
     event_types,
     events,
     installation,
@@ -16,6 +17,7 @@ from service.models import (
 __all__ = [
     "console_sessions",
     "deliveries",
+    "delivery_controls",
     "event_types",
     "events",
     "installation",

@@ -36,6 +36,14 @@ class Delivery(SQLModel, table=True):
             "next_attempt_at",
             postgresql_where=text("status = 'pending'"),
         ),
+        # An ordered webhook's oldest pending delivery by recording order, in one descent; a claim
+        # adds no entry to it (migration 0015).
+        Index(
+            "ix_deliveries_pending_seq",
+            "subscriber_uuid",
+            "seq",
+            postgresql_where=text("status = 'pending'"),
+        ),
         Index("ix_deliveries_lease", "lease_expires_at", postgresql_where=text("status = 'delivering'")),
         Index("ix_deliveries_subscriber_uuid_seq", "subscriber_uuid", "seq"),
         Index("ix_deliveries_status_seq", "status", "seq"),

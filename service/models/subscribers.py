@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import Any, ClassVar
 from uuid import UUID
 
-from sqlalchemy import ARRAY, Boolean, CheckConstraint, Column, DateTime, Index, Text, text
+from sqlalchemy import ARRAY, Boolean, CheckConstraint, Column, DateTime, Index, Integer, Text, text
 from sqlmodel import Field, SQLModel
 
 from service.models.base import SingleTableInheritanceMeta
@@ -53,6 +53,7 @@ class Subscriber(SQLModel, table=True, metaclass=SingleTableInheritanceMeta):
         CheckConstraint(
             "kind <> 'webhook' OR (url IS NOT NULL AND secret IS NOT NULL)", name="webhook_fields"
         ),
+        CheckConstraint("rate_limit_per_minute BETWEEN 1 AND 60000", name="rate_limit_per_minute"),
         # At most one analytics subscriber.
         Index("uq_subscribers_analytics", "kind", unique=True, postgresql_where=text("kind = 'analytics'")),
         # The webhooks of one project, newest first (GET /api/v1/subscribers?project_uuid=).
@@ -101,6 +102,14 @@ class Subscriber(SQLModel, table=True, metaclass=SingleTableInheritanceMeta):
     # The project that owns the webhook (its tenant): set at creation, never changed. An owned
     # webhook's subscriptions are all scoped to it, so it only ever hears of that project.
     project_uuid: UUID | None = None
+    # Delivery controls (docs/delivery.md, "Delivery controls"): NULL rate = no limit; an ordered
+    # webhook has at most its oldest unfinished delivery in flight; nothing is sent before
+    # paused_until (a 429/503 with Retry-After).
+    rate_limit_per_minute: int | None = Field(default=None, sa_type=Integer)
+    ordered: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=text("false"))
+    )
+    paused_until: datetime | None = _timestamp()
     created_at: datetime | None = _timestamp(nullable=False, index=True, server_now=True)
     updated_at: datetime | None = _timestamp(nullable=False, server_now=True)
 

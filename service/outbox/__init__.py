@@ -17,7 +17,15 @@ This package sits below core, delivery and api, which call it; it imports only
 ``service.config``.
 """
 
-from service.outbox.claims import Claim, Leased, claim_kind, claim_webhooks
+from service.outbox.claims import (
+    Claim,
+    Leased,
+    claim_kind,
+    claim_webhooks,
+    publish_in_flight,
+    sweep_expired_controls,
+    withdraw_in_flight,
+)
 from service.outbox.completions import Completed, FailingWebhook, Finished, clock_updates, complete
 from service.outbox.requeue import hand_back, recover, redeliver, release_expired
 from service.outbox.states import DeliveryStatus, Reason
@@ -44,8 +52,11 @@ __all__ = [
     "complete",
     "fail_pending",
     "hand_back",
+    "publish_in_flight",
     "recover",
     "redeliver",
     "release_expired",
     "settle_orphans",
+    "sweep_expired_controls",
+    "withdraw_in_flight",
 ]

@@ -10,8 +10,10 @@ Disabled and deleted subscribers are never claimed for.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
 from uuid import UUID, uuid4
 
@@ -41,32 +43,83 @@ class Claim(Generic[RowT]):
 
     lease_token: UUID
     rows: Sequence[RowT]
+    wake_at: datetime | None = None
+    """When a webhook left out because it is paused or rate-limited opens again (the earliest)."""
+    others_live: bool = True
+    """Whether another live dispatcher has published its counts (the next claim must serialize)."""
 
 
 async def claim_webhooks(
     conn: asyncpg.Connection,
     *,
+    dispatcher: UUID,
     limit: int,
     per_subscriber: int,
     busy: Mapping[UUID, int],
     lease_s: float,
+    serialize: bool = True,
 ) -> Claim[asyncpg.Record]:
-    """Claim at most ``limit`` due webhook deliveries, oldest first, in one autocommit statement.
+    """Claim at most ``limit`` due webhook deliveries, oldest first, under the delivery controls.
 
     ``conn`` is a plain asyncpg connection outside any transaction (the dispatcher's own: this
-    is the hot path). ``busy`` counts the caller's deliveries in flight per subscriber: a
-    subscriber gets at most ``per_subscriber - busy`` rows. Each row carries the delivery
-    (``uuid``, ``event_uuid``, ``event_type``, ``subscriber_uuid``, ``payload`` as JSON text,
-    ``attempts_count``) and its webhook as it is now (``name``, ``url``, ``secret``,
-    ``previous_secret``, ``previous_valid``, ``verify_ssl``, ``content_type``, ``format``).
+    is the hot path). ``busy`` counts the deliveries in flight of the calling ``dispatcher`` per
+    subscriber; the other live dispatchers' published counts are subtracted too, so a subscriber
+    gets at most ``per_subscriber`` in flight across all of them. The claim publishes the
+    caller's counts after it, skips paused webhooks, holds rate-limited ones to their rate and
+    ordered ones to their oldest unfinished delivery (docs/delivery.md, "Delivery controls").
+    With ``serialize`` the claim takes an advisory lock first, in a transaction, so claims run one
+    at a time across replicas and each sees what the previous one took; a dispatcher that is the
+    only live one (the last claim's ``others_live`` was false) may leave it out.
+
+    Each row carries the delivery (``uuid``, ``event_uuid``, ``event_type``, ``subscriber_uuid``,
+    ``payload`` as JSON text, ``attempts_count``) and its webhook as it is now (``name``, ``url``,
+    ``secret``, ``previous_secret``, ``previous_valid``, ``verify_ssl``, ``content_type``,
+    ``format``, ``ordered``, ``rate_limit_per_minute``).
     """
     token = uuid4()
     if limit <= 0:
         return Claim(token, [])
-    rows = await conn.fetch(
-        queries.CLAIM_WEBHOOKS, list(busy), list(busy.values()), per_subscriber, limit, token, lease_s
+    params = (list(busy), list(busy.values()), per_subscriber, limit, token, lease_s, dispatcher)
+    if not serialize:
+        rows = await conn.fetch(queries.CLAIM_WEBHOOKS, *params)
+    else:
+        # BEGIN and the lock in one round trip (the simple protocol takes both statements).
+        await conn.execute(queries.BEGIN_AND_LOCK_CLAIMS)
+        try:
+            rows = await conn.fetch(queries.CLAIM_WEBHOOKS, *params)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await conn.execute("ROLLBACK")
+            raise
+        await conn.execute("COMMIT")
+    first = rows[0]  # the statement always returns a row
+    claimed = [row for row in rows if row["uuid"] is not None]
+    return Claim(token, claimed, first["wake_at"], first["others_live"])
+
+
+async def publish_in_flight(
+    conn: asyncpg.Connection, *, dispatcher: UUID, busy: Mapping[UUID, int], lease_s: float
+) -> bool:
+    """Publish ``dispatcher``'s in-flight counts without claiming (it has no free slot, or it is
+    starting), for two more leases: they bound the other dispatchers' claims. Returns whether
+    another live dispatcher has published counts."""
+    others: bool = await conn.fetchval(
+        queries.PUBLISH_INFLIGHT, list(busy), list(busy.values()), dispatcher, lease_s
     )
-    return Claim(token, rows)
+    return others
+
+
+async def withdraw_in_flight(engine: AsyncEngine, dispatcher: UUID) -> None:
+    """Remove ``dispatcher``'s published counts (it stopped; nothing of it is in flight)."""
+    async with engine.begin() as conn:
+        await conn.execute(queries.WITHDRAW_INFLIGHT, {"dispatcher": dispatcher})
+
+
+async def sweep_expired_controls(engine: AsyncEngine) -> None:
+    """Delete the published counts of dispatchers that are gone and the rate slots in the past."""
+    async with engine.begin() as conn:
+        for statement in queries.SWEEP_EXPIRED_CONTROLS:
+            await conn.execute(statement)
 
 
 async def claim_kind(engine: AsyncEngine, kind: str, *, limit: int, lease_s: float) -> Claim[Row[Any]]:

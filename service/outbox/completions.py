@@ -1,8 +1,9 @@
 """Completions: ``delivering`` → ``delivered``, ``pending`` (rescheduled) or ``failed`` after an attempt.
 
 :func:`complete` writes a batch of finished attempts in the caller's transaction: the delivery
-rows still held under their lease, one ``delivery_attempts`` row per attempt, and the webhooks'
-failure clock (``last_success_at``, ``failing_since``). A completion whose lease is gone (expired
+rows still held under their lease, one ``delivery_attempts`` row per attempt, the webhooks'
+failure clock (``last_success_at``, ``failing_since``) and their pauses (``paused_until``, after a
+429 or 503 with ``Retry-After``). A completion whose lease is gone (expired
 and re-claimed, or cancelled by a delete) changes no delivery; its attempt is still recorded,
 because the request did happen. A reschedule of a subscriber disabled or deleted while the
 attempt was in flight settles the row instead (``failed`` / ``cancelled``).
@@ -73,6 +74,10 @@ class Finished(Protocol):
 
     @property
     def finished_at(self) -> datetime: ...
+    @property
+    def paused_until(self) -> datetime | None:
+        """Pause the whole webhook until then (a 429 or 503 with ``Retry-After``), or ``None``."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +184,16 @@ async def _move_failure_clock(session: AsyncSession, batch: Sequence[Finished]) 
     ]
 
 
+async def _pause_webhooks(session: AsyncSession, batch: Sequence[Finished]) -> None:
+    until: dict[UUID, datetime] = {}
+    for f in batch:
+        if f.paused_until is not None and f.delivery.subscriber_kind == SubscriberKind.WEBHOOK:
+            subscriber = f.delivery.subscriber_uuid
+            until[subscriber] = max(until.get(subscriber, f.paused_until), f.paused_until)
+    if until:
+        await session.execute(queries.PAUSE_WEBHOOKS, {"uuids": list(until), "until": list(until.values())})
+
+
 async def complete(session: AsyncSession, batch: Sequence[Finished]) -> Completed:
     """Write a batch of finished attempts in the session's transaction (never commits).
 
@@ -191,6 +206,7 @@ async def complete(session: AsyncSession, batch: Sequence[Finished]) -> Complete
     # batch's requeued rows or is seen by it, and two replicas' flushes cannot deadlock.
     await session.execute(queries.LOCK_SUBSCRIBERS, {"uuids": subscribers})
     applied = (await session.execute(queries.COMPLETE, _delivery_params(batch))).all()
+    await _pause_webhooks(session, batch)
     await session.execute(queries.INSERT_ATTEMPTS, _attempt_params(batch))
     counts: Counter[str] = Counter(row.status for row in applied)
     counts["stale"] = len(batch) - len(applied)

@@ -43,45 +43,177 @@ pending_subscribers(subscriber_uuid) AS (
     FROM pending_subscribers p WHERE p.subscriber_uuid IS NOT NULL
 )"""
 
-# Each enabled webhook that has free slots in this process gives at most that many of its oldest
-# due rows. A saturated subscriber is never read past, so a hanging endpoint's backlog costs the
-# others nothing. The oldest rows win when the global limit cuts; rows locked but cut are unlocked
-# when the statement ends. $1/$2: busy subscribers and their counts, $3: per-subscriber bound,
-# $4: limit, $5: lease token, $6: lease seconds.
+_PUBLISH_CONFLICT = """ON CONFLICT (dispatcher_uuid) DO UPDATE
+    SET subscriber_uuids = EXCLUDED.subscriber_uuids, counts = EXCLUDED.counts,
+        expires_at = EXCLUDED.expires_at"""
+
+# Whether another live dispatcher has published counts ($7: this one).
+_OTHERS_LIVE = """EXISTS (
+    SELECT 1 FROM dispatcher_inflight o WHERE o.dispatcher_uuid <> $7::uuid AND o.expires_at > now()
+)"""
+
+RATE_BURST = 3
+"""A rate-limited webhook may take this many requests at once after a quiet spell (GCRA's burst)."""
+
+CLAIM_LOCK_KEY = 0x68657261_6C64  # "herald"
+"""The transaction-level advisory lock that webhook claims take, one at a time across replicas."""
+
+BEGIN_AND_LOCK_CLAIMS = f"BEGIN; SELECT pg_advisory_xact_lock({CLAIM_LOCK_KEY})"
+"""Opens a webhook claim's transaction while other dispatchers are live: the lock is taken before
+:data:`CLAIM_WEBHOOKS`, in a statement of its own, so the claim's snapshot sees every claim
+committed before it and the in-flight counts and rate slots it reads are current. A dispatcher
+alone needs none of it (two round trips per claim): its claims are one at a time anyway."""
+
+# Each enabled webhook that is not paused, has free slots (here and in the other live
+# dispatchers) and, when rate-limited, a free slot now, gives at most that many of its oldest due
+# rows. An ordered one gives its oldest pending row by recording order (ix_deliveries_pending_seq),
+# and only while the in-flight counts say none is in flight: they count an ordered delivery until
+# its outcome is written (the dispatcher holds the webhook until then), and a dead dispatcher's
+# row lives two leases, past the release of its leases. A saturated, paused or rate-limited
+# subscriber is never read past, so its backlog costs the others nothing. The oldest rows win
+# when the global limit cuts. The same statement advances the rate slots (GCRA: next_at is the
+# theoretical arrival time; a request is allowed while next_at - (burst - 1) * interval <= now)
+# and publishes this dispatcher's counts. It returns the claimed rows, each with ``wake_at``:
+# when the earliest paused or rate-limited webhook with due rows (or just claimed for) opens
+# again (one row with NULLs when nothing was claimed), and ``others_live``: whether another live
+# dispatcher has published counts (then the next claim takes the lock).
+# $1/$2: this dispatcher's busy subscribers and their counts, $3: per-subscriber bound, $4: limit,
+# $5: lease token, $6: lease seconds, $7: this dispatcher's uuid.
 CLAIM_WEBHOOKS = f"""
 WITH RECURSIVE busy AS (
     SELECT * FROM unnest($1::uuid[], $2::integer[])
         AS b(subscriber_uuid, n)
 ),{_PENDING_SUBSCRIBERS_CTE},
-candidates AS (
-    SELECT c.uuid, c.next_attempt_at
+elsewhere AS (
+    SELECT e.subscriber_uuid, sum(e.n) AS n
+    FROM dispatcher_inflight i
+    CROSS JOIN LATERAL unnest(i.subscriber_uuids, i.counts) AS e(subscriber_uuid, n)
+    WHERE i.dispatcher_uuid <> $7::uuid AND i.expires_at > now()
+    GROUP BY e.subscriber_uuid
+),
+webhooks AS (
+    SELECT s.uuid, s.ordered, CASE WHEN s.paused_until > now() THEN s.paused_until END AS paused_until,
+           g.opens_at, coalesce(b.n, 0) + coalesce(e.n, 0) AS in_flight,
+           least($3::integer - coalesce(b.n, 0) - coalesce(e.n, 0), g.allowed) AS room
     FROM pending_subscribers p
     JOIN subscribers s ON s.uuid = p.subscriber_uuid AND s.kind = 'webhook' AND s.enabled
     LEFT JOIN busy b ON b.subscriber_uuid = s.uuid
+    LEFT JOIN elsewhere e ON e.subscriber_uuid = s.uuid
+    LEFT JOIN subscriber_rates r ON r.subscriber_uuid = s.uuid AND s.rate_limit_per_minute IS NOT NULL
+    CROSS JOIN LATERAL (
+        SELECT CASE WHEN s.rate_limit_per_minute IS NULL THEN $4::integer
+                    WHEN r.next_at IS NULL OR r.next_at <= now() THEN least({RATE_BURST}, $4::integer)
+                    ELSE floor({RATE_BURST} - extract(epoch FROM r.next_at - now())
+                               * s.rate_limit_per_minute / 60.0)::integer END AS allowed,
+               r.next_at - make_interval(secs => ({RATE_BURST} - 1) * 60.0 / s.rate_limit_per_minute)
+                   AS opens_at
+    ) g
+),
+open_webhooks AS (
+    SELECT uuid, ordered, room, in_flight FROM webhooks WHERE room > 0 AND paused_until IS NULL
+),
+candidates AS (
+    SELECT c.uuid, c.next_attempt_at
+    FROM open_webhooks w
     CROSS JOIN LATERAL (
         SELECT d.uuid, d.next_attempt_at FROM deliveries d
         -- A range, not "=": with "=" the planner drops subscriber_uuid from the ORDER BY and may
         -- sort this subscriber's whole backlog. This way ix_deliveries_subscriber_due gives the
         -- order, reading just this subscriber's oldest rows.
-        WHERE d.subscriber_uuid >= s.uuid AND d.subscriber_uuid <= s.uuid
+        WHERE d.subscriber_uuid >= w.uuid AND d.subscriber_uuid <= w.uuid
           AND d.status = 'pending' AND d.next_attempt_at <= now()
         ORDER BY d.subscriber_uuid, d.next_attempt_at
-        LIMIT greatest(0, least($3::integer - coalesce(b.n, 0), $4::integer))
+        LIMIT w.room
         FOR UPDATE SKIP LOCKED
     ) c
-    WHERE coalesce(b.n, 0) < $3::integer
+    WHERE NOT w.ordered
 ),
-chosen AS (SELECT uuid FROM candidates ORDER BY next_attempt_at LIMIT $4::integer)
-UPDATE deliveries d
-SET status = 'delivering', lease_token = $5::uuid, updated_at = now(),
-    lease_expires_at = now() + make_interval(secs => $6::float8)
-FROM chosen c, subscribers s
-WHERE d.uuid = c.uuid AND s.uuid = d.subscriber_uuid
-RETURNING d.uuid, d.event_uuid, d.event_type, d.subscriber_uuid, CAST(d.payload AS text) AS payload,
-          d.attempts_count, s.name, s.url, s.secret, s.previous_secret,
-          coalesce(s.previous_secret_expires_at > now(), false) AS previous_valid,
-          s.verify_ssl, s.content_type, s.format, s.headers
+ordered_candidates AS (
+    SELECT d.uuid, d.next_attempt_at
+    FROM open_webhooks w
+    CROSS JOIN LATERAL (
+        SELECT h.uuid FROM deliveries h
+        WHERE h.subscriber_uuid = w.uuid AND h.status = 'pending'
+        ORDER BY h.seq LIMIT 1
+    ) head
+    JOIN deliveries d ON d.uuid = head.uuid
+    WHERE w.ordered AND w.in_flight = 0 AND d.status = 'pending' AND d.next_attempt_at <= now()
+    FOR UPDATE OF d SKIP LOCKED
+),
+chosen AS (
+    SELECT uuid FROM (SELECT * FROM candidates UNION ALL SELECT * FROM ordered_candidates) c
+    ORDER BY next_attempt_at LIMIT $4::integer
+),
+claimed AS (
+    UPDATE deliveries d
+    SET status = 'delivering', lease_token = $5::uuid, updated_at = now(),
+        lease_expires_at = now() + make_interval(secs => $6::float8)
+    FROM chosen c, subscribers s
+    WHERE d.uuid = c.uuid AND s.uuid = d.subscriber_uuid
+    RETURNING d.uuid, d.event_uuid, d.event_type, d.subscriber_uuid,
+              CAST(d.payload AS text) AS payload, d.attempts_count, s.name, s.url, s.secret,
+              s.previous_secret, coalesce(s.previous_secret_expires_at > now(), false) AS previous_valid,
+              s.verify_ssl, s.content_type, s.format, s.ordered, s.rate_limit_per_minute,
+              s.headers
+),
+taken AS (
+    SELECT subscriber_uuid, count(*)::integer AS n, min(rate_limit_per_minute) AS per_minute
+    FROM claimed GROUP BY subscriber_uuid
+),
+rates AS (
+    INSERT INTO subscriber_rates AS r (subscriber_uuid, next_at)
+    SELECT t.subscriber_uuid,
+           greatest(o.next_at, now()) + make_interval(secs => t.n * 60.0 / t.per_minute)
+    FROM taken t LEFT JOIN subscriber_rates o ON o.subscriber_uuid = t.subscriber_uuid
+    WHERE t.per_minute IS NOT NULL
+    ON CONFLICT (subscriber_uuid) DO UPDATE SET next_at = EXCLUDED.next_at
+    RETURNING r.subscriber_uuid, r.next_at
+),
+-- Only while another dispatcher is live: alone, nobody reads them (a row write per claim saved).
+published AS (
+    INSERT INTO dispatcher_inflight AS i (dispatcher_uuid, subscriber_uuids, counts, expires_at)
+    SELECT * FROM (
+        SELECT $7::uuid, coalesce(array_agg(subscriber_uuid), '{{}}'), coalesce(array_agg(n), '{{}}'),
+               now() + make_interval(secs => 2 * $6::float8)
+        FROM (
+            SELECT subscriber_uuid, sum(n)::integer AS n
+            FROM (SELECT subscriber_uuid, n FROM busy UNION ALL SELECT subscriber_uuid, n FROM taken) u
+            GROUP BY subscriber_uuid
+        ) counts
+    ) mine
+    WHERE {_OTHERS_LIVE}
+    {_PUBLISH_CONFLICT}
+),
+wake AS (
+    -- greatest() ignores NULLs: a paused webhook opens at paused_until, or later if rate-limited.
+    SELECT min(at) AS wake_at FROM (
+        SELECT greatest(paused_until, opens_at) AS at FROM webhooks
+        WHERE paused_until IS NOT NULL OR (room <= 0 AND opens_at > now())
+        UNION ALL
+        -- The next slot of the webhooks just claimed for.
+        SELECT r.next_at - make_interval(secs => ({RATE_BURST} - 1) * 60.0 / t.per_minute)
+        FROM rates r JOIN taken t ON t.subscriber_uuid = r.subscriber_uuid
+    ) a
+)
+SELECT c.*, w.wake_at, {_OTHERS_LIVE} AS others_live FROM wake w LEFT JOIN claimed c ON true
 """  # noqa: S608  (constant fragments; every value is a parameter)
+
+# The counts a dispatcher publishes when it has no free slot to claim with (its row must not
+# expire while its deliveries are in flight); $1/$2: subscribers and counts, $3: dispatcher, $4: lease.
+PUBLISH_INFLIGHT = f"""
+INSERT INTO dispatcher_inflight AS i (dispatcher_uuid, subscriber_uuids, counts, expires_at)
+VALUES ($3::uuid, $1::uuid[], $2::integer[], now() + make_interval(secs => 2 * $4::float8))
+{_PUBLISH_CONFLICT}
+RETURNING {_OTHERS_LIVE.replace("$7", "$3")} AS others_live
+"""  # noqa: S608  (a constant fragment; every value is a parameter)
+
+WITHDRAW_INFLIGHT = text("DELETE FROM dispatcher_inflight WHERE dispatcher_uuid = :dispatcher")
+
+# A rate slot in the past means the same as none; dead dispatchers' rows no longer count.
+SWEEP_EXPIRED_CONTROLS = (
+    text("DELETE FROM dispatcher_inflight WHERE expires_at < now()"),
+    text("DELETE FROM subscriber_rates WHERE next_at < now()"),
+)
 
 CLAIM_KIND = text(
     """
@@ -208,6 +340,16 @@ FROM o LEFT JOIN subscribers s ON s.uuid = o.subscriber_uuid
 WHERE d.uuid = o.uuid AND d.status = 'delivering' AND d.lease_token = o.token
 RETURNING d.uuid, d.status
 """  # noqa: S608  (constant fragments, no input)
+)
+
+# A pause only ever grows: a shorter Retry-After of a request sent before the pause ends nothing.
+PAUSE_WEBHOOKS = text(
+    """
+UPDATE subscribers s
+SET paused_until = greatest(s.paused_until, p.until)
+FROM unnest(CAST(:uuids AS uuid[]), CAST(:until AS timestamptz[])) AS p(uuid, until)
+WHERE s.uuid = p.uuid AND s.kind = 'webhook'
+"""
 )
 
 # The request did happen, so its attempt is recorded even when the completion was stale; only a

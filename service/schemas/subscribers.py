@@ -17,6 +17,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictInt,
     ValidationInfo,
     field_validator,
 )
@@ -39,6 +40,8 @@ OWNER_DESCRIPTION = (
 NAME_MAX_CHARS = 100
 URL_MAX_CHARS = 2048
 SUBSCRIPTIONS_MAX = 1000
+RATE_LIMIT_MIN_PER_MINUTE = 1
+RATE_LIMIT_MAX_PER_MINUTE = 60_000
 
 _EXAMPLE_UUID = "5b0f3a9e-8d0c-4c86-9a53-2f1c8e1d7a41"
 _EXAMPLE_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # noqa: S105 - a documentation example
@@ -85,6 +88,19 @@ Url = Annotated[
     ),
     AfterValidator(_check_url),
 ]
+RateLimit = Annotated[
+    StrictInt,
+    Field(ge=RATE_LIMIT_MIN_PER_MINUTE, le=RATE_LIMIT_MAX_PER_MINUTE),
+]
+RATE_LIMIT_DESCRIPTION = (
+    "Requests per minute at most, across every replica, as an even rate (a burst of at most "
+    "3); null for no limit. Omitted at creation: 60 for `slack` and `teams`, 30 for `discord`, "
+    "null otherwise."
+)
+ORDERED_DESCRIPTION = (
+    "Only the oldest unfinished delivery (by the order its events were recorded) is ever in "
+    "flight: a delivery waiting for its retry holds the later ones back."
+)
 Secret = Annotated[
     str,
     Field(
@@ -142,7 +158,12 @@ class WebhookCreate(BaseModel):
         default_factory=list, max_length=SUBSCRIPTIONS_MAX, description="Duplicates are merged."
     )
     project_uuid: UUID | None = Field(default=None, description=OWNER_DESCRIPTION)
+    rate_limit_per_minute: RateLimit | None = Field(default=None, description=RATE_LIMIT_DESCRIPTION)
+    ordered: bool = Field(default=False, description=ORDERED_DESCRIPTION)
     headers: Headers = Field(default_factory=dict)
+
+
+_NULLABLE_IN_PATCH = frozenset({"project_uuid", "rate_limit_per_minute"})
 
 
 class WebhookUpdate(BaseModel):
@@ -182,14 +203,19 @@ class WebhookUpdate(BaseModel):
         default=None,
         description="Cannot change: only the webhook's own value (or null for one not owned) is accepted.",
     )
+    rate_limit_per_minute: RateLimit | None = Field(
+        default=None, description="Changes only when given; null removes the limit."
+    )
+    ordered: bool | None = None
     headers: Headers | None = Field(default=None, description="Replaces the whole set; `{}` clears it.")
 
     @field_validator("*")
     @classmethod
     def _not_null(cls, value: Any, info: ValidationInfo) -> Any:
         # Defaults are not validated: only an explicit null gets here. A null project_uuid is the
-        # value of a webhook no project owns, checked against the webhook itself.
-        if value is None and info.field_name != "project_uuid":
+        # value of a webhook no project owns, checked against the webhook itself; a null rate
+        # limit means no limit.
+        if value is None and info.field_name not in _NULLABLE_IN_PATCH:
             raise ValueError("may be left out but not null")
         return value
 
@@ -218,6 +244,9 @@ class SubscriberOut(BaseModel):
                         }
                     ],
                     "project_uuid": None,
+                    "rate_limit_per_minute": None,
+                    "ordered": False,
+                    "paused_until": None,
                     "header_names": ["Authorization"],
                     "last_success_at": "2026-11-24T09:15:02.113Z",
                     "failing_since": None,
@@ -239,6 +268,11 @@ class SubscriberOut(BaseModel):
     disabled_reason: str | None
     subscriptions: list[SubscriptionOut]
     project_uuid: UUID | None = Field(description="The owning project; null when no project owns it.")
+    rate_limit_per_minute: int | None = Field(description=RATE_LIMIT_DESCRIPTION)
+    ordered: bool = Field(description=ORDERED_DESCRIPTION)
+    paused_until: datetime | None = Field(
+        description="Nothing is sent before then: the receiver answered 429 or 503 with Retry-After."
+    )
     header_names: list[str] = Field(
         description="The names of its custom `headers`, sorted; never their values."
     )
@@ -286,6 +320,9 @@ def subscriber_out(
                 for s in subscriptions
             ],
             "project_uuid": subscriber.project_uuid,
+            "rate_limit_per_minute": subscriber.rate_limit_per_minute,
+            "ordered": subscriber.ordered,
+            "paused_until": subscriber.paused_until,
             "header_names": subscriber.header_names,
             "last_success_at": subscriber.last_success_at,
             "failing_since": subscriber.failing_since,

@@ -33,6 +33,7 @@ def _row(box: SecretBox, subscriber: UUID, secret: str, previous: str | None, va
         "verify_ssl": True,
         "content_type": "application/json",
         "format": "standard",
+        "ordered": False,
         "headers": None,
     }
 

@@ -126,7 +126,9 @@ async def test_two_dispatchers_on_one_database_deliver_every_event_exactly_once(
     app_factory: AppFactory, receiver: Receiver, db: asyncpg.Connection
 ) -> None:
     receiver.reply("/hook", then=Reply(200, delay_s=0.005))
-    settings = FAST | {"delivery_per_subscriber_concurrency": 4}
+    # The per-subscriber bound holds across both (one of them could take all of it): the process
+    # bound is what makes each take a share.
+    settings = FAST | {"delivery_concurrency": 4, "delivery_per_subscriber_concurrency": 16}
     async with app_factory(**settings) as first, app_factory(**settings) as second:
         await create_webhook(first.client, receiver.url())
         events = await ingest_many(second.client, 300)

@@ -141,6 +141,7 @@ def _row(box: SecretBox, subscriber: UUID, headers: dict[str, str]) -> Any:
         "content_type": "application/json",
         "format": "standard",
         "headers": sealed,
+        "ordered": False,
     }
 
 

@@ -54,6 +54,9 @@ class Receiver:
 
     def __init__(self) -> None:
         self.requests: list[Received] = []
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        """The most requests it was answering at once."""
         self.port = 0
         self._scripts: dict[str, list[Reply]] = {}
         self._defaults: dict[str, Reply] = {}
@@ -97,10 +100,15 @@ class Receiver:
         async with self._arrived:
             self.requests.append(received)
             self._arrived.notify_all()
-        if reply.hang:
-            await self._closing.wait()
-        if reply.delay_s:
-            await asyncio.sleep(reply.delay_s)
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            if reply.hang:
+                await self._closing.wait()
+            if reply.delay_s:
+                await asyncio.sleep(reply.delay_s)
+        finally:
+            self.in_flight -= 1
         return web.Response(status=reply.status, body=reply.body, headers=reply.headers)
 
     async def start(self) -> None:
