@@ -77,6 +77,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--latency-samples", type=int, help="idle ingest → receipt samples (200)")
     parser.add_argument("--isolation-events", type=int, help="healthy endpoint's backlog per run (20000)")
     parser.add_argument("--isolation-rounds", type=int, help="alone / beside-hanging run pairs (5)")
+    parser.add_argument("--ordered-events", type=int, help="backlog of the ordered webhook (1000)")
     parser.add_argument("--secrets-events", type=int, help="backlog per secrets-at-rest drain (20000)")
     parser.add_argument("--secrets-rounds", type=int, help="plain / encrypted run pairs (3)")
     parser.add_argument("--scaling-seconds", type=float, help="single-ingest run per scaling set-up (8)")
@@ -99,6 +100,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "isolation_events": 2_000 if quick else 20_000,
         "isolation_rounds": 1 if quick else 5,
         "secrets_events": 2_000 if quick else 20_000,
+        "ordered_events": 100 if quick else 1_000,
         "secrets_rounds": 1 if quick else 3,
         "scaling_seconds": 1.0 if quick else 8.0,
         "scaling_drain": 1_000 if quick else 20_000,
@@ -216,7 +218,12 @@ async def deliveries_part(
     isolation = await delivery_figures.isolation(
         session, workdir, herald_db, receiver, args.isolation_events, args.isolation_rounds
     )
+    step(f"  one ordered webhook, 5 ms receiver ({args.ordered_events:,} events) ...")
+    ordered = await delivery_figures.ordered_webhook(
+        session, workdir, herald_db, receiver, args.ordered_events
+    )
     return {
+        "ordered": ordered,
         "deliveries": {
             "sustained": sustained,
             **naive,

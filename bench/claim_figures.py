@@ -80,6 +80,46 @@ async def _measure(
     return timings
 
 
+RATE_LIMITED_SUBSCRIBERS = 1000
+
+
+async def _rate_limited_figure(
+    claimer: asyncpg.Connection, conn: asyncpg.Connection, due: list[UUID], count: int, limit: int
+) -> dict[str, Any]:
+    """The same claim before and after ``RATE_LIMITED_SUBSCRIBERS`` rate-limited webhooks, each
+    with due rows but its next slot an hour away, join the database: what waiting costs a claim."""
+
+    async def measured() -> list[float]:
+        await conn.execute(_ADD_ROWS_SQL, due, PAYLOAD, -3600.0, (WARMUP_CLAIMS + count) * limit)
+        await conn.execute("VACUUM ANALYZE deliveries")
+        return await _measure(claimer, conn, count, limit)
+
+    before = await measured()
+    limited = await _add_subscribers(conn, RATE_LIMITED_SUBSCRIBERS)
+    await conn.execute(
+        "UPDATE subscribers SET rate_limit_per_minute = 60 WHERE uuid = ANY($1::uuid[])", limited
+    )
+    await conn.execute(
+        "INSERT INTO subscriber_rates (subscriber_uuid, next_at) SELECT u, now() + interval '1 hour' "
+        "FROM unnest($1::uuid[]) AS u",
+        limited,
+    )
+    await conn.execute(_ADD_ROWS_SQL, limited, PAYLOAD, -3600.0, 5 * RATE_LIMITED_SUBSCRIBERS)
+    after = await measured()
+    waiting = await conn.fetchval(
+        "SELECT count(*) FROM deliveries WHERE status = 'pending' AND subscriber_uuid = ANY($1::uuid[])",
+        limited,
+    )
+    if waiting != 5 * RATE_LIMITED_SUBSCRIBERS:
+        raise RuntimeError(f"rate-limited webhooks were claimed from: {waiting} rows left")
+    return {
+        "webhooks": RATE_LIMITED_SUBSCRIBERS,
+        "without_median_ms": round(statistics.median(before), 3),
+        "with_median_ms": round(statistics.median(after), 3),
+        "with_p90_ms": round(percentile(after, 90), 3),
+    }
+
+
 async def claim_figure(pg: Postgres, sizes: tuple[int, int], count: int, limit: int) -> dict[str, Any]:
     """Median ms per claim of ``limit`` rows with ``sizes[0]``, then ``sizes[1]``, not-yet-due rows."""
     url = await pg.create_database("claims")
@@ -106,6 +146,7 @@ async def claim_figure(pg: Postgres, sizes: tuple[int, int], count: int, limit: 
                 "p90_ms": round(percentile(timings, 90), 3),
                 "fill_seconds": round(fill_s, 1),
             }
+        results["rate_limited"] = await _rate_limited_figure(claimer, conn, due, count, limit)
     finally:
         await conn.close()
         await claimer.close()

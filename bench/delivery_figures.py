@@ -290,6 +290,7 @@ async def isolation(
 
 
 SECRETS_TYPE = "project:pipeline:deleted"
+ORDERED_TYPE = "project:deleted"
 _HOLD_SQL = (
     "UPDATE deliveries SET next_attempt_at = now() + interval '1 day' "
     "WHERE subscriber_uuid = $1 AND status = 'pending'"
@@ -373,3 +374,40 @@ async def secrets_at_rest(
         "encrypted": runs["encrypted"][middle],
         "runs": runs,
     }
+
+
+async def ordered_webhook(
+    session: aiohttp.ClientSession, workdir: Path, database_url: str, receiver: Receiver, events: int
+) -> dict[str, Any]:
+    """The drain of one ordered webhook whose receiver takes 5 ms per request: one request in
+    flight at a time, each after the last one's outcome is written. A backlog recorded with the
+    dispatcher off, then drained by a Herald of its own."""
+    path = "/slow5-ordered"
+    recorder = await start_herald(workdir, database_url, dispatcher=False)
+    try:
+        body = {
+            "name": "bench ordered",
+            "url": f"{receiver.base_url}{path}",
+            "ordered": True,
+            "subscriptions": [{"event_type": ORDERED_TYPE}],
+        }
+        await post_json(session, f"{recorder.base_url}/api/v1/subscribers/webhooks", body)
+        base = await arrival_counts(session, receiver, [path])
+        await _ingest_events(session, recorder, ORDERED_TYPE, events)
+    finally:
+        recorder.child.stop()
+    await settle(database_url)
+    sender = await start_herald(workdir, database_url, dispatcher=True)
+    try:
+        drain = await watch_drain(
+            session,
+            receiver,
+            [path],
+            events,
+            meter=CpuMeter({"herald": [sender.child.pid]}),
+            herald_pid=sender.child.pid,
+            base=base,
+        )
+    finally:
+        sender.child.stop()
+    return _drain_summary(drain) | {"events": events, "receiver_delay_ms": 5}

@@ -4,6 +4,8 @@
 asyncio protocol on uvloop, so that receiving costs a small fraction of what sending does:
 
 - ``POST /hang...`` is never answered (the sender's timeout ends it);
+- ``POST /slow5...`` answers ``204`` after 5 ms (a receiver doing a little work; one request at a
+  time per connection, as Herald sends them);
 - any other ``POST`` answers ``204`` at once and is counted per path, with its
   ``webhook-id`` (to count duplicates) and, for ``/latency``, its arrival time;
 - ``GET /_stats`` answers the counts as JSON; ``GET /_arrivals`` answers (and forgets) the
@@ -25,6 +27,8 @@ import uvloop
 
 NO_CONTENT = b"HTTP/1.1 204 No Content\r\nserver: bench\r\n\r\n"
 LATENCY_PATH = "/latency"
+SLOW_PATH = "/slow5"
+SLOW_S = 0.005
 
 
 class Tally:
@@ -114,7 +118,14 @@ class HttpReceiver(asyncio.Protocol):
         if path.startswith("/hang"):
             self.hanging = True  # keep the connection open, say nothing
             return
+        if path.startswith(SLOW_PATH):
+            asyncio.get_running_loop().call_later(SLOW_S, self._write_later, NO_CONTENT)
+            return
         self.transport.write(NO_CONTENT)
+
+    def _write_later(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
 
 
 async def serve(port: int) -> None:

@@ -167,6 +167,30 @@ def _scaling(r: dict[str, Any]) -> Row:
     )
 
 
+def _ordered(r: dict[str, Any]) -> Row:
+    return Row(
+        "one ordered webhook, receiver answering in 5 ms (deliveries/s)",
+        _n(r["per_s"]),
+        "≤ 200/s: one request at a time, 5 ms each",
+        "",
+        "reported",
+        None if r["arrived"] >= r["events"] else False,
+    )
+
+
+def _rate_limited(r: dict[str, Any]) -> Row:
+    f = r["rate_limited"]
+    ratio = _ratio(f["with_median_ms"], f["without_median_ms"])
+    return Row(
+        f"claim with {f['webhooks']:,} rate-limited webhooks waiting, all with due rows (median ms)",
+        _n(f["with_median_ms"], 2),
+        f"{_n(f['without_median_ms'], 2)} (the same claim without them)",
+        f"{_n(ratio, 2)}x",
+        "reported",
+        None,
+    )
+
+
 def _claims(r: dict[str, Any]) -> Row:
     small, large = (k for k in r if k.isdigit())
     ratio = _ratio(r[large]["median_ms"], r[small]["median_ms"])
@@ -221,7 +245,9 @@ ROWS: list[tuple[str, Callable[[dict[str, Any]], Row]]] = [
     ("isolation", _isolation),
     ("secrets", _secrets),
     ("scaling", _scaling),
+    ("ordered", _ordered),
     ("claims", _claims),
+    ("claims", _rate_limited),
     ("deliveries", _memory),
     ("custom_types", _custom("single", "single-event ingest")),
     ("custom_types", _custom("batch", "batch ingest (1000 per request)")),

@@ -84,6 +84,9 @@ class WebhookFormValues:
     clear_headers: bool = False
     header_names: list[str] = field(default_factory=list)
     """The stored headers' names (editing)."""
+    rate_limit: str = ""
+    """Requests per minute as typed; empty: no limit (a new chat webhook: its format's default)."""
+    ordered: bool = False
 
     @classmethod
     def from_form(cls, form: Form) -> WebhookFormValues:
@@ -101,6 +104,8 @@ class WebhookFormValues:
             headers=form.get("headers"),
             clear_headers=form.has("clear_headers"),
             header_names=form.getlist("header_name"),
+            rate_limit=form.get("rate_limit_per_minute").strip(),
+            ordered=form.has("ordered"),
         )
 
     @classmethod
@@ -113,6 +118,8 @@ class WebhookFormValues:
             verify_ssl=webhook.verify_ssl,
             owner=str(webhook.project_uuid or ""),
             header_names=list(webhook.header_names),
+            rate_limit="" if webhook.rate_limit_per_minute is None else str(webhook.rate_limit_per_minute),
+            ordered=webhook.ordered,
         )
         scopes = {(s.project_uuid, s.job_uuid) for s in subscriptions}
         if len(scopes) == 1:
@@ -159,14 +166,22 @@ class WebhookFormValues:
                 headers[name] = value.strip()
         return headers, problems
 
-    def fields(self) -> dict[str, Any]:
+    def fields(self, *, editing: bool = False) -> dict[str, Any]:
         body: dict[str, Any] = {
             "name": self.name,
             "url": self.url,
             "verify_ssl": self.verify_ssl,
             "content_type": self.content_type,
             "subscriptions": self.subscriptions(),
+            "ordered": self.ordered,
         }
+        # Left empty: no limit when editing; left out when creating, so a chat format gets its default.
+        if self.rate_limit:
+            body["rate_limit_per_minute"] = (
+                int(self.rate_limit) if self.rate_limit.isdigit() else self.rate_limit
+            )
+        elif editing:
+            body["rate_limit_per_minute"] = None
         if self.format:
             body["format"] = self.format
         if self.owner:
@@ -186,6 +201,7 @@ _FIELD_OF = {
     "content_type": "content_type",
     "project_uuid": "owner",
     "headers": "headers",
+    "rate_limit_per_minute": "rate_limit_per_minute",
 }
 
 
@@ -194,7 +210,7 @@ def report(errors: Sequence[Any], problems: Problems) -> None:
     for error in errors:
         loc = [part for part in error.get("loc", ()) if part != "body"]
         name = str(loc[0]) if loc else ""
-        target = _FIELD_OF.get(name, name if name in ("name", "url") else "form")
+        target = _FIELD_OF.get(name, name if name in ("name", "url", "ordered") else "form")
         if name == "subscriptions" and len(loc) > 2 and loc[-1] == "project_uuid":
             target = "events"
         message = str(error.get("msg", "")).removeprefix("Value error, ")
@@ -212,7 +228,7 @@ def validated(model: type[Body], values: WebhookFormValues, problems: Problems) 
     for message in header_problems:
         problems.add("headers", message)
     try:
-        body = model.model_validate(values.fields())
+        body = model.model_validate(values.fields(editing=model is WebhookUpdate))
     except ValidationError as exc:
         report([dict(e) for e in exc.errors()], problems)
         return None

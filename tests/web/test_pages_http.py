@@ -239,3 +239,44 @@ async def test_operational_events_show_in_the_feed_with_the_webhook_they_are_abo
     types_page = await client.get("/ui/event-types")
     for name in ("herald:subscriber:disabled", "herald:delivery:failing", "herald:delivery:recovered"):
         assert name in types_page.text
+
+
+async def test_the_form_sets_and_clears_the_delivery_controls(herald: RunningApp) -> None:
+    client = herald.client
+    form = await client.get("/ui/webhooks/new")
+    assert 'name="rate_limit_per_minute"' in form.text
+    assert 'name="ordered"' in form.text
+    fields = {
+        "csrf_token": csrf_of(form),
+        "name": "Paced",
+        "url": "https://hooks.slack.com/services/T0/B0/x",
+        "event_type": "project:created",
+        "rate_limit_per_minute": "abc",
+        "ordered": "on",
+    }
+    refused = await client.post("/ui/webhooks/new", data=fields, headers=ORIGIN)
+    assert refused.status_code == 422
+    assert 'id="rate_limit_per_minute-error"' in refused.text
+    assert (await client.get("/api/v1/subscribers?type=webhook")).json()["items"] == []
+    # Left empty at creation: the chat format's default.
+    created = await client.post(
+        "/ui/webhooks/new", data=fields | {"rate_limit_per_minute": ""}, headers=ORIGIN
+    )
+    assert created.status_code == 201  # the page showing the secret once
+    [hook] = (await client.get("/api/v1/subscribers?type=webhook")).json()["items"]
+    assert (hook["rate_limit_per_minute"], hook["ordered"]) == (60, True)
+    page = await client.get(f"/ui/webhooks/{hook['uuid']}")
+    assert "60 per minute" in page.text
+    edit = await client.get(f"/ui/webhooks/{hook['uuid']}/edit")
+    assert 'name="rate_limit_per_minute" value="60"' in edit.text
+    changed = {key: value for key, value in fields.items() if key != "ordered"}
+    changed |= {"csrf_token": csrf_of(edit), "rate_limit_per_minute": "120"}
+    saved = await client.post(f"/ui/webhooks/{hook['uuid']}/edit", data=changed, headers=ORIGIN)
+    assert saved.status_code == 303
+    stored = (await client.get(f"/api/v1/subscribers/{hook['uuid']}")).json()
+    assert (stored["rate_limit_per_minute"], stored["ordered"]) == (120, False)
+    # Emptied when editing: no limit.
+    changed |= {"rate_limit_per_minute": ""}
+    saved = await client.post(f"/ui/webhooks/{hook['uuid']}/edit", data=changed, headers=ORIGIN)
+    assert saved.status_code == 303
+    assert (await client.get(f"/api/v1/subscribers/{hook['uuid']}")).json()["rate_limit_per_minute"] is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -87,6 +88,9 @@ async def webhook_page(viewer: Viewer, uuid: UUID, status_code: int = 200, **ext
         health=health,
         deliveries=deliveries,
         names={uuid: webhook.name},
+        paused_until=webhook.paused_until
+        if webhook.paused_until and webhook.paused_until > datetime.now(UTC)
+        else None,
         page_url=f"{viewer.base}/webhooks/{uuid}",
         **context,
     )
