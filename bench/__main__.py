@@ -35,6 +35,7 @@ import uvloop
 
 from bench import claim_figures, custom_figures, delivery_figures, ingest_figures, report, scaling
 from bench.infra import (
+    IDLE_CONNECTION_S,
     Child,
     Herald,
     Postgres,
@@ -299,7 +300,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         )
         receiver = await start_receiver(workdir)
         children.append(receiver.child)
-        connector = aiohttp.TCPConnector(limit=0, force_close=False)
+        # uvicorn closes a keep-alive connection idle for 5 s; aiohttp keeps one 15 s by default,
+        # so a request on a connection left idle between parts could meet the server's close
+        # mid-body ("Can not write request body"). Idle connections are dropped first here.
+        connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=IDLE_CONNECTION_S)
         async with aiohttp.ClientSession(connector=connector) as session:
             if args.only & {"ingest", "deliveries", "secrets"}:
                 herald_db = await pg.create_database("herald", migrate=False)  # herald serve migrates

@@ -32,6 +32,8 @@ from service.db import EmbeddedPostgres, asyncpg_dsn
 CLOCK_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 CORES = os.cpu_count() or 1
 READY_TIMEOUT_S = 90.0
+IDLE_CONNECTION_S = 2.0
+"""How long the load generator keeps an idle connection: under uvicorn's 5 s keep-alive."""
 
 
 def free_port() -> int:

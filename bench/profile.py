@@ -23,7 +23,7 @@ import orjson
 import uvloop
 
 from bench.delivery_figures import create_webhook
-from bench.infra import CpuMeter, Postgres, start_herald, start_receiver
+from bench.infra import IDLE_CONNECTION_S, CpuMeter, Postgres, start_herald, start_receiver
 from bench.load import closed_loop, run_batches
 from bench.workload import JSON_HEADERS, MAIN_TYPE, batch_body, main_event
 
@@ -66,7 +66,8 @@ async def run(load: str, seconds: float, out: Path, top: int) -> None:
         database = await pg.create_database("profile", migrate=False)
         herald = await start_herald(workdir, database, dispatcher=False)
         children.append(herald.child)
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=IDLE_CONNECTION_S)
+        async with aiohttp.ClientSession(connector=connector) as session:
             for i in range(3):
                 await create_webhook(
                     session, herald.base_url, f"p{i}", f"{receiver.base_url}/w{i}", MAIN_TYPE
