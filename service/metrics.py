@@ -58,15 +58,21 @@ DELIVERY_OUTCOMES = {
     "cancelled": "cancelled",
 }
 
-# Every count is served by one of the partial indexes on ``deliveries`` (status = pending/delivering).
+# Every count is served by one of the partial indexes on ``deliveries`` (status = pending/delivering;
+# rows parked by a rate limit, all due, have an index of their own).
 _QUEUE_SQL = text(
     """
 SELECT
     (SELECT count(*) FROM deliveries WHERE status = 'pending') AS pending,
-    (SELECT count(*) FROM deliveries WHERE status = 'pending' AND next_attempt_at <= now()) AS due,
+    (SELECT count(*) FROM deliveries
+      WHERE status = 'pending' AND NOT throttled AND next_attempt_at <= now())
+    + (SELECT count(*) FROM deliveries WHERE status = 'pending' AND throttled) AS due,
     (SELECT count(*) FROM deliveries WHERE status = 'delivering') AS delivering,
-    (SELECT EXTRACT(EPOCH FROM now() - min(next_attempt_at)) FROM deliveries
-      WHERE status = 'pending' AND next_attempt_at <= now()) AS oldest_due_s
+    (SELECT EXTRACT(EPOCH FROM now() - least(
+        (SELECT min(next_attempt_at) FROM deliveries
+          WHERE status = 'pending' AND NOT throttled AND next_attempt_at <= now()),
+        (SELECT min(next_attempt_at) FROM deliveries WHERE status = 'pending' AND throttled)
+     ))) AS oldest_due_s
 """
 )
 

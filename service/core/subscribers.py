@@ -317,6 +317,8 @@ async def update_webhook(
     await session.flush()
     if disabling:
         await outbox.fail_pending(session, subscriber.uuid)
+    elif "rate_limit_per_minute" in given:
+        await outbox.unpark(session, subscriber.uuid)
     subscriptions = None if specs is None else await replace_subscriptions(session, subscriber.uuid, specs)
     if disabling or enabling:
         # After the new subscriptions: a webhook enabled with a herald: subscription hears of it.

@@ -7,7 +7,19 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, ForeignKey, Identity, Index, Integer, Text, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    Text,
+    text,
+)
 from sqlmodel import Field, SQLModel
 
 
@@ -29,12 +41,21 @@ class Delivery(SQLModel, table=True):
     __tablename__ = "deliveries"
     __table_args__ = (
         # What is due, per subscriber (claims) and in all (metrics): pending rows only, so its cost
-        # follows the queue, not the table. The only index of pending rows (migration 0006).
+        # follows the queue, not the table (migration 0006). A rate-limited webhook's rows parked
+        # while it waits for a slot are not in it (migration 0017): the claim's walk never meets them.
         Index(
             "ix_deliveries_subscriber_due",
             "subscriber_uuid",
             "next_attempt_at",
-            postgresql_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending' AND NOT throttled"),
+        ),
+        # The parked rows, per subscriber, oldest first: what a claim serves a webhook from when
+        # its slot opens (migration 0017).
+        Index(
+            "ix_deliveries_throttled",
+            "subscriber_uuid",
+            "next_attempt_at",
+            postgresql_where=text("status = 'pending' AND throttled"),
         ),
         # An ordered webhook's oldest pending delivery by recording order, in one descent; a claim
         # adds no entry to it (migration 0015).
@@ -71,6 +92,9 @@ class Delivery(SQLModel, table=True):
         default=DeliveryStatus.PENDING, sa_column=Column(Text, nullable=False, server_default="pending")
     )
     attempts_count: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    throttled: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=text("false"))
+    )
     next_attempt_at: datetime | None = _tz(server_default=text("now()"))
     lease_expires_at: datetime | None = _tz()
     lease_token: UUID | None = None

@@ -34,6 +34,7 @@ from service.outbox.subscriber_effects import (
     cancel_unfinished,
     fail_pending,
     settle_orphans,
+    unpark,
 )
 
 __all__ = [
@@ -58,5 +59,6 @@ __all__ = [
     "release_expired",
     "settle_orphans",
     "sweep_expired_controls",
+    "unpark",
     "withdraw_in_flight",
 ]

@@ -31,17 +31,25 @@ NOTIFY = text(f"SELECT pg_notify('{DELIVERIES_CHANNEL}', '')")
 
 # -- claims -------------------------------------------------------------------------------------
 
-# Subscribers with pending rows are found by a skip scan over ix_deliveries_subscriber_due (one
-# index descent per such subscriber, however long its backlog).
-_PENDING_SUBSCRIBERS_CTE = """
+
+def _pending_subscribers_cte(waiting: str) -> str:
+    """Subscribers with rows matching ``waiting`` (a predicate on ``d``), by a skip scan over the
+    partial index of that predicate: one index descent per such subscriber, however long its
+    backlog."""
+    return f"""
 pending_subscribers(subscriber_uuid) AS (
-    (SELECT subscriber_uuid FROM deliveries WHERE status = 'pending' ORDER BY subscriber_uuid LIMIT 1)
+    (SELECT d.subscriber_uuid FROM deliveries d WHERE {waiting} ORDER BY d.subscriber_uuid LIMIT 1)
     UNION ALL
     SELECT (SELECT d.subscriber_uuid FROM deliveries d
-            WHERE d.status = 'pending' AND d.subscriber_uuid > p.subscriber_uuid
+            WHERE {waiting} AND d.subscriber_uuid > p.subscriber_uuid
             ORDER BY d.subscriber_uuid LIMIT 1)
     FROM pending_subscribers p WHERE p.subscriber_uuid IS NOT NULL
-)"""
+)"""  # noqa: S608  (``waiting`` is one of the constant predicates below)
+
+
+# The claim walks the rows of ix_deliveries_subscriber_due: pending and not parked by a rate limit.
+_WALKED = "d.status = 'pending' AND NOT d.throttled"
+_PARKED = "d.status = 'pending' AND d.throttled"
 
 _PUBLISH_CONFLICT = """ON CONFLICT (dispatcher_uuid) DO UPDATE
     SET subscriber_uuids = EXCLUDED.subscriber_uuids, counts = EXCLUDED.counts,
@@ -69,21 +77,42 @@ alone needs none of it (two round trips per claim): its claims are one at a time
 # rows. An ordered one gives its oldest pending row by recording order (ix_deliveries_pending_seq),
 # and only while the in-flight counts say none is in flight: they count an ordered delivery until
 # its outcome is written (the dispatcher holds the webhook until then), and a dead dispatcher's
-# row lives two leases, past the release of its leases. A saturated, paused or rate-limited
-# subscriber is never read past, so its backlog costs the others nothing. The oldest rows win
-# when the global limit cuts. The same statement advances the rate slots (GCRA: next_at is the
-# theoretical arrival time; a request is allowed while next_at - (burst - 1) * interval <= now)
-# and publishes this dispatcher's counts. It returns the claimed rows, each with ``wake_at``:
-# when the earliest paused or rate-limited webhook with due rows (or just claimed for) opens
+# row lives two leases, past the release of its leases. A saturated or paused subscriber is never
+# read past, so its backlog costs the others nothing. The oldest rows win when the global limit
+# cuts.
+#
+# Webhooks are reached two ways. The walk visits the subscribers with rows in
+# ix_deliveries_subscriber_due. The lane visits the rate-limited webhooks whose parked rows may go
+# now (subscriber_rates.opens_at <= now(), by ix_subscriber_rates_opens_at) and takes their parked
+# rows (ix_deliveries_throttled). Every rate-limited webhook reached parks its due rows left
+# unclaimed (throttled = true: out of the walk's index) and gets opens_at: when its next slot
+# opens (GCRA: next_at is the theoretical arrival time; a request is allowed while
+# next_at - (burst - 1) * interval <= now), or NULL once nothing of it is parked. So a waiting
+# webhook costs no claim anything until its slot opens, however many wait.
+#
+# The same statement advances the rate slots and publishes this dispatcher's counts. It returns
+# the claimed rows, each with ``wake_at``: when the earliest paused or rate-limited webhook opens
 # again (one row with NULLs when nothing was claimed), and ``others_live``: whether another live
 # dispatcher has published counts (then the next claim takes the lock).
 # $1/$2: this dispatcher's busy subscribers and their counts, $3: per-subscriber bound, $4: limit,
 # $5: lease token, $6: lease seconds, $7: this dispatcher's uuid.
+_INTERVAL = "make_interval(secs => 60.0 / {per_minute})"  # one slot of a rate-limited webhook
+_BURST_SPAN = f"make_interval(secs => ({RATE_BURST} - 1) * 60.0 / {{per_minute}})"
+
 CLAIM_WEBHOOKS = f"""
 WITH RECURSIVE busy AS (
     SELECT * FROM unnest($1::uuid[], $2::integer[])
         AS b(subscriber_uuid, n)
-),{_PENDING_SUBSCRIBERS_CTE},
+),{_pending_subscribers_cte(_WALKED)},
+lane AS (
+    SELECT subscriber_uuid FROM subscriber_rates
+    WHERE opens_at <= now() ORDER BY opens_at LIMIT $4::integer
+),
+reached AS (
+    SELECT subscriber_uuid FROM pending_subscribers WHERE subscriber_uuid IS NOT NULL
+    UNION
+    SELECT subscriber_uuid FROM lane
+),
 elsewhere AS (
     SELECT e.subscriber_uuid, sum(e.n) AS n
     FROM dispatcher_inflight i
@@ -92,10 +121,12 @@ elsewhere AS (
     GROUP BY e.subscriber_uuid
 ),
 webhooks AS (
-    SELECT s.uuid, s.ordered, CASE WHEN s.paused_until > now() THEN s.paused_until END AS paused_until,
-           g.opens_at, coalesce(b.n, 0) + coalesce(e.n, 0) AS in_flight,
+    SELECT s.uuid, s.ordered, s.rate_limit_per_minute AS per_minute,
+           CASE WHEN s.paused_until > now() THEN s.paused_until END AS paused_until,
+           r.next_at, r.opens_at, coalesce(r.opens_at <= now(), false) AS in_lane,
+           coalesce(b.n, 0) + coalesce(e.n, 0) AS in_flight,
            least($3::integer - coalesce(b.n, 0) - coalesce(e.n, 0), g.allowed) AS room
-    FROM pending_subscribers p
+    FROM reached p
     JOIN subscribers s ON s.uuid = p.subscriber_uuid AND s.kind = 'webhook' AND s.enabled
     LEFT JOIN busy b ON b.subscriber_uuid = s.uuid
     LEFT JOIN elsewhere e ON e.subscriber_uuid = s.uuid
@@ -104,13 +135,13 @@ webhooks AS (
         SELECT CASE WHEN s.rate_limit_per_minute IS NULL THEN $4::integer
                     WHEN r.next_at IS NULL OR r.next_at <= now() THEN least({RATE_BURST}, $4::integer)
                     ELSE floor({RATE_BURST} - extract(epoch FROM r.next_at - now())
-                               * s.rate_limit_per_minute / 60.0)::integer END AS allowed,
-               r.next_at - make_interval(secs => ({RATE_BURST} - 1) * 60.0 / s.rate_limit_per_minute)
-                   AS opens_at
+                               * s.rate_limit_per_minute / 60.0)::integer END AS allowed
     ) g
 ),
+-- A webhook whose parked rows wait for a later slot is served by the lane then, not now.
 open_webhooks AS (
-    SELECT uuid, ordered, room, in_flight FROM webhooks WHERE room > 0 AND paused_until IS NULL
+    SELECT uuid, ordered, room, in_flight, in_lane FROM webhooks
+    WHERE room > 0 AND paused_until IS NULL AND (opens_at IS NULL OR in_lane)
 ),
 candidates AS (
     SELECT c.uuid, c.next_attempt_at
@@ -121,12 +152,25 @@ candidates AS (
         -- sort this subscriber's whole backlog. This way ix_deliveries_subscriber_due gives the
         -- order, reading just this subscriber's oldest rows.
         WHERE d.subscriber_uuid >= w.uuid AND d.subscriber_uuid <= w.uuid
-          AND d.status = 'pending' AND d.next_attempt_at <= now()
+          AND {_WALKED} AND d.next_attempt_at <= now()
         ORDER BY d.subscriber_uuid, d.next_attempt_at
         LIMIT w.room
         FOR UPDATE SKIP LOCKED
     ) c
-    WHERE NOT w.ordered
+    WHERE NOT w.ordered AND NOT w.in_lane
+),
+lane_candidates AS (
+    SELECT c.uuid, c.next_attempt_at
+    FROM open_webhooks w
+    CROSS JOIN LATERAL (
+        SELECT d.uuid, d.next_attempt_at FROM deliveries d
+        WHERE d.subscriber_uuid >= w.uuid AND d.subscriber_uuid <= w.uuid  -- as above
+          AND {_PARKED}
+        ORDER BY d.subscriber_uuid, d.next_attempt_at
+        LIMIT w.room
+        FOR UPDATE SKIP LOCKED
+    ) c
+    WHERE NOT w.ordered AND w.in_lane
 ),
 ordered_candidates AS (
     SELECT d.uuid, d.next_attempt_at
@@ -141,7 +185,10 @@ ordered_candidates AS (
     FOR UPDATE OF d SKIP LOCKED
 ),
 chosen AS (
-    SELECT uuid FROM (SELECT * FROM candidates UNION ALL SELECT * FROM ordered_candidates) c
+    SELECT uuid FROM (
+        SELECT * FROM candidates UNION ALL SELECT * FROM lane_candidates
+        UNION ALL SELECT * FROM ordered_candidates
+    ) c
     ORDER BY next_attempt_at LIMIT $4::integer
 ),
 claimed AS (
@@ -156,18 +203,68 @@ claimed AS (
               s.verify_ssl, s.content_type, s.format, s.ordered, s.rate_limit_per_minute,
               s.headers
 ),
+-- Rows another transaction holds are left for a later claim (SKIP LOCKED: no wait, no deadlock).
+parked AS (
+    UPDATE deliveries d SET throttled = true
+    FROM (
+        SELECT x.uuid FROM webhooks w
+        CROSS JOIN LATERAL (
+            SELECT d.uuid FROM deliveries d
+            WHERE d.subscriber_uuid >= w.uuid AND d.subscriber_uuid <= w.uuid  -- as above
+              AND {_WALKED} AND d.next_attempt_at <= now()
+            ORDER BY d.subscriber_uuid, d.next_attempt_at  -- through ix_deliveries_subscriber_due
+            FOR UPDATE SKIP LOCKED
+        ) x
+        WHERE w.per_minute IS NOT NULL AND NOT EXISTS (SELECT 1 FROM chosen c WHERE c.uuid = x.uuid)
+    ) p
+    WHERE d.uuid = p.uuid
+    RETURNING d.subscriber_uuid
+),
 taken AS (
-    SELECT subscriber_uuid, count(*)::integer AS n, min(rate_limit_per_minute) AS per_minute
-    FROM claimed GROUP BY subscriber_uuid
+    SELECT subscriber_uuid, count(*)::integer AS n FROM claimed GROUP BY subscriber_uuid
+),
+-- What stays parked of each webhook the lane reached (what the snapshot shows, locked or not).
+left_parked AS (
+    SELECT w.uuid FROM webhooks w
+    WHERE w.in_lane AND EXISTS (
+        SELECT 1 FROM deliveries d
+        WHERE d.subscriber_uuid = w.uuid AND {_PARKED}
+          AND NOT EXISTS (SELECT 1 FROM chosen c WHERE c.uuid = d.uuid)
+    )
+),
+slots AS (
+    SELECT w.uuid, w.per_minute, w.paused_until,
+           CASE WHEN t.n IS NULL THEN coalesce(w.next_at, now())
+                ELSE greatest(w.next_at, now()) + t.n * {_INTERVAL.format(per_minute="w.per_minute")}
+           END AS next_at,
+           EXISTS (SELECT 1 FROM parked p WHERE p.subscriber_uuid = w.uuid)
+               OR EXISTS (SELECT 1 FROM left_parked l WHERE l.uuid = w.uuid) AS waiting,
+           t.n IS NOT NULL AS took, w.in_lane
+    FROM webhooks w LEFT JOIN taken t ON t.subscriber_uuid = w.uuid
+    WHERE w.per_minute IS NOT NULL
 ),
 rates AS (
-    INSERT INTO subscriber_rates AS r (subscriber_uuid, next_at)
-    SELECT t.subscriber_uuid,
-           greatest(o.next_at, now()) + make_interval(secs => t.n * 60.0 / t.per_minute)
-    FROM taken t LEFT JOIN subscriber_rates o ON o.subscriber_uuid = t.subscriber_uuid
-    WHERE t.per_minute IS NOT NULL
-    ON CONFLICT (subscriber_uuid) DO UPDATE SET next_at = EXCLUDED.next_at
-    RETURNING r.subscriber_uuid, r.next_at
+    INSERT INTO subscriber_rates AS r (subscriber_uuid, next_at, opens_at)
+    SELECT uuid, next_at,
+           CASE WHEN waiting THEN greatest(
+               next_at - {_BURST_SPAN.format(per_minute="per_minute")}, paused_until, now()
+           ) END
+    FROM slots
+    WHERE took OR waiting OR in_lane
+    ON CONFLICT (subscriber_uuid) DO UPDATE SET next_at = EXCLUDED.next_at, opens_at = EXCLUDED.opens_at
+    RETURNING r.subscriber_uuid, r.next_at, r.opens_at
+),
+-- Lane entries of webhooks that are no longer rate-limited enabled webhooks: their parked rows
+-- go back to the walk (sweep_expired_controls), which settles or claims them.
+left_lane AS (
+    UPDATE subscriber_rates SET opens_at = NULL
+    -- An array, so the primary key finds them (a join would read the whole table for none).
+    WHERE subscriber_uuid = ANY(ARRAY(
+        SELECT l.subscriber_uuid FROM lane l
+        WHERE NOT EXISTS (
+            SELECT 1 FROM webhooks w WHERE w.uuid = l.subscriber_uuid AND w.per_minute IS NOT NULL
+        )
+    ))
 ),
 -- Only while another dispatcher is live: alone, nobody reads them (a row write per claim saved).
 published AS (
@@ -185,14 +282,19 @@ published AS (
     {_PUBLISH_CONFLICT}
 ),
 wake AS (
-    -- greatest() ignores NULLs: a paused webhook opens at paused_until, or later if rate-limited.
     SELECT min(at) AS wake_at FROM (
-        SELECT greatest(paused_until, opens_at) AS at FROM webhooks
-        WHERE paused_until IS NOT NULL OR (room <= 0 AND opens_at > now())
+        -- A paused webhook that is not rate-limited (a rate-limited one's rows are parked).
+        SELECT paused_until AS at FROM webhooks WHERE paused_until IS NOT NULL AND per_minute IS NULL
         UNION ALL
-        -- The next slot of the webhooks just claimed for.
-        SELECT r.next_at - make_interval(secs => ({RATE_BURST} - 1) * 60.0 / t.per_minute)
-        FROM rates r JOIN taken t ON t.subscriber_uuid = r.subscriber_uuid
+        -- The lane's next entry as this claim found it, and the entries this claim stamped.
+        (SELECT opens_at FROM subscriber_rates WHERE opens_at > now() ORDER BY opens_at LIMIT 1)
+        UNION ALL
+        SELECT opens_at FROM rates WHERE opens_at > now()
+        UNION ALL
+        -- The next slot of the webhooks just claimed for (rows a lock kept from being parked).
+        SELECT r.next_at - {_BURST_SPAN.format(per_minute="s.per_minute")}
+        FROM rates r JOIN slots s ON s.uuid = r.subscriber_uuid
+        WHERE s.took AND r.next_at - {_BURST_SPAN.format(per_minute="s.per_minute")} > now()
     ) a
 )
 SELECT c.*, w.wake_at, {_OTHERS_LIVE} AS others_live FROM wake w LEFT JOIN claimed c ON true
@@ -209,10 +311,37 @@ RETURNING {_OTHERS_LIVE.replace("$7", "$3")} AS others_live
 
 WITHDRAW_INFLIGHT = text("DELETE FROM dispatcher_inflight WHERE dispatcher_uuid = :dispatcher")
 
-# A rate slot in the past means the same as none; dead dispatchers' rows no longer count.
+# Parked rows of a webhook without a lane entry go back to the walk, which parks them again if
+# the webhook is still rate-limited, or claims or settles them. A claim that clears an entry
+# while another claim (not serialized with it: two dispatchers that do not know of each other
+# yet) parks rows, and a webhook no longer rate-limited whose entry the lane cleared, leave such
+# rows; this is what brings them back.
+UNPARK_STRANDED = text(
+    f"""
+WITH RECURSIVE {_pending_subscribers_cte(_PARKED)}
+UPDATE deliveries d SET throttled = false
+FROM pending_subscribers p LEFT JOIN subscriber_rates r ON r.subscriber_uuid = p.subscriber_uuid
+WHERE d.subscriber_uuid = p.subscriber_uuid AND d.status = 'pending' AND d.throttled
+  AND r.opens_at IS NULL
+"""  # noqa: S608  (constant fragments, no input)
+)
+
+# A rate slot in the past means the same as none (unless the lane holds rows for it); dead
+# dispatchers' rows no longer count.
 SWEEP_EXPIRED_CONTROLS = (
     text("DELETE FROM dispatcher_inflight WHERE expires_at < now()"),
-    text("DELETE FROM subscriber_rates WHERE next_at < now()"),
+    text("DELETE FROM subscriber_rates WHERE next_at < now() AND opens_at IS NULL"),
+    UNPARK_STRANDED,
+)
+
+# A webhook's rate limit changed or went: its parked rows go back to the walk, which parks them
+# again under the new limit or claims them.
+UNPARK_SUBSCRIBER = (
+    text(
+        "UPDATE deliveries SET throttled = false "
+        "WHERE subscriber_uuid = :uuid AND status = 'pending' AND throttled"
+    ),
+    text("UPDATE subscriber_rates SET opens_at = NULL WHERE subscriber_uuid = :uuid"),
 )
 
 CLAIM_KIND = text(
@@ -223,7 +352,7 @@ WITH chosen AS (
     CROSS JOIN LATERAL (
         SELECT d.uuid, d.next_attempt_at FROM deliveries d
         WHERE d.subscriber_uuid >= s.uuid AND d.subscriber_uuid <= s.uuid  -- see CLAIM_WEBHOOKS
-          AND d.status = 'pending' AND d.next_attempt_at <= now()
+          AND d.status = 'pending' AND NOT d.throttled AND d.next_attempt_at <= now()
         ORDER BY d.subscriber_uuid, d.next_attempt_at
         LIMIT :limit
         FOR UPDATE SKIP LOCKED
@@ -255,7 +384,7 @@ _REQUEUE_ERROR = (
 )
 _REQUEUE_SET = f"""
 SET status = {_REQUEUE_STATUS}, last_error = {_REQUEUE_ERROR},
-    next_attempt_at = CASE WHEN s.enabled THEN now() END,
+    next_attempt_at = CASE WHEN s.enabled THEN now() END, throttled = false,
     lease_expires_at = NULL, lease_token = NULL, updated_at = now()"""
 
 RELEASE_EXPIRED = text(
@@ -295,8 +424,8 @@ SUBSCRIBER_STATE = text("SELECT kind, enabled FROM subscribers WHERE uuid = :uui
 REDELIVER = text(
     f"""
 UPDATE deliveries
-SET status = 'pending', next_attempt_at = now(), lease_expires_at = NULL, lease_token = NULL,
-    updated_at = now()
+SET status = 'pending', next_attempt_at = now(), throttled = false, lease_expires_at = NULL,
+    lease_token = NULL, updated_at = now()
 WHERE uuid = :uuid AND status NOT IN ('delivering', 'cancelled')
 RETURNING {delivery_columns()}
 """  # noqa: S608  (a constant column list)
@@ -305,7 +434,7 @@ RETURNING {delivery_columns()}
 RECOVER = text(
     """
 UPDATE deliveries
-SET status = 'pending', next_attempt_at = now(), updated_at = now()
+SET status = 'pending', next_attempt_at = now(), throttled = false, updated_at = now()
 WHERE subscriber_uuid = :uuid AND status = 'failed'
   AND created_at >= :since AND (CAST(:until AS timestamptz) IS NULL OR created_at < :until)
 """
@@ -334,7 +463,7 @@ SET status = CASE WHEN s.uuid IS NULL OR o.status = 'pending' THEN {_REQUEUE_STA
     next_attempt_at = CASE WHEN o.status = 'pending' AND s.enabled THEN o.next_attempt_at END,
     delivered_at = CASE WHEN o.status = 'delivered' AND s.uuid IS NOT NULL THEN o.finished_at
                         ELSE d.delivered_at END,
-    attempts_count = greatest(d.attempts_count, o.attempts),
+    attempts_count = greatest(d.attempts_count, o.attempts), throttled = false,
     lease_expires_at = NULL, lease_token = NULL, updated_at = now()
 FROM o LEFT JOIN subscribers s ON s.uuid = o.subscriber_uuid
 WHERE d.uuid = o.uuid AND d.status = 'delivering' AND d.lease_token = o.token
@@ -425,7 +554,7 @@ WHERE subscriber_kind = 'analytics' AND status IN ('pending', 'delivering')
 # analytics subscriber is never disabled: telemetry being off is decided at claim time.)
 SETTLE_ORPHANS = text(
     f"""
-WITH RECURSIVE {_PENDING_SUBSCRIBERS_CTE},
+WITH RECURSIVE {_pending_subscribers_cte("d.status = 'pending'")},
 orphaned AS (
     SELECT p.subscriber_uuid, s.uuid IS NULL AS deleted
     FROM pending_subscribers p LEFT JOIN subscribers s ON s.uuid = p.subscriber_uuid

@@ -1,5 +1,6 @@
 """What a subscriber's change does to its deliveries: disabled → ``failed``, deleted → ``cancelled``.
 
+Changing or removing a webhook's rate limit returns the rows it parked to the claim's walk.
 Disabling a webhook fails its waiting deliveries (``pending``, retries included) with the
 reason ``subscriber disabled``; they can be recovered once it is enabled again. Deleting one
 cancels its unfinished deliveries (``pending`` and ``delivering``): ``subscriber deleted``; they
@@ -35,6 +36,13 @@ async def cancel_unfinished(session: AsyncSession, subscriber_uuid: UUID) -> Non
     The lease is cleared, so a late completion of an attempt in flight changes nothing.
     """
     await session.execute(queries.CANCEL_UNFINISHED, {"uuid": subscriber_uuid})
+
+
+async def unpark(session: AsyncSession, subscriber_uuid: UUID) -> None:
+    """Return the webhook's rows parked by its rate limit to the claim's walk (the limit changed
+    or went): the next claim parks them again under the new limit, or claims them."""
+    for statement in queries.UNPARK_SUBSCRIBER:
+        await session.execute(statement, {"uuid": subscriber_uuid})
 
 
 async def cancel_telemetry(session: AsyncSession) -> int:

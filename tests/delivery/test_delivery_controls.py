@@ -117,3 +117,43 @@ async def test_a_retry_after_pauses_the_whole_webhook_and_no_other(
     assert len(after) == 6
     assert min(r.at_monotonic for r in after) - refused.at_monotonic >= 1.9
     assert {r.webhook_id for r in after} >= set(more)
+
+
+async def test_lifting_a_rate_limit_sends_the_deliveries_that_waited_for_it_at_once(
+    app_factory: AppFactory, receiver: Receiver, db: asyncpg.Connection
+) -> None:
+    async with app_factory(**FAST) as herald:
+        hook = await create_webhook(herald.client, receiver.url("/slow"), rate_limit_per_minute=1)
+        await ingest_many(herald.client, 8)
+        await receiver.wait_for(3, "/slow", timeout_s=5)  # the burst; the next slot is a minute away
+        parked = await db.fetchval(
+            "SELECT count(*) FROM deliveries WHERE status = 'pending' AND throttled "
+            "AND subscriber_uuid = $1::uuid",
+            hook["uuid"],
+        )
+        assert parked == 5
+        response = await herald.client.patch(
+            f"/api/v1/subscribers/{hook['uuid']}", json={"rate_limit_per_minute": None}
+        )
+        assert response.status_code == 200, response.text
+        await receiver.wait_for(8, "/slow", timeout_s=5)
+        await wait_for_statuses(db, {"delivered": 8}, hook["uuid"], timeout_s=5)
+    assert await db.fetchval("SELECT count(*) FROM deliveries WHERE throttled AND status = 'pending'") == 0
+
+
+async def test_an_ordered_rate_limited_webhook_keeps_its_order_and_its_rate(
+    app_factory: AppFactory, receiver: Receiver, db: asyncpg.Connection
+) -> None:
+    settings = FAST | {"poll_interval_seconds": 1.0}  # the claims must wake for the slots themselves
+    async with app_factory(**settings) as first, app_factory(**settings) as second:
+        hook = await create_webhook(
+            first.client, receiver.url("/both"), ordered=True, rate_limit_per_minute=600
+        )
+        events = [(await ingest(second.client))["uuid"] for _ in range(12)]
+        await wait_for_statuses(db, {"delivered": 12}, hook["uuid"], timeout_s=10)
+    requests = receiver.on("/both")
+    assert [r.webhook_id for r in requests] == events
+    assert receiver.peak_in_flight == 1
+    # Ordered, each waits for the one before; past the burst, no faster than 10 a second.
+    times = [r.at_monotonic for r in requests]
+    assert (times[-1] - times[2]) >= 9 / 10 * 0.8, times

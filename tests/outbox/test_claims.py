@@ -58,7 +58,12 @@ async def test_a_queue_analyzed_while_empty_is_still_claimed_through_the_subscri
     # update): none scans the whole pending queue to sort it.
     scans = [line for line in (row[0] for row in plan) if re.search(r"Scan .*on deliveries", line)]
     assert scans
-    indexes = ("ix_deliveries_subscriber_due", "ix_deliveries_pending_seq", "pk_deliveries")
+    indexes = (
+        "ix_deliveries_subscriber_due",
+        "ix_deliveries_throttled",
+        "ix_deliveries_pending_seq",
+        "pk_deliveries",
+    )
     assert all(any(index in s for index in indexes) for s in scans), scans
 
     claim = await claim_webhooks(db, dispatcher=uuid4(), limit=64, per_subscriber=16, busy=busy, lease_s=60.0)
