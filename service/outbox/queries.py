@@ -153,12 +153,13 @@ candidates AS (
     FROM open_webhooks w
     CROSS JOIN LATERAL (
         SELECT d.uuid, d.next_attempt_at FROM deliveries d
-        -- A range, not "=": with "=" the planner drops subscriber_uuid from the ORDER BY and may
-        -- sort this subscriber's whole backlog. This way ix_deliveries_subscriber_due gives the
-        -- order, reading just this subscriber's oldest rows.
-        WHERE d.subscriber_uuid >= w.uuid AND d.subscriber_uuid <= w.uuid
-          AND {_WALKED} AND d.next_attempt_at <= now()
-        ORDER BY d.subscriber_uuid, d.next_attempt_at
+        -- "=" on subscriber_uuid, so that ix_deliveries_subscriber_due's descent is bounded by
+        -- next_attempt_at too: it reads this subscriber's oldest due rows and stops at the first
+        -- not yet due. (A range on subscriber_uuid alone, which an earlier version used to keep
+        -- the planner on this index, read every row of it scheduled later: 0.4 ms per webhook
+        -- with 10,000 retries waiting, 54 ms a claim with a million.)
+        WHERE d.subscriber_uuid = w.uuid AND {_WALKED} AND d.next_attempt_at <= now()
+        ORDER BY d.next_attempt_at
         LIMIT w.room
         FOR UPDATE SKIP LOCKED
     ) c
@@ -169,9 +170,8 @@ lane_candidates AS (
     FROM open_webhooks w
     CROSS JOIN LATERAL (
         SELECT d.uuid, d.next_attempt_at FROM deliveries d
-        WHERE d.subscriber_uuid >= w.uuid AND d.subscriber_uuid <= w.uuid  -- as above
-          AND {_PARKED}
-        ORDER BY d.subscriber_uuid, d.next_attempt_at
+        WHERE d.subscriber_uuid = w.uuid AND {_PARKED}
+        ORDER BY d.next_attempt_at
         LIMIT w.room
         FOR UPDATE SKIP LOCKED
     ) c
@@ -215,9 +215,8 @@ parked AS (
         SELECT x.uuid FROM webhooks w
         CROSS JOIN LATERAL (
             SELECT d.uuid FROM deliveries d
-            WHERE d.subscriber_uuid >= w.uuid AND d.subscriber_uuid <= w.uuid  -- as above
-              AND {_WALKED} AND d.next_attempt_at <= now()
-            ORDER BY d.subscriber_uuid, d.next_attempt_at  -- through ix_deliveries_subscriber_due
+            WHERE d.subscriber_uuid = w.uuid AND {_WALKED} AND d.next_attempt_at <= now()  -- as above
+            ORDER BY d.next_attempt_at  -- through ix_deliveries_subscriber_due
             FOR UPDATE SKIP LOCKED
         ) x
         WHERE w.per_minute IS NOT NULL AND NOT EXISTS (SELECT 1 FROM chosen c WHERE c.uuid = x.uuid)
@@ -356,9 +355,9 @@ WITH chosen AS (
     FROM subscribers s
     CROSS JOIN LATERAL (
         SELECT d.uuid, d.next_attempt_at FROM deliveries d
-        WHERE d.subscriber_uuid >= s.uuid AND d.subscriber_uuid <= s.uuid  -- see CLAIM_WEBHOOKS
+        WHERE d.subscriber_uuid = s.uuid  -- see CLAIM_WEBHOOKS
           AND d.status = 'pending' AND NOT d.throttled AND d.next_attempt_at <= now()
-        ORDER BY d.subscriber_uuid, d.next_attempt_at
+        ORDER BY d.next_attempt_at
         LIMIT :limit
         FOR UPDATE SKIP LOCKED
     ) c
