@@ -19,7 +19,7 @@ from bench.infra import Postgres
 from bench.load import percentile
 from service import keyring, outbox
 from service.common.secretbox import SecretBox
-from service.db import asyncpg_dsn
+from service.db import asyncpg_dsn, server_settings
 from service.delivery import claims
 from service.models.subscribers import secret_context
 
@@ -124,7 +124,7 @@ async def claim_figure(pg: Postgres, sizes: tuple[int, int], count: int, limit: 
     """Median ms per claim of ``limit`` rows with ``sizes[0]``, then ``sizes[1]``, not-yet-due rows."""
     url = await pg.create_database("claims")
     # The dispatcher claims on a dedicated asyncpg connection of its own; so does this.
-    claimer = await asyncpg.connect(asyncpg_dsn(url))
+    claimer = await asyncpg.connect(asyncpg_dsn(url), server_settings=server_settings("bench-claims"))
     conn = await asyncpg.connect(asyncpg_dsn(url))
     results: dict[str, Any] = {"limit": limit, "claims": count}
     try:

@@ -26,6 +26,7 @@ from service.db import (
     read_session,
     session_factory,
 )
+from service.delivery.connection import DedicatedConnection
 from tests.support.app import make_settings, running_app
 from tests.support.event_samples import sample_event
 from tests.support.postgres import PgServer
@@ -180,3 +181,19 @@ async def test_a_read_session_gives_up_at_its_deadline_and_frees_the_connection(
     assert time.monotonic() - started < 3.0
     async with read_session(sessions) as session:
         assert (await session.execute(text("SELECT 3"))).scalar_one() == 3
+
+
+async def test_herald_connections_run_without_jit(database_url: str) -> None:
+    # A claim's cost estimate passes jit_above_cost on a large queue; compiling it cost ~140 ms.
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        async with engine.connect() as conn:
+            assert (await conn.execute(text("SHOW jit"))).scalar() == "off"
+    finally:
+        await engine.dispose()
+    claims = DedicatedConnection(database_url, "herald-claims")
+    try:
+        async with claims.use() as conn:
+            assert await conn.fetchval("SHOW jit") == "off"
+    finally:
+        await claims.close()

@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 
-from service.db import CONNECT_TIMEOUT_S, STATEMENT_TIMEOUT_MS, asyncpg_dsn
+from service.db import CONNECT_TIMEOUT_S, STATEMENT_TIMEOUT_MS, asyncpg_dsn, server_settings
 
 
 class DedicatedConnection:
@@ -32,7 +32,7 @@ class DedicatedConnection:
                 self._dsn,
                 timeout=CONNECT_TIMEOUT_S,
                 command_timeout=STATEMENT_TIMEOUT_MS / 1000,
-                server_settings={"application_name": self._application_name},
+                server_settings=server_settings(self._application_name),
             )
         try:
             yield self._conn

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import asyncpg
 
 from service.background import Worker, sleep_or_wake
-from service.db import CONNECT_TIMEOUT_S, asyncpg_dsn
+from service.db import CONNECT_TIMEOUT_S, asyncpg_dsn, server_settings
 from service.delivery.backoff import backoff_s
 
 logger = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ class WakeupListener(Worker):
 
     async def _listen_once(self) -> None:
         conn: asyncpg.Connection = await asyncpg.connect(
-            self._dsn, timeout=CONNECT_TIMEOUT_S, server_settings={"application_name": "herald-listener"}
+            self._dsn, timeout=CONNECT_TIMEOUT_S, server_settings=server_settings("herald-listener")
         )
         lost = asyncio.Event()
         conn.add_termination_listener(lambda _conn: lost.set())
