@@ -26,15 +26,11 @@ import uvloop
 from bench import delivery_figures
 from bench.infra import (
     IDLE_CONNECTION_S,
-    Herald,
     Postgres,
     Receiver,
     child_env,
-    free_port,
-    python_module,
-    spawn,
+    start_herald,
     start_receiver,
-    wait_http,
 )
 from bench.load import arrival_counts, post_batch
 from bench.workload import MAIN_TYPE, batch_body, main_event
@@ -63,32 +59,12 @@ def _imports_from(tree: Path) -> None:
         raise RuntimeError(f"service imports from {found}, not from {tree}")
 
 
-async def _start(tree: Path, workdir: Path, database_url: str, *, dispatcher: bool) -> Herald:
-    port = free_port()
-    env = child_env(
-        {
-            "PYTHONPATH": str(tree),
-            "HERALD_DATABASE_URL": database_url,
-            "HERALD_DATA_DIR": str(workdir / "herald-data"),
-            "HERALD_ALLOW_PRIVATE_DESTINATIONS": "true",
-            "HERALD_TELEMETRY_DISABLED": "true",
-            "HERALD_DISPATCHER_ENABLED": "true" if dispatcher else "false",
-            "HERALD_SHUTDOWN_GRACE_SECONDS": "2",
-        }
-    )
-    argv = python_module("service.cli", "serve", "--host", "127.0.0.1", "--port", str(port))
-    child = spawn(f"herald-{tree.name}-{port}", argv, workdir, env)
-    base_url = f"http://127.0.0.1:{port}"
-    await wait_http(child, f"{base_url}/health/ready")
-    return Herald(child, base_url)
-
-
 async def _drain(
     session: aiohttp.ClientSession, pg: Postgres, receiver: Receiver, tree: Path, workdir: Path, events: int
 ) -> dict[str, Any]:
     """One drain of ``3 * events`` deliveries by ``tree``'s Herald on a database of its own."""
     database = await pg.create_database(f"ab_{tree.name}", migrate=False)  # herald serve migrates
-    herald = await _start(tree, workdir, database, dispatcher=False)
+    herald = await start_herald(workdir, database, dispatcher=False, tree=tree)
     try:
         for i in range(3):
             await delivery_figures.create_webhook(
@@ -102,7 +78,7 @@ async def _drain(
     await delivery_figures.settle(database)
     backlog = 3 * events
     base = await arrival_counts(session, receiver, ["/w"])
-    herald = await _start(tree, workdir, database, dispatcher=True)
+    herald = await start_herald(workdir, database, dispatcher=True, tree=tree)
     try:
         return await delivery_figures.sustained(
             session, herald, receiver, backlog, backlog + 1, database, base

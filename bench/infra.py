@@ -215,8 +215,13 @@ async def start_herald(
     dispatcher: bool,
     extra: Mapping[str, str] | None = None,
     workers: int = 1,
+    tree: Path | None = None,
 ) -> Herald:
+    """``herald serve`` on ``database_url``; with ``tree``, that checkout's code (its ``service``
+    package ahead of this environment's, through ``PYTHONPATH``)."""
     port = free_port()
+    if tree is not None:
+        extra = {**(extra or {}), "PYTHONPATH": str(tree)}
     env = child_env(
         {
             "HERALD_DATABASE_URL": database_url,
@@ -228,7 +233,10 @@ async def start_herald(
             **(extra or {}),
         }
     )
-    child = spawn(f"herald-{port}", herald_command(port, workers), workdir, env)
+    argv = herald_command(port, workers)
+    if tree is not None:  # the module, not the console script: PYTHONPATH decides what it imports
+        argv = python_module("service.cli", *argv[argv.index("serve") :])
+    child = spawn(f"herald-{port}", argv, workdir, env)
     base_url = f"http://127.0.0.1:{port}"
     await wait_http(child, f"{base_url}/health/ready")
     return Herald(child, base_url)
