@@ -65,7 +65,11 @@ def test_reveal_caches_and_passes_plaintext_written_before_encryption() -> None:
         sealed.reveal(tokens[0], "other")
 
 
-@pytest.mark.parametrize("value", ["short", NEW[:-1] + "!", base64.urlsafe_b64encode(bytes(31)).decode()])
+@pytest.mark.parametrize(
+    "value",
+    ["short", NEW[:-1] + "!", base64.urlsafe_b64encode(bytes(31)).decode()],
+    ids=["short", "not-base64", "31-bytes"],  # NEW is random: ids stable across processes
+)
 def test_a_malformed_key_is_refused_naming_the_variable_not_the_key(value: str) -> None:
     with pytest.raises(ValueError, match="HERALD_SECRETS_KEYS key #2") as caught:
         keyring.parse_keys(f"{NEW},{value}")
