@@ -42,8 +42,11 @@ def _load_settings() -> Settings:
     return settings
 
 
-def serve(host: str, port: int, workers: int) -> int:
-    settings = _load_settings()
+def check_api_keys(settings: Settings, host: str) -> bool:
+    """Whether ``herald serve`` may listen on ``host`` with these keys (no keys: loopback only);
+    the warnings are logged (positions of short keys, never a key)."""
+    from service.config import MIN_API_KEY_CHARS, short_api_keys
+
     if not settings.parsed_api_keys:
         if not is_loopback(host):
             logger.error(
@@ -51,10 +54,24 @@ def serve(host: str, port: int, workers: int) -> int:
                 "or bind a loopback address",
                 host,
             )
-            return 2
+            return False
         logger.warning(
             "no HERALD_API_KEYS configured: the API is open to anyone on this machine (loopback only)"
         )
+    for position in short_api_keys(settings.parsed_api_keys):
+        logger.warning(
+            "HERALD_API_KEYS entry #%d is shorter than %d characters and could be guessed: "
+            "use a long random key (e.g. openssl rand -hex 24)",
+            position,
+            MIN_API_KEY_CHARS,
+        )
+    return True
+
+
+def serve(host: str, port: int, workers: int) -> int:
+    settings = _load_settings()
+    if not check_api_keys(settings, host):
+        return 2
     from service import serving
 
     if workers == 1:

@@ -40,22 +40,41 @@ class ApiKey:
     key: str
 
 
+MIN_API_KEY_CHARS = 16
+"""A shorter key is allowed, with a warning at start: it could be guessed."""
+
+
 def parse_api_keys(text: str) -> tuple[ApiKey, ...]:
-    """Parse ``scope:key,...``; a malformed entry raises ``ValueError`` (Herald refuses to start)."""
+    """Parse ``scope:key,...``; a malformed entry, or a key given twice, raises ``ValueError``
+    (Herald refuses to start). Messages name entries by position, never a key."""
     keys: list[ApiKey] = []
+    positions: dict[str, int] = {}
     for raw in text.split(","):
         entry = raw.strip()
         if not entry:
             continue
+        position = len(keys) + 1
         scope, sep, key = entry.partition(":")
         if not sep or scope not in ("admin", "ingest") or not key.strip():
-            # Never echo the entry: it holds a secret.
             raise ValueError(
-                f"HERALD_API_KEYS entry #{len(keys) + 1} is malformed: "
+                f"HERALD_API_KEYS entry #{position} is malformed: "
                 "expected scope:key with scope admin or ingest"
             )
-        keys.append(ApiKey(scope="admin" if scope == "admin" else "ingest", key=key.strip()))
+        parsed = ApiKey(scope="admin" if scope == "admin" else "ingest", key=key.strip())
+        first = positions.setdefault(parsed.key, position)
+        if first != position:
+            # Which entry wins would be an accident of lookup order (it used to be the last).
+            raise ValueError(
+                f"HERALD_API_KEYS entries #{first} ({keys[first - 1].scope}) and #{position} "
+                f"({parsed.scope}) hold the same key: a key has one scope, give it one entry"
+            )
+        keys.append(parsed)
     return tuple(keys)
+
+
+def short_api_keys(keys: tuple[ApiKey, ...]) -> list[int]:
+    """The positions (from 1) of the keys shorter than ``MIN_API_KEY_CHARS``."""
+    return [position for position, key in enumerate(keys, 1) if len(key.key) < MIN_API_KEY_CHARS]
 
 
 def find_api_key(keys: tuple[ApiKey, ...], presented: str) -> ApiKey | None:

@@ -1,9 +1,15 @@
-"""The command line's process set-up."""
+"""The command line: the process set-up and the checks of the keys."""
 
 from __future__ import annotations
 
 import gc
+import logging
+from pathlib import Path
 
+import pytest
+
+from service.cli import check_api_keys, main
+from service.config import Settings
 from service.serving import GC_YOUNG_THRESHOLD, pause_garbage_collector, tune_garbage_collector
 
 
@@ -20,3 +26,33 @@ def test_serving_freezes_start_up_objects_and_enlarges_the_young_generation() ->
         gc.enable()
         gc.unfreeze()
         gc.set_threshold(*thresholds)
+
+
+def test_a_short_api_key_is_a_warning_naming_its_entry_never_the_key(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings = Settings(_env_file=None, api_keys="admin:0123456789abcdef,ingest:short-key-42")
+    with caplog.at_level(logging.WARNING, logger="herald"):
+        assert check_api_keys(settings, "0.0.0.0")
+    [warning] = [r.getMessage() for r in caplog.records if r.name == "herald"]
+    assert "HERALD_API_KEYS entry #2 is shorter than 16 characters" in warning
+    assert "short-key-42" not in caplog.text
+
+
+def test_long_keys_start_without_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    settings = Settings(_env_file=None, api_keys="admin:0123456789abcdef")
+    with caplog.at_level(logging.WARNING, logger="herald"):
+        assert check_api_keys(settings, "0.0.0.0")
+    assert not [r for r in caplog.records if r.name == "herald"]
+
+
+def test_serve_refuses_a_key_under_two_scopes_naming_the_entries(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    monkeypatch.setenv("HERALD_API_KEYS", "admin:the-same-key-0123456789,ingest:the-same-key-0123456789")
+    with pytest.raises(SystemExit) as refused:
+        main(["serve"])
+    message = str(refused.value.code)
+    assert "HERALD_API_KEYS entries #1 (admin) and #2 (ingest) hold the same key" in message
+    assert "the-same-key" not in message

@@ -1,5 +1,5 @@
 """Settings: every one documented in .env.example, and those parsed beyond their type (the
-portal's frame ancestors)."""
+portal's frame ancestors, the API keys)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from service.config import Settings
+from service.config import Settings, parse_api_keys, short_api_keys
 
 
 def _ancestors(value: str) -> str:
@@ -35,3 +35,23 @@ def test_every_setting_is_listed_in_the_env_example() -> None:
     example = (Path(__file__).parents[1] / ".env.example").read_text()
     listed = set(re.findall(r"^#? ?HERALD_([A-Z0-9_]+)=", example, re.M))
     assert {name.upper() for name in Settings.model_fields} - listed == set()
+
+
+@pytest.mark.parametrize(
+    ("keys", "entries"),
+    [
+        ("admin:shared-key-0123456789, ingest:shared-key-0123456789", "#1 (admin) and #2 (ingest)"),
+        ("ingest:other-key-0123456789,admin:a,admin:a", "#2 (admin) and #3 (admin)"),
+    ],
+)
+def test_a_key_given_twice_is_refused_naming_the_entries_never_the_key(keys: str, entries: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        Settings(_env_file=None, api_keys=keys)
+    [error] = refused.value.errors()
+    assert f"HERALD_API_KEYS entries {entries} hold the same key" in error["msg"]
+    assert "shared-key" not in error["msg"]
+
+
+def test_short_keys_are_found_by_position() -> None:
+    keys = parse_api_keys("admin:0123456789abcdef, ingest:0123456789abcde, admin:x")
+    assert short_api_keys(keys) == [2, 3]
