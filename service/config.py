@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import re
 from dataclasses import dataclass
 from functools import cached_property
@@ -87,6 +88,47 @@ def find_api_key(keys: tuple[ApiKey, ...], presented: str) -> ApiKey | None:
     return found
 
 
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class TrustedProxies:
+    """The peers whose ``X-Forwarded-*`` headers are believed: these networks, or every peer."""
+
+    networks: tuple[IPNetwork, ...]
+    everyone: bool = False
+
+    def trust(self, host: str | None) -> bool:
+        """Whether ``host``, a peer's address, is one of them (never when it is not an address)."""
+        if self.everyone:
+            return True
+        try:
+            address = ipaddress.ip_address(host or "")
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return any(address in network for network in self.networks)
+
+
+def parse_trusted_proxies(text: str) -> TrustedProxies:
+    """Parse ``HERALD_FORWARDED_ALLOW_IPS``: comma-separated addresses and CIDR networks, or
+    ``*`` (every peer); anything else raises ``ValueError`` naming the entry."""
+    entries = [entry.strip() for entry in text.split(",") if entry.strip()]
+    if "*" in entries:
+        return TrustedProxies(networks=(), everyone=True)
+    networks: list[IPNetwork] = []
+    for position, entry in enumerate(entries, 1):
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            raise ValueError(
+                f"HERALD_FORWARDED_ALLOW_IPS entry #{position} ({entry!r}) is neither an IP address, "
+                "a CIDR network nor *"
+            ) from None
+    return TrustedProxies(networks=tuple(networks))
+
+
 class Settings(BaseSettings):
     """All of Herald's configuration (docs/operations.md, "Settings")."""
 
@@ -127,6 +169,10 @@ class Settings(BaseSettings):
     # OpenTelemetry distribution configures (e.g. ``opentelemetry-instrument herald serve``).
     # Off, each request skips the provider lookups (Herald's own metrics are at /metrics).
     opentelemetry: bool = False
+    # Behind a reverse proxy: believe X-Forwarded-For/-Proto/-Host from the peers listed in
+    # forwarded_allow_ips (``herald serve --proxy-headers --forwarded-allow-ips``).
+    proxy_headers: bool = False
+    forwarded_allow_ips: str = "127.0.0.1"
 
     @field_validator("portal_frame_ancestors")
     @classmethod
@@ -155,6 +201,12 @@ class Settings(BaseSettings):
         parse_api_keys(value)
         return value
 
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _check_forwarded_allow_ips(cls, value: str) -> str:
+        parse_trusted_proxies(value)
+        return value
+
     @field_validator("secrets_keys")
     @classmethod
     def _check_secrets_keys(cls, value: str) -> str:
@@ -178,6 +230,10 @@ class Settings(BaseSettings):
     @cached_property
     def parsed_api_keys(self) -> tuple[ApiKey, ...]:
         return parse_api_keys(self.api_keys)
+
+    @cached_property
+    def trusted_proxies(self) -> TrustedProxies:
+        return parse_trusted_proxies(self.forwarded_allow_ips)
 
     @property
     def telemetry_enabled(self) -> bool:

@@ -32,6 +32,7 @@ from service.api import (
     subscribers,
 )
 from service.api.auth import ApiKeys, document_security
+from service.api.forwarded import ForwardedHeaders
 from service.api.limits import BodySizeLimit
 from service.api.middleware import RequestContext
 from service.common.secretbox import SecretBox
@@ -306,5 +307,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     ):
         app.include_router(router)
     install_web(app)
+    if settings.proxy_headers:  # outermost: a trusted proxy's headers hold for all the rest
+        app.add_middleware(ForwardedHeaders, trusted=settings.trusted_proxies)
     app.openapi = custom_openapi(app)  # type: ignore[method-assign]
     return app

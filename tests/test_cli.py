@@ -1,14 +1,15 @@
-"""The command line: the process set-up and the checks of the keys."""
+"""The command line: the process set-up, the checks of the keys, and ``serve``'s options."""
 
 from __future__ import annotations
 
 import gc
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from service.cli import check_api_keys, main
+from service.cli import build_parser, check_api_keys, main, serve_overrides
 from service.config import Settings
 from service.serving import GC_YOUNG_THRESHOLD, pause_garbage_collector, tune_garbage_collector
 
@@ -56,3 +57,30 @@ def test_serve_refuses_a_key_under_two_scopes_naming_the_entries(
     message = str(refused.value.code)
     assert "HERALD_API_KEYS entries #1 (admin) and #2 (ingest) hold the same key" in message
     assert "the-same-key" not in message
+
+
+def serve_options(*argv: str) -> dict[str, Any]:
+    return serve_overrides(build_parser().parse_args(["serve", *argv]))
+
+
+def test_serve_options_override_the_proxy_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert serve_options() == {}  # the environment decides
+    given = serve_options("--proxy-headers", "--forwarded-allow-ips", "10.0.0.0/8, 192.0.2.1")
+    settings = Settings(_env_file=None, **given)
+    assert settings.proxy_headers
+    assert settings.trusted_proxies.trust("10.1.2.3")
+    assert not settings.trusted_proxies.trust("127.0.0.1")
+    monkeypatch.setenv("HERALD_PROXY_HEADERS", "true")
+    assert not Settings(_env_file=None, **serve_options("--no-proxy-headers")).proxy_headers
+
+
+def test_serve_refuses_a_forwarded_allow_ips_entry_that_is_no_address(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as refused:
+        serve_options("--forwarded-allow-ips", "127.0.0.1,proxy.internal")
+    assert refused.value.code == 2
+    assert (
+        "entry #2 ('proxy.internal') is neither an IP address, a CIDR network nor *"
+        in capsys.readouterr().err
+    )
