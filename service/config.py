@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import re
 from dataclasses import dataclass
 from functools import cached_property
@@ -40,22 +41,41 @@ class ApiKey:
     key: str
 
 
+MIN_API_KEY_CHARS = 16
+"""A shorter key is allowed, with a warning at start: it could be guessed."""
+
+
 def parse_api_keys(text: str) -> tuple[ApiKey, ...]:
-    """Parse ``scope:key,...``; a malformed entry raises ``ValueError`` (Herald refuses to start)."""
+    """Parse ``scope:key,...``; a malformed entry, or a key given twice, raises ``ValueError``
+    (Herald refuses to start). Messages name entries by position, never a key."""
     keys: list[ApiKey] = []
+    positions: dict[str, int] = {}
     for raw in text.split(","):
         entry = raw.strip()
         if not entry:
             continue
+        position = len(keys) + 1
         scope, sep, key = entry.partition(":")
         if not sep or scope not in ("admin", "ingest") or not key.strip():
-            # Never echo the entry: it holds a secret.
             raise ValueError(
-                f"HERALD_API_KEYS entry #{len(keys) + 1} is malformed: "
+                f"HERALD_API_KEYS entry #{position} is malformed: "
                 "expected scope:key with scope admin or ingest"
             )
-        keys.append(ApiKey(scope="admin" if scope == "admin" else "ingest", key=key.strip()))
+        parsed = ApiKey(scope="admin" if scope == "admin" else "ingest", key=key.strip())
+        first = positions.setdefault(parsed.key, position)
+        if first != position:
+            # Which entry wins would be an accident of lookup order (it used to be the last).
+            raise ValueError(
+                f"HERALD_API_KEYS entries #{first} ({keys[first - 1].scope}) and #{position} "
+                f"({parsed.scope}) hold the same key: a key has one scope, give it one entry"
+            )
+        keys.append(parsed)
     return tuple(keys)
+
+
+def short_api_keys(keys: tuple[ApiKey, ...]) -> list[int]:
+    """The positions (from 1) of the keys shorter than ``MIN_API_KEY_CHARS``."""
+    return [position for position, key in enumerate(keys, 1) if len(key.key) < MIN_API_KEY_CHARS]
 
 
 def find_api_key(keys: tuple[ApiKey, ...], presented: str) -> ApiKey | None:
@@ -66,6 +86,47 @@ def find_api_key(keys: tuple[ApiKey, ...], presented: str) -> ApiKey | None:
         if hmac.compare_digest(key.key.encode(), candidate):
             found = key
     return found
+
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class TrustedProxies:
+    """The peers whose ``X-Forwarded-*`` headers are believed: these networks, or every peer."""
+
+    networks: tuple[IPNetwork, ...]
+    everyone: bool = False
+
+    def trust(self, host: str | None) -> bool:
+        """Whether ``host``, a peer's address, is one of them (never when it is not an address)."""
+        if self.everyone:
+            return True
+        try:
+            address = ipaddress.ip_address(host or "")
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return any(address in network for network in self.networks)
+
+
+def parse_trusted_proxies(text: str) -> TrustedProxies:
+    """Parse ``HERALD_FORWARDED_ALLOW_IPS``: comma-separated addresses and CIDR networks, or
+    ``*`` (every peer); anything else raises ``ValueError`` naming the entry."""
+    entries = [entry.strip() for entry in text.split(",") if entry.strip()]
+    if "*" in entries:
+        return TrustedProxies(networks=(), everyone=True)
+    networks: list[IPNetwork] = []
+    for position, entry in enumerate(entries, 1):
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            raise ValueError(
+                f"HERALD_FORWARDED_ALLOW_IPS entry #{position} ({entry!r}) is neither an IP address, "
+                "a CIDR network nor *"
+            ) from None
+    return TrustedProxies(networks=tuple(networks))
 
 
 class Settings(BaseSettings):
@@ -108,6 +169,10 @@ class Settings(BaseSettings):
     # OpenTelemetry distribution configures (e.g. ``opentelemetry-instrument herald serve``).
     # Off, each request skips the provider lookups (Herald's own metrics are at /metrics).
     opentelemetry: bool = False
+    # Behind a reverse proxy: believe X-Forwarded-For/-Proto/-Host from the peers listed in
+    # forwarded_allow_ips (``herald serve --proxy-headers --forwarded-allow-ips``).
+    proxy_headers: bool = False
+    forwarded_allow_ips: str = "127.0.0.1"
 
     @field_validator("portal_frame_ancestors")
     @classmethod
@@ -136,6 +201,12 @@ class Settings(BaseSettings):
         parse_api_keys(value)
         return value
 
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _check_forwarded_allow_ips(cls, value: str) -> str:
+        parse_trusted_proxies(value)
+        return value
+
     @field_validator("secrets_keys")
     @classmethod
     def _check_secrets_keys(cls, value: str) -> str:
@@ -159,6 +230,10 @@ class Settings(BaseSettings):
     @cached_property
     def parsed_api_keys(self) -> tuple[ApiKey, ...]:
         return parse_api_keys(self.api_keys)
+
+    @cached_property
+    def trusted_proxies(self) -> TrustedProxies:
+        return parse_trusted_proxies(self.forwarded_allow_ips)
 
     @property
     def telemetry_enabled(self) -> bool:

@@ -32,11 +32,13 @@ from service.api import (
     subscribers,
 )
 from service.api.auth import ApiKeys, document_security
+from service.api.forwarded import ForwardedHeaders
 from service.api.limits import BodySizeLimit
 from service.api.middleware import RequestContext
 from service.common.secretbox import SecretBox
 from service.config import Settings
 from service.core.analytics import Anonymizer, log_telemetry_status
+from service.core.auth_throttle import AuthThrottle, BlockRefresher
 from service.core.heartbeat import Heartbeat
 from service.core.retention import RetentionJob
 from service.core.secrets_at_rest import SecretsKeyMismatch, open_secrets
@@ -184,6 +186,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             dispatcher.start()
             stack.push_async_callback(dispatcher.stop)
             state.dispatcher = dispatcher
+        if settings.parsed_api_keys:  # without keys nothing is authenticated, nothing throttled
+            refresher = BlockRefresher(app.state.auth_throttle, sessions)
+            refresher.start()
+            stack.push_async_callback(refresher.stop)
         retention = RetentionJob(engine, settings.retention_days, metrics=app.state.metrics)
         retention.start()
         stack.push_async_callback(retention.stop)
@@ -277,10 +283,14 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     app.state.settings = settings
     app.state.database_url = database_url
     app.state.metrics = Metrics()
+    # One per process, shared by the API keys and the console's sign-in.
+    app.state.auth_throttle = AuthThrottle()
     # The last added is the outermost: the request id goes on every answer, and a request without
     # a valid key is refused before its body is read.
     app.add_middleware(BodySizeLimit, max_event_bytes=settings.max_event_bytes)
-    app.add_middleware(ApiKeys, keys=settings.parsed_api_keys)
+    app.add_middleware(
+        ApiKeys, keys=settings.parsed_api_keys, throttle=app.state.auth_throttle, state=app.state
+    )
     app.add_middleware(RequestContext, state=app.state)
     install_error_handlers(app)
     for router in (
@@ -297,5 +307,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     ):
         app.include_router(router)
     install_web(app)
+    if settings.proxy_headers:  # outermost: a trusted proxy's headers hold for all the rest
+        app.add_middleware(ForwardedHeaders, trusted=settings.trusted_proxies)
     app.openapi = custom_openapi(app)  # type: ignore[method-assign]
     return app

@@ -73,6 +73,8 @@ def _uvicorn_options(settings: Settings) -> dict[str, Any]:
         "loop": "uvloop",
         "http": "httptools",
         "lifespan": "on",
+        # Herald applies X-Forwarded-For/-Proto/-Host itself, Host included, from the peers
+        # HERALD_FORWARDED_ALLOW_IPS trusts (HERALD_PROXY_HEADERS, service/api/forwarded.py).
         "proxy_headers": False,
         "ws": "none",  # Herald serves no WebSocket: spares importing a WebSocket library
         "timeout_graceful_shutdown": int(settings.shutdown_grace_seconds) + 5,

@@ -52,7 +52,8 @@ class ConsoleSession(SQLModel, table=True):
 
 
 class ConsoleSignIn(SQLModel, table=True):
-    """Failed sign-ins of one client address in one minute (the throttle of ``/ui/login``)."""
+    """Failed authentications of one client address in one minute, API keys and console
+    sign-ins alike (the throttle of ``service.core.auth_throttle``)."""
 
     __tablename__ = "console_sign_ins"
 

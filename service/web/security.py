@@ -57,9 +57,9 @@ def csrf_token(secret: str) -> str:
 
 
 def is_https(request: Request) -> bool:
-    # Behind a TLS proxy the app sees http; the proxy's header only ever adds the Secure flag.
-    forwarded = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
-    return request.url.scheme == "https" or forwarded == "https"
+    # Behind a TLS proxy, the scheme is the proxy's X-Forwarded-Proto when HERALD_PROXY_HEADERS
+    # trusts it (service.api.forwarded); a header from anyone else changes nothing.
+    return request.url.scheme == "https"
 
 
 def check_origin(request: Request) -> None:

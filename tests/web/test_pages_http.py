@@ -10,6 +10,7 @@ from uuid import uuid4
 import asyncpg
 import httpx
 
+from service.core.auth_throttle import MAX_FAILURES
 from tests.support.api import create_webhook, event_of, ingest
 from tests.support.app import AppFactory, RunningApp
 
@@ -198,17 +199,16 @@ async def test_failed_sign_ins_are_throttled_per_address_across_replicas(
     app_factory: AppFactory, db: asyncpg.Connection
 ) -> None:
     async with app_factory(api_keys=KEYS) as first, app_factory(api_keys=KEYS) as second:
-        for attempt in range(10):
+        for attempt in range(MAX_FAILURES):
             client = (first if attempt % 2 else second).client
             assert (await sign_in(client, "wrong")).status_code == 401
         refused = await sign_in(first.client)  # the right key, but too late
         assert refused.status_code == 429
         assert "Too many failed sign-ins" in refused.text
         assert "herald_session" not in first.client.cookies
-        assert await db.fetchval("SELECT sum(failures) FROM console_sign_ins") == 10
+        assert await db.fetchval("SELECT sum(failures) FROM console_sign_ins") == MAX_FAILURES
         await db.execute("UPDATE console_sign_ins SET minute = minute - interval '11 minutes'")
         assert (await sign_in(second.client)).status_code == 303
-        assert await db.fetchval("SELECT count(*) FROM console_sign_ins") == 0
 
 
 async def test_operational_events_show_in_the_feed_with_the_webhook_they_are_about(

@@ -211,7 +211,10 @@ async def test_the_portal_may_be_framed_by_the_configured_sites_only(app_factory
         portal = await running.client.get("/portal/webhooks")
         assert "frame-ancestors 'none'" in portal.headers["content-security-policy"]
         assert portal.headers["x-frame-options"] == "DENY"
-    async with app_factory(portal_frame_ancestors="https://platform.example  'self'") as running:
+    # Behind a TLS proxy that Herald trusts (the in-process client is 127.0.0.1).
+    async with app_factory(
+        portal_frame_ancestors="https://platform.example  'self'", proxy_headers=True
+    ) as running:
         portal = await running.client.get("/portal/webhooks")
         assert portal.headers["content-security-policy"].endswith(
             "frame-ancestors https://platform.example 'self'"
