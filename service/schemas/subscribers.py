@@ -26,6 +26,7 @@ from service.common.formats import ContentType, Format
 from service.common.secrets import decode_secret
 from service.models.subscribers import Subscriber
 from service.models.subscriptions import Subscription
+from service.schemas.inputs import NO_NUL
 from service.schemas.subscriptions import EXAMPLE_JOB, EXAMPLE_PROJECT, SubscriptionIn, SubscriptionOut
 from service.schemas.webhook_headers import Headers
 
@@ -78,6 +79,7 @@ Name = Annotated[
     str,
     Field(min_length=1, max_length=NAME_MAX_CHARS, description="A label for people (1 to 100 characters)."),
     AfterValidator(_check_name),
+    NO_NUL,
 ]
 Url = Annotated[
     str,
