@@ -27,7 +27,7 @@ from service.common.secrets import decode_secret
 from service.models.subscribers import Subscriber
 from service.models.subscriptions import Subscription
 from service.schemas.inputs import NO_NUL
-from service.schemas.subscriptions import EXAMPLE_JOB, EXAMPLE_PROJECT, SubscriptionIn, SubscriptionOut
+from service.schemas.subscriptions import EXAMPLE_JOB, EXAMPLE_PROJECT, SubscriptionItem, SubscriptionOut
 from service.schemas.webhook_headers import Headers
 
 SubscriberType = Literal["webhook", "analytics"]
@@ -99,6 +99,10 @@ RATE_LIMIT_DESCRIPTION = (
     "3); null for no limit. Omitted at creation: 60 for `slack` and `teams`, 30 for `discord`, "
     "null otherwise."
 )
+SUBSCRIPTIONS_DESCRIPTION = (
+    'Each an object, or only its `event_type` for an unscoped subscription (`["*"]` is '
+    '`[{"event_type": "*"}]`). Duplicates are merged.'
+)
 ORDERED_DESCRIPTION = (
     "Only the oldest unfinished delivery (by the order its events were recorded) is ever in "
     "flight: a delivery waiting for its retry holds the later ones back."
@@ -156,8 +160,8 @@ class WebhookCreate(BaseModel):
         ),
     )
     enabled: bool = True
-    subscriptions: list[SubscriptionIn] = Field(
-        default_factory=list, max_length=SUBSCRIPTIONS_MAX, description="Duplicates are merged."
+    subscriptions: list[SubscriptionItem] = Field(
+        default_factory=list, max_length=SUBSCRIPTIONS_MAX, description=SUBSCRIPTIONS_DESCRIPTION
     )
     project_uuid: UUID | None = Field(default=None, description=OWNER_DESCRIPTION)
     rate_limit_per_minute: RateLimit | None = Field(default=None, description=RATE_LIMIT_DESCRIPTION)
@@ -200,7 +204,9 @@ class WebhookUpdate(BaseModel):
             "clears `disabled_reason` and the failure clock."
         ),
     )
-    subscriptions: list[SubscriptionIn] | None = Field(default=None, max_length=SUBSCRIPTIONS_MAX)
+    subscriptions: list[SubscriptionItem] | None = Field(
+        default=None, max_length=SUBSCRIPTIONS_MAX, description=SUBSCRIPTIONS_DESCRIPTION
+    )
     project_uuid: UUID | None = Field(
         default=None,
         description="Cannot change: only the webhook's own value (or null for one not owned) is accepted.",

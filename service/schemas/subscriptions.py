@@ -1,11 +1,15 @@
-"""Subscriptions as requests and answers: an event-type pattern and an optional scope."""
+"""Subscriptions as requests and answers: an event-type pattern and an optional scope.
+
+A request may also give a subscription as its pattern alone, a string: ``"project:*"`` is
+``{"event_type": "project:*"}``, so ``"subscriptions": ["*"]`` subscribes to everything.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from service.schemas.inputs import NO_NUL
 
@@ -51,6 +55,17 @@ class SubscriptionIn(BaseModel):
     job_uuid: UUID | None = Field(
         default=None, description="Only events of this job; needs `project_uuid`; job types only."
     )
+
+
+def _unscoped(value: object) -> object:
+    return {"event_type": value} if isinstance(value, str) else value
+
+
+SubscriptionItem = Annotated[
+    SubscriptionIn,
+    BeforeValidator(_unscoped, json_schema_input_type=SubscriptionIn | EventTypePattern),
+]
+"""A subscription in a request: the object, or its pattern alone."""
 
 
 def _is_none(value: object) -> bool:
