@@ -72,7 +72,6 @@ class RequestContext:
             logger.exception("unhandled error", extra={"method": scope["method"], "path": path})
             if status:  # the answer has begun: all that is left is to drop the connection
                 raise
-            status = 500
             await send_with_id(_internal_error_start())
             await send_with_id({"type": "http.response.body", "body": _INTERNAL_ERROR_BODY})
         finally:

@@ -88,9 +88,6 @@ NO_NUL = AfterValidator(nul_free)
 constraints (``Annotated[str, Field(max_length=100), NO_NUL]``): constraints placed after a
 validator are checked on its result, with a vaguer message ("at most 100 items")."""
 
-Text = Annotated[str, NO_NUL]
-"""Text without NUL characters (and without length constraints: see ``NO_NUL``)."""
-
 Moment = Annotated[AwareDatetime, AfterValidator(in_utc)]
 """An RFC 3339 time with an offset, in UTC (so within the years 1-9999 once converted)."""
 
