@@ -8,7 +8,7 @@ event may carry — in each path segment, query parameter (the API's and the con
 portal's pages'), JSON value and JSON key, and in the request headers Herald reads. The
 dispatcher is off, the routes that connect out (``.../test``) are left out and the name resolver
 is stubbed, so nothing leaves the process. One Herald for the module, in process; the whole walk
-takes a few seconds (about 1,200 requests).
+takes a few seconds (about 1,100 requests over some 50 routes).
 """
 
 from __future__ import annotations
