@@ -11,7 +11,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Path
 from fastapi.responses import Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from service import outbox
 from service.api.deps import ResolverDep, StateDep
@@ -19,6 +19,7 @@ from service.api.responses import error_responses, json_response
 from service.db import transaction
 from service.delivery import pings
 from service.schemas.deliveries import DeliveryOut, delivery_out
+from service.schemas.inputs import Moment
 from service.schemas.subscribers import PingResult, WebhookCreate
 
 subscribers_router = APIRouter(prefix="/api/v1/subscribers", tags=["subscribers"])
@@ -33,8 +34,8 @@ class RecoverIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    since: AwareDatetime = Field(description="Inclusive.")
-    until: AwareDatetime | None = Field(default=None, description="Exclusive; now when absent.")
+    since: Moment = Field(description="Inclusive.")
+    until: Moment | None = Field(default=None, description="Exclusive; now when absent.")
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:

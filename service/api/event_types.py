@@ -22,10 +22,13 @@ from service.core.custom_types import (
 from service.db import read_session, transaction
 from service.schemas.event_responses import EventTypeList, EventTypeOut
 from service.schemas.event_types import CustomTypeCreate, CustomTypeUpdate
+from service.schemas.inputs import NO_NUL
 
 router = APIRouter(prefix="/api/v1", tags=["event types"])
 
-TypeName = Annotated[str, Path(max_length=CUSTOM_NAME_MAX_CHARS, description="A custom event type's name.")]
+TypeName = Annotated[
+    str, Path(max_length=CUSTOM_NAME_MAX_CHARS, description="A custom event type's name."), NO_NUL
+]
 
 
 def _custom_out(custom: CustomType) -> EventTypeOut:

@@ -8,7 +8,7 @@ from uuid import UUID
 import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from pydantic import AwareDatetime, TypeAdapter
+from pydantic import TypeAdapter
 
 from service.api.deps import StateDep
 from service.api.responses import JSONBytes, error_responses, raw_page
@@ -23,11 +23,13 @@ from service.schemas.common import DEFAULT_LIMIT, CursorQuery, LimitQuery, decod
 from service.schemas.deliveries import delivery_out
 from service.schemas.event_responses import BatchAccepted, EventAccepted, EventDetail, EventPage
 from service.schemas.events import BATCH_ADAPTER, EVENT_ADAPTER, InvalidBodies, validate_batch, validate_event
+from service.schemas.inputs import NO_NUL, Moment
 from service.state import HeraldState
 
 router = APIRouter(prefix="/api/v1/events", tags=["events"])
 
 BATCH_DEADLINE_PER_EVENT_S = 0.02
+TypeFilter = Annotated[str | None, Query(max_length=200, description="Exact type or `*` pattern."), NO_NUL]
 # The bodies are read as bytes and validated by pydantic-core in one pass (no intermediate
 # Python objects), so FastAPI does not see their models: ``request_body_schemas`` puts the
 # models' own schemas into the OpenAPI components under these names.
@@ -161,11 +163,11 @@ async def ingest_batch(request: Request) -> dict[str, list[Recorded]]:
 )
 async def list_events(
     state: StateDep,
-    type: Annotated[str | None, Query(max_length=200, description="Exact type or `*` pattern.")] = None,
+    type: TypeFilter = None,
     project_uuid: UUID | None = None,
     job_uuid: UUID | None = None,
-    since: AwareDatetime | None = None,
-    until: AwareDatetime | None = None,
+    since: Annotated[Moment | None, Query(description="Inclusive; RFC 3339 with an offset.")] = None,
+    until: Annotated[Moment | None, Query(description="Exclusive; RFC 3339 with an offset.")] = None,
     limit: LimitQuery = DEFAULT_LIMIT,
     cursor: CursorQuery = None,
 ) -> Response:

@@ -1,5 +1,7 @@
-"""Per-request context: a request id (``x-request-id`` in and out, on every log record) and the time
-of the last API call that was not a probe or a scrape (``app.state.last_api_activity``)."""
+"""Per-request context: a request id (``x-request-id`` in and out, on every log record), the time
+of the last API call that was not a probe or a scrape (``app.state.last_api_activity``), and the
+answer to an error nothing else handled: a short 500 that carries the request id, the traceback
+going to the log only."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import re
 import time
 import uuid
 
+import orjson
 from starlette.datastructures import State
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -20,6 +23,7 @@ REQUEST_ID_HEADER = b"x-request-id"
 _REQUEST_ID_RE = re.compile(rb"^[A-Za-z0-9._:+/=-]{1,128}$")
 # Probes and scrapes are not activity (the telemetry heartbeat reports real use only).
 INACTIVE_PREFIXES = ("/health/", "/metrics")
+INTERNAL_ERROR_DETAIL = "Internal server error: the log has the details under this request's x-request-id"
 
 
 def request_id_from(headers: list[tuple[bytes, bytes]]) -> str:
@@ -62,6 +66,14 @@ class RequestContext:
         token = request_id_var.set(request_id)
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            # Answered here rather than by Starlette's outermost handler, which runs after this
+            # middleware and so would answer without the request id.
+            logger.exception("unhandled error", extra={"method": scope["method"], "path": path})
+            if status:  # the answer has begun: all that is left is to drop the connection
+                raise
+            await send_with_id(_internal_error_start())
+            await send_with_id({"type": "http.response.body", "body": _INTERNAL_ERROR_BODY})
         finally:
             # Debug only: an access line per request is too costly at ingest rates; the path (never
             # the query string, never the body) is all that identifies the request.
@@ -76,3 +88,17 @@ class RequestContext:
                     },
                 )
             request_id_var.reset(token)
+
+
+_INTERNAL_ERROR_BODY = orjson.dumps({"detail": INTERNAL_ERROR_DETAIL})
+
+
+def _internal_error_start() -> Message:
+    return {
+        "type": "http.response.start",
+        "status": 500,
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(_INTERNAL_ERROR_BODY)).encode("ascii")),
+        ],
+    }

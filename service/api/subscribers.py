@@ -23,6 +23,7 @@ from service.schemas.common import (
     decode_time_cursor,
     time_page,
 )
+from service.schemas.inputs import NO_NUL
 from service.schemas.subscribers import (
     SecretOut,
     SubscriberCreated,
@@ -36,6 +37,9 @@ from service.schemas.subscribers import (
 from service.state import HeraldState
 
 SubscriberUuid = Annotated[UUID, Path(description="The subscriber's uuid.")]
+EventTypePath = Annotated[
+    str, Path(max_length=200, description="A catalog or operational event type."), NO_NUL
+]
 
 router = APIRouter(prefix="/api/v1/subscribers", tags=["subscribers"])
 
@@ -103,7 +107,7 @@ async def list_subscribers(
 )
 async def list_subscribed_to(
     state: StateDep,
-    event_type: Annotated[str, Path(max_length=200, description="A catalog or operational event type.")],
+    event_type: EventTypePath,
     project_uuid: Annotated[UUID | None, Query(description="The event's project.")] = None,
     job_uuid: Annotated[UUID | None, Query(description="The event's job (needs `project_uuid`).")] = None,
 ) -> SubscriberPage:

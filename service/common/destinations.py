@@ -28,6 +28,7 @@ Resolver = Callable[[str, int], Awaitable[list[str]]]
 """Resolve ``(host, port)`` to IP address strings; raise ``OSError`` when it does not resolve."""
 
 RESOLVE_TIMEOUT_S = 2.0
+ALLOW_PRIVATE_SETTING = "HERALD_ALLOW_PRIVATE_DESTINATIONS"
 
 
 def get_resolver() -> Resolver | None:
@@ -42,6 +43,11 @@ _EXTRA_FORBIDDEN = (
     ipaddress.IPv4Network("100.64.0.0/10"),  # carrier-grade NAT: not global, not "private" in 3.11
     ipaddress.IPv6Network("64:ff9b:1::/48"),  # local-use NAT64 (RFC 8215)
 )
+
+
+def refused_at_creation(reason: str, setting: str = ALLOW_PRIVATE_SETTING) -> str:
+    """The message of a URL refused at create/PATCH: ``reason``, and the setting that allows it."""
+    return f"{reason}; set {setting}=true to allow private destinations"
 
 
 class ForbiddenDestination(Exception):
@@ -176,7 +182,7 @@ async def check_url(
     host, port = _host_and_port(url)
     refusal = literal_refusal(host)
     if refusal is not None:
-        raise ForbiddenDestination(refusal, host=host)
+        raise ForbiddenDestination(refused_at_creation(refusal), host=host)
     if literal_address(host) is not None:
         return
     resolve = resolver or system_resolve
@@ -189,7 +195,8 @@ async def check_url(
         address = literal_address(text)
         kind = address_kind(address) if address is not None else None
         if kind is not None:
-            raise ForbiddenDestination(f"destination {host} resolves to a {kind} address ({text})", host=host)
+            reason = f"destination {host} resolves to a {kind} address ({text}), refused"
+            raise ForbiddenDestination(refused_at_creation(reason), host=host)
 
 
 @lru_cache(maxsize=4096)

@@ -15,6 +15,7 @@ from service.errors import InvalidInput
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
+MAX_SEQ = 2**63 - 1  # sequence numbers are BIGINT
 
 LimitQuery = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page (max 500).")]
 CursorQuery = Annotated[
@@ -60,7 +61,7 @@ def decode_cursor(cursor: str | None) -> int | None:
     try:
         (seq_text,) = _decode(cursor, "s", 1)
         seq = int(seq_text)
-        if seq < 0:
+        if not 0 <= seq <= MAX_SEQ:
             raise ValueError(cursor)
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise _invalid_cursor() from None

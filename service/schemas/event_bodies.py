@@ -31,6 +31,7 @@ from service.schemas.event_sections import (
     CronJobSection,
     CronPipelineRunSection,
     EnvironmentSection,
+    EventTime,
     ImageBuildSection,
     JupyterImageBuildSection,
     OneOffJobSection,
@@ -39,7 +40,6 @@ from service.schemas.event_sections import (
     ProjectSection,
     RunSection,
     SessionSection,
-    Timestamp,
     UpdateSection,
     free_json,
 )
@@ -92,7 +92,10 @@ class EventRootIn(BaseModel):
 
     type: str = Field(description="A catalog event type, e.g. project:created.")
     uuid: UUID | None = Field(default=None, description="Producer-chosen id; the idempotency key.")
-    timestamp: Timestamp | None = Field(default=None, description="When it happened; default: now.")
+    timestamp: EventTime | None = Field(
+        default=None,
+        description="When it happened, from 2000-01-01 to one day after Herald receives it; default: now.",
+    )
 
     def sections(self) -> dict[str, Any]:
         """The sections given (their validated values), in the order of the model."""

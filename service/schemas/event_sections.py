@@ -10,7 +10,7 @@ cannot store or send back out.
 
 import math
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal, NotRequired, TypeVar
 from uuid import UUID
 
@@ -28,6 +28,8 @@ from pydantic import (
 from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 from typing_extensions import TypedDict
 
+from service.schemas.inputs import in_utc
+
 MAX_NAME_CHARS = 1000
 MAX_STATUS_CHARS = 64
 MAX_IMAGE_TAG_CHARS = 64
@@ -43,6 +45,9 @@ FULL_CHECK_NEEDED = "full_check_needed"
 _MIN_JSON_INT, _MAX_JSON_INT = -(2**63), 2**64 - 1
 _RFC3339_PREFIX = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
 _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+# An event's own time: a time far off would stay at one end of every time-ordered view for good.
+EVENT_TIME_MIN = datetime(2000, 1, 1, tzinfo=UTC)
+EVENT_TIME_AHEAD_MAX = timedelta(days=1)
 
 
 def _rfc3339_text(value: object) -> object:
@@ -53,8 +58,11 @@ def _rfc3339_text(value: object) -> object:
     return value
 
 
-def _to_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+def _event_time(value: datetime) -> datetime:
+    # "Now" is when the body is validated, i.e. when Herald receives it.
+    if not EVENT_TIME_MIN <= value <= datetime.now(UTC) + EVENT_TIME_AHEAD_MAX:
+        raise ValueError("An event's timestamp must lie between 2000-01-01 and one day after now")
+    return value
 
 
 def _parameters_key(value: str) -> str:
@@ -123,7 +131,8 @@ class _CustomUnionError:
         )
 
 
-Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text), AfterValidator(_to_utc)]
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text), AfterValidator(in_utc)]
+EventTime = Annotated[Timestamp, AfterValidator(_event_time)]
 Name = Annotated[StrictStr, Field(max_length=MAX_NAME_CHARS)]
 Status = Annotated[StrictStr, Field(max_length=MAX_STATUS_CHARS)]
 Count = Annotated[StrictInt, Field(ge=0, le=MAX_INT)]

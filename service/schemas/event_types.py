@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from service.schemas.event_bodies import custom_type_name
+from service.schemas.inputs import NO_NUL, JsonObject
 
 MAX_DESCRIPTION_CHARS = 1000
+
+Description = Annotated[str, Field(max_length=MAX_DESCRIPTION_CHARS), NO_NUL]
 
 _SCHEMA_DESCRIPTION = (
     "A JSON Schema (draft 2020-12, a JSON object of at most 64 KiB) that every event's `data` must "
@@ -26,8 +29,8 @@ class CustomTypeCreate(BaseModel):
         "`project:`, `jupyter:` or `herald:`.",
         examples=["order.placed"],
     )
-    description: str = Field(default="", max_length=MAX_DESCRIPTION_CHARS)
-    schema_: dict[str, Any] = Field(alias="schema", description=_SCHEMA_DESCRIPTION)
+    description: Description = ""
+    schema_: JsonObject = Field(alias="schema", description=_SCHEMA_DESCRIPTION)
 
 
 class CustomTypeUpdate(BaseModel):
@@ -35,5 +38,5 @@ class CustomTypeUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    description: str | None = Field(default=None, max_length=MAX_DESCRIPTION_CHARS)
-    schema_: dict[str, Any] | None = Field(default=None, alias="schema", description=_SCHEMA_DESCRIPTION)
+    description: Description | None = None
+    schema_: JsonObject | None = Field(default=None, alias="schema", description=_SCHEMA_DESCRIPTION)

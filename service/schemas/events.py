@@ -37,7 +37,7 @@ from service.schemas.event_bodies import (
     EventBatchIn,
     EventRootIn,
 )
-from service.schemas.event_sections import FULL_CHECK_NEEDED, MAX_JSON_DEPTH, Timestamp
+from service.schemas.event_sections import FULL_CHECK_NEEDED, MAX_JSON_DEPTH, EventTime
 
 MAX_REPORTED_ERRORS = 100  # one bad body must not produce a huge 422
 
@@ -292,7 +292,7 @@ class _AnyTypeIn(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     uuid: UUID | None = None
-    timestamp: Timestamp | None = None
+    timestamp: EventTime | None = None
 
 
 _ANY_TYPE_ADAPTER = TypeAdapter(_AnyTypeIn)

@@ -26,7 +26,8 @@ from service.common.formats import ContentType, Format
 from service.common.secrets import decode_secret
 from service.models.subscribers import Subscriber
 from service.models.subscriptions import Subscription
-from service.schemas.subscriptions import EXAMPLE_JOB, EXAMPLE_PROJECT, SubscriptionIn, SubscriptionOut
+from service.schemas.inputs import NO_NUL
+from service.schemas.subscriptions import EXAMPLE_JOB, EXAMPLE_PROJECT, SubscriptionItem, SubscriptionOut
 from service.schemas.webhook_headers import Headers
 
 SubscriberType = Literal["webhook", "analytics"]
@@ -78,6 +79,7 @@ Name = Annotated[
     str,
     Field(min_length=1, max_length=NAME_MAX_CHARS, description="A label for people (1 to 100 characters)."),
     AfterValidator(_check_name),
+    NO_NUL,
 ]
 Url = Annotated[
     str,
@@ -96,6 +98,10 @@ RATE_LIMIT_DESCRIPTION = (
     "Requests per minute at most, across every replica, as an even rate (a burst of at most "
     "3); null for no limit. Omitted at creation: 60 for `slack` and `teams`, 30 for `discord`, "
     "null otherwise."
+)
+SUBSCRIPTIONS_DESCRIPTION = (
+    'Each an object, or only its `event_type` for an unscoped subscription (`["*"]` is '
+    '`[{"event_type": "*"}]`). Duplicates are merged.'
 )
 ORDERED_DESCRIPTION = (
     "Only the oldest unfinished delivery (by the order its events were recorded) is ever in "
@@ -154,8 +160,8 @@ class WebhookCreate(BaseModel):
         ),
     )
     enabled: bool = True
-    subscriptions: list[SubscriptionIn] = Field(
-        default_factory=list, max_length=SUBSCRIPTIONS_MAX, description="Duplicates are merged."
+    subscriptions: list[SubscriptionItem] = Field(
+        default_factory=list, max_length=SUBSCRIPTIONS_MAX, description=SUBSCRIPTIONS_DESCRIPTION
     )
     project_uuid: UUID | None = Field(default=None, description=OWNER_DESCRIPTION)
     rate_limit_per_minute: RateLimit | None = Field(default=None, description=RATE_LIMIT_DESCRIPTION)
@@ -198,7 +204,9 @@ class WebhookUpdate(BaseModel):
             "clears `disabled_reason` and the failure clock."
         ),
     )
-    subscriptions: list[SubscriptionIn] | None = Field(default=None, max_length=SUBSCRIPTIONS_MAX)
+    subscriptions: list[SubscriptionItem] | None = Field(
+        default=None, max_length=SUBSCRIPTIONS_MAX, description=SUBSCRIPTIONS_DESCRIPTION
+    )
     project_uuid: UUID | None = Field(
         default=None,
         description="Cannot change: only the webhook's own value (or null for one not owned) is accepted.",

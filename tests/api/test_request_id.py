@@ -83,6 +83,34 @@ async def test_even_early_rejections_carry_the_request_id(app_factory: AppFactor
         assert unauthorized.headers["x-request-id"] == "anon-1"
 
 
+async def test_an_unhandled_error_is_a_short_500_with_the_request_id(
+    herald: RunningApp, json_log: io.StringIO
+) -> None:
+    async def broken() -> None:
+        raise RuntimeError(CANARY)
+
+    herald.app.add_api_route("/api/v1/broken", broken)
+    # A client that sees the answer, as a real one would (the default re-raises the app's errors).
+    transport = httpx.ASGITransport(app=herald.app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://herald.test") as client:
+        response = await client.get("/api/v1/broken", headers={"x-request-id": "boom-1"})
+        fresh = await client.get("/api/v1/broken")
+    assert response.status_code == 500
+    assert response.headers["x-request-id"] == "boom-1"
+    assert response.headers["content-type"] == "application/json"
+    assert "x-request-id" in response.json()["detail"]
+    assert CANARY not in response.text  # the traceback stays in the log
+    assert fresh.status_code == 500
+    assert len(fresh.headers["x-request-id"]) == 32
+    [logged] = [
+        line
+        for line in lines(json_log)
+        if line["message"] == "unhandled error" and line["request_id"] == "boom-1"
+    ]
+    assert CANARY in str(logged["exception"])
+    assert logged["path"] == "/api/v1/broken"
+
+
 async def test_log_records_of_a_request_carry_its_id(herald: RunningApp, json_log: io.StringIO) -> None:
     await herald.client.get("/api/v1/events", headers={"x-request-id": "req-42"})
     served = [line for line in lines(json_log) if line["message"] == "request served"]

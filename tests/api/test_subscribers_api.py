@@ -360,11 +360,18 @@ async def test_private_destinations_are_refused_unless_allowed(app_factory: AppF
         ):
             response = await client.post(f"{SUBSCRIBERS}/webhooks", json=_body(url=url))
             assert response.status_code == 422, url
-            assert response.json()["detail"][0]["loc"] == ["body", "url"]
+            [error] = response.json()["detail"]
+            assert error["loc"] == ["body", "url"]
+            # The answer says how to allow it (tests on one machine need to).
+            assert "HERALD_ALLOW_PRIVATE_DESTINATIONS=true" in error["msg"], error["msg"]
         for url in ("https://public.test/hook", "https://not-resolving.test/hook", "http://93.184.216.34/"):
             response = await client.post(f"{SUBSCRIBERS}/webhooks", json=_body(url=url))
             assert response.status_code == 201, url
         uuid = response.json()["uuid"]
         moved = await client.patch(f"{SUBSCRIBERS}/{uuid}", json={"url": "http://10.0.0.1/x"})
         assert moved.status_code == 422
+        assert moved.json()["detail"][0]["msg"] == (
+            "destination 10.0.0.1 is a private address, refused; "
+            "set HERALD_ALLOW_PRIVATE_DESTINATIONS=true to allow private destinations"
+        )
         assert (await client.get(f"{SUBSCRIBERS}/{uuid}")).json()["url"] == "http://93.184.216.34/"

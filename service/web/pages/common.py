@@ -12,6 +12,7 @@ from fastapi import Depends
 
 from service.errors import InvalidInput
 from service.schemas.common import decode_cursor, decode_time_cursor
+from service.schemas.inputs import in_utc
 
 PAGE_SIZE = 50
 T = TypeVar("T")
@@ -52,7 +53,11 @@ def parse_time(text: str, field: str, problems: Problems, label: str) -> datetim
     except ValueError:
         problems.add(field, f"{label} must be a date and time, e.g. 2026-01-31T14:00")
         return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    try:
+        return in_utc(moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC))
+    except ValueError:
+        problems.add(field, f"{label} is out of range once in UTC")
+        return None
 
 
 def local_input(moment: datetime | None) -> str:

@@ -18,6 +18,7 @@ from service.db import read_session
 from service.errors import NotFound
 from service.metrics import type_family
 from service.schemas.common import encode_cursor
+from service.schemas.inputs import NUL_MESSAGE
 from service.web.context import ViewerDep
 from service.web.pages.common import PAGE_SIZE, WindowDep, parse_uuid, split_page
 from service.web.pages.deliveries import subscriber_names
@@ -57,6 +58,9 @@ async def events(
     problems = window.problems
     if len(type) > TYPE_MAX_CHARS:
         problems.add("type", "Type is too long")
+        type = ""
+    elif "\x00" in type:
+        problems.add("type", f"Type {NUL_MESSAGE}")
         type = ""
     wanted = EventFilter(
         type=type or None,
