@@ -4,7 +4,8 @@ Shell blocks run as they are, in one bash session (so the variables one block ex
 the next); Python blocks run with ``uv run python``, in the same session. A block preceded by
 ``<!-- readme-test: skip (why) -->`` is not run, and one marked ``part of <file>`` must appear
 in that file word for word. The only changes made to the text are the two ports (8000 and 9000
-become free ones, given to ``herald serve --port`` and the receiver) and the environment: the test's database and a data directory of its own.
+become free ones, given to ``herald serve --port`` and the receiver) and the environment: the
+test's database and a data directory of its own.
 """
 
 from __future__ import annotations
