@@ -99,6 +99,8 @@ class Settings(BaseSettings):
     max_event_bytes: int = Field(default=1_048_576, ge=1024)
     # A batch's body: four 16 MiB batches at once took a process from 123 to 556 MiB (bench.hardening).
     max_batch_bytes: int = Field(default=16 * 1_048_576, ge=1024)
+    # How long a request's body may take to arrive once its head has (a slower one is closed).
+    body_timeout_seconds: float = Field(default=30.0, gt=0)
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
     telemetry_batch_size: int = Field(default=100, ge=1, le=10_000)
     telemetry_flush_interval_seconds: float = Field(default=1.0, ge=0)
