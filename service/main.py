@@ -287,7 +287,9 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     app.state.auth_throttle = AuthThrottle()
     # The last added is the outermost: the request id goes on every answer, and a request without
     # a valid key is refused before its body is read.
-    app.add_middleware(BodySizeLimit, max_event_bytes=settings.max_event_bytes)
+    app.add_middleware(
+        BodySizeLimit, max_event_bytes=settings.max_event_bytes, max_batch_bytes=settings.max_batch_bytes
+    )
     app.add_middleware(
         ApiKeys, keys=settings.parsed_api_keys, throttle=app.state.auth_throttle, state=app.state
     )

@@ -68,10 +68,15 @@ def pause_garbage_collector() -> None:
 
 
 def _uvicorn_options(settings: Settings) -> dict[str, Any]:
+    from service.http_limits import HttpLimits, LimitedHttpToolsProtocol
+
+    # uvicorn's httptools protocol with bounds on request heads and slow clients; a partial of a
+    # module-level class, so that it pickles into the spawned workers of ``--workers``.
+    limits = HttpLimits(body_timeout_s=settings.body_timeout_seconds)
     return {
         "log_config": None,
         "loop": "uvloop",
-        "http": "httptools",
+        "http": partial(LimitedHttpToolsProtocol, limits=limits),
         "lifespan": "on",
         # Herald applies X-Forwarded-For/-Proto/-Host itself, Host included, from the peers
         # HERALD_FORWARDED_ALLOW_IPS trusts (HERALD_PROXY_HEADERS, service/api/forwarded.py).
