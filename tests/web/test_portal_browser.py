@@ -25,10 +25,42 @@ async def portal_link(server: Server, project: str, **fields: Any) -> dict[str, 
 
 
 async def enter(context: BrowserContext, link: dict[str, Any]) -> Page:
+    """Open the link's page and press its **Open portal** button."""
     page = await context.new_page()
     await page.goto(link["url"])
+    await page.get_by_role("button", name="Open portal").click()
     await page.wait_for_url("**/portal/webhooks")
     return page
+
+
+def screenshots_dir(tmp_path: Path) -> Path:
+    into = Path(os.environ.get(SCREENSHOTS_DIR_VAR) or tmp_path)
+    into.mkdir(parents=True, exist_ok=True)
+    return into
+
+
+async def test_a_links_page_spends_nothing_and_its_button_opens_the_portal(
+    context: BrowserContext, server: Server, tmp_path: Path
+) -> None:
+    project = new_uuid()
+    link = await portal_link(server, project)
+    page = await context.new_page()
+    into = screenshots_dir(tmp_path)
+    for label, width in WIDTHS.items():  # each visit, like a link preview's, leaves the link as it was
+        await page.set_viewport_size({"width": width, "height": 700})
+        shown = await page.goto(link["url"])
+        assert shown is not None
+        assert shown.status == 200
+        entry = page.get_by_test_id("portal-entry")
+        await expect(entry).to_contain_text("opens your project's webhook portal")
+        await page.screenshot(path=str(into / f"portal-entry-{label}.png"), full_page=True)
+    assert await context.cookies() == []
+    [listed] = (await api_json(await server.api.get(LINKS, params={"project_uuid": project}), 200))["items"]
+    assert listed["used_at"] is None
+    await page.get_by_role("button", name="Open portal").click()
+    await page.wait_for_url("**/portal/webhooks")
+    await expect(page.get_by_role("heading", name="Webhooks")).to_be_visible()
+    assert [c["name"] for c in await context.cookies()] == ["herald_portal"]
 
 
 async def test_the_portal_sees_only_its_project(
@@ -62,8 +94,7 @@ async def test_the_portal_sees_only_its_project(
     inside = await page.goto(f"/portal/webhooks/{mine['uuid']}")
     assert inside is not None
     assert inside.status == 200
-    into = Path(os.environ.get(SCREENSHOTS_DIR_VAR) or tmp_path)
-    into.mkdir(parents=True, exist_ok=True)
+    into = screenshots_dir(tmp_path)
     for label, width in WIDTHS.items():
         await page.set_viewport_size({"width": width, "height": 900})
         await page.goto(f"/portal/webhooks/{mine['uuid']}")
