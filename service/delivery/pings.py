@@ -26,12 +26,17 @@ from service.state import HeraldState
 
 
 def ping_result(record: AttemptRecord) -> PingResult:
-    """What the receiver made of the ping; a non-2xx answer is named (``HTTP 500``)."""
+    """What the receiver made of the ping, with the start of its answer; a non-2xx answer is
+    named (``HTTP 500``)."""
     error = record.error
     if error is None and not record.ok and record.status_code is not None:
         error = status_reason(record.status_code)
     return PingResult(
-        ok=record.ok, status_code=record.status_code, duration_ms=record.duration_ms, error=error
+        ok=record.ok,
+        status_code=record.status_code,
+        duration_ms=record.duration_ms,
+        error=error,
+        response_body=record.response_body,
     )
 
 

@@ -9,9 +9,10 @@ from typing import Any
 
 from playwright.async_api import BrowserContext, Dialog, Page, expect
 
+from service.common.secrets import generate_secret
 from tests.support.api import HOOK_URL, create_webhook, event_of, new_uuid
 from tests.support.receiver import Receiver
-from tests.web.conftest import Server, api_json
+from tests.web.conftest import Server, VerifyingReceiver, api_json
 from tests.web.test_docs_and_screenshots import SCREENSHOTS_DIR_VAR, WIDTHS
 
 LINKS = "/api/v1/portal-links"
@@ -175,6 +176,31 @@ async def test_a_webhook_made_in_the_portal_is_the_projects(
     await api_json(await server.api.post("/api/v1/events", json=event_of("project:created", project)), 202)
     [request] = await receiver.wait_for(1, "/portal-made")
     assert project.encode() in request.body
+
+
+async def test_the_portals_form_tests_with_the_typed_secret_and_keeps_the_headers(
+    context: BrowserContext, server: Server, verifying_receiver: VerifyingReceiver
+) -> None:
+    page = await enter(context, await portal_link(server, new_uuid()))
+    await page.get_by_role("link", name="New webhook").click()
+    await page.get_by_label("Name", exact=True).fill("Checked by the project")
+    await page.get_by_label("URL", exact=True).fill(verifying_receiver.url("/portal"))
+    await page.get_by_label("project:created", exact=True).check()
+    typed = generate_secret()
+    verifying_receiver.secret = typed  # the project's receiver already knows the secret it chose
+    await page.get_by_label("Signing secret").fill(typed)
+    await page.locator("#headers").fill("X-Team: green")
+    await page.get_by_role("button", name="Send test").click()
+    await expect(page.get_by_test_id("test-result")).to_contain_text("The receiver answered 200")
+    await expect(page.get_by_test_id("test-response")).to_have_text("verified")
+    await expect(page.get_by_test_id("secret-made")).to_have_count(0)
+    await expect(page.get_by_label("Signing secret")).to_have_value(typed)
+    await expect(page.locator("#headers")).to_have_value("X-Team: green")
+    [(ping, headers)] = verifying_receiver.verified
+    assert (ping["event"]["type"], headers["x-team"]) == ("ping", "green")
+    await page.get_by_role("button", name="Create webhook").click()
+    await expect(page.get_by_test_id("secret")).to_have_text(typed)
+    await expect(page.get_by_test_id("header-names")).to_have_text("X-Team")
 
 
 async def test_the_console_makes_and_revokes_portal_links(page: Page, server: Server) -> None:
