@@ -5,11 +5,13 @@ HERALD_PORTAL_ALLOW_PRIVATE_DESTINATIONS is on too. Admins (API key, console) ke
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import asyncpg
 import httpx
 
+from service import migrations
 from tests.support.api import create_webhook, event_of, ingest, new_uuid
 from tests.support.app import AppFactory, RunningApp
 from tests.support.db import FAST, delivery_of, wait_for_statuses
@@ -116,3 +118,21 @@ async def test_a_webhook_made_in_the_portal_stays_held_to_public_destinations_at
         redelivered = await running.client.post(f"/api/v1/deliveries/{refused['uuid']}/redeliver")
         assert redelivered.status_code == 202, redelivered.text
         await receiver.wait_for(1, "/from-portal")
+
+
+async def test_migration_0018_puts_the_webhooks_owned_then_under_the_portals_setting(
+    database_url: str, db: asyncpg.Connection
+) -> None:
+    await asyncio.to_thread(migrations.downgrade_sync, database_url, "0017")
+    insert = (
+        "INSERT INTO subscribers (uuid, kind, name, url, secret, project_uuid) "
+        "VALUES ($1::uuid, 'webhook', $2, 'http://127.0.0.1:9/hook', 'whsec_test', $3::uuid)"
+    )
+    await db.execute(insert, new_uuid(), "owned", new_uuid())
+    await db.execute(insert, new_uuid(), "unowned", None)
+    await migrations.upgrade(database_url)
+    rows = await db.fetch(
+        "SELECT name, url_from_portal FROM subscribers WHERE kind = 'webhook' ORDER BY name"
+    )
+    # Who made an owned webhook was not recorded: the portal's (stricter) setting is the safe guess.
+    assert [(row["name"], row["url_from_portal"]) for row in rows] == [("owned", True), ("unowned", False)]
