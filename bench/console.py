@@ -134,8 +134,8 @@ async def fill(client: httpx.AsyncClient, database_url: str, deliveries: int) ->
         await conn.close()
     link = await client.post("/api/v1/portal-links", json={"project_uuid": PROJECT_UUID})
     link.raise_for_status()
-    # The link's first visit: the client keeps the portal session's cookie for the portal pages.
-    entered = await client.get(link.json()["url"])
+    # The link opened (its page's button): the client keeps the portal session's cookie for the pages.
+    entered = await client.post(link.json()["url"])
     assert entered.status_code == 303, entered.text
     return {
         "webhook": hooks[0],

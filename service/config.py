@@ -152,6 +152,8 @@ class Settings(BaseSettings):
     failing_after_attempts: int = Field(default=3, ge=1, le=1000)
     secret_rotation_grace_seconds: float = Field(default=86_400.0, ge=0)
     allow_private_destinations: bool = False
+    # Webhooks whose URL was set in the portal, and the portal's test sends (docs/webhooks.md).
+    portal_allow_private_destinations: bool = False
     telemetry_url: str | None = None
     telemetry_api_key: str | None = None
     telemetry_disabled: bool = False

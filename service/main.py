@@ -158,7 +158,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         sessions = session_factory(engine)
         secrets = await open_secret_box(settings, sessions)
         # Connection counts are bounded by the dispatcher's slots, not by the pool (0 = unbounded).
-        http = create_http_clients(allow_private=settings.allow_private_destinations, max_connections=0)
+        http = create_http_clients(
+            allow_private=settings.allow_private_destinations,
+            portal_allow_private=settings.portal_allow_private_destinations,
+            max_connections=0,
+        )
         stack.push_async_callback(http.aclose)
         state = HeraldState(
             settings=settings,

@@ -34,8 +34,10 @@ router = APIRouter(prefix="/api/v1/portal-links", tags=["portal"])
     status_code=201,
     summary="Make a one-time link to a project's portal",
     description=(
-        "The first visit of `url` opens a portal session for the project that ends at `expires_at`; "
-        "any later visit gets a 410 page. This answer is the only one that shows `url`."
+        "A `GET` of `url` shows a page with one button, *Open portal*, and spends nothing (a link "
+        "preview or a mail scanner leaves the link usable); the button's `POST` to the same `url` opens "
+        "a portal session for the project that ends at `expires_at`. Once used, expired or revoked, "
+        "`url` answers a 410 page. This answer is the only one that shows `url`."
     ),
     responses=error_responses(413, 422, 503),
 )

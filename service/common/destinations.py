@@ -1,7 +1,10 @@
 """The private-destination policy: which addresses a webhook must not reach, and the URL checks.
 
-Webhooks must not reach into Herald's own network. Two checks, both skipped when
-``HERALD_ALLOW_PRIVATE_DESTINATIONS`` is true:
+Webhooks must not reach into Herald's own network. Two checks, both skipped when the setting
+that governs the webhook allows private destinations: ``HERALD_ALLOW_PRIVATE_DESTINATIONS`` for
+webhooks whose URL an admin set (an admin key, the console),
+``HERALD_PORTAL_ALLOW_PRIVATE_DESTINATIONS`` for those whose URL was set in a project's portal
+and for the portal's test sends (a tenant must not probe Herald's network):
 
 - at create/PATCH, :func:`check_url` refuses a literal private address or a name that
   resolves (within 2 s) to one; a name that does not resolve yet is accepted;
@@ -29,6 +32,7 @@ Resolver = Callable[[str, int], Awaitable[list[str]]]
 
 RESOLVE_TIMEOUT_S = 2.0
 ALLOW_PRIVATE_SETTING = "HERALD_ALLOW_PRIVATE_DESTINATIONS"
+PORTAL_ALLOW_PRIVATE_SETTING = "HERALD_PORTAL_ALLOW_PRIVATE_DESTINATIONS"
 
 
 def get_resolver() -> Resolver | None:
@@ -170,19 +174,25 @@ async def system_resolve(host: str, port: int) -> list[str]:
 
 
 async def check_url(
-    url: str, *, allow_private: bool, resolver: Resolver | None = None, timeout_s: float = RESOLVE_TIMEOUT_S
+    url: str,
+    *,
+    allow_private: bool,
+    resolver: Resolver | None = None,
+    timeout_s: float = RESOLVE_TIMEOUT_S,
+    setting: str = ALLOW_PRIVATE_SETTING,
 ) -> None:
     """Refuse (``ForbiddenDestination``) a webhook URL whose host is or resolves to a private address.
 
     Used when a webhook is created or its URL changed. A name that does not resolve
-    within ``timeout_s`` is accepted: the delivery-time guard checks it again.
+    within ``timeout_s`` is accepted: the delivery-time guard checks it again. ``setting`` is
+    the one that governs this URL (``allow_private`` is its value), named in the refusal.
     """
     if allow_private:
         return
     host, port = _host_and_port(url)
     refusal = literal_refusal(host)
     if refusal is not None:
-        raise ForbiddenDestination(refused_at_creation(refusal), host=host)
+        raise ForbiddenDestination(refused_at_creation(refusal, setting), host=host)
     if literal_address(host) is not None:
         return
     resolve = resolver or system_resolve
@@ -196,7 +206,7 @@ async def check_url(
         kind = address_kind(address) if address is not None else None
         if kind is not None:
             reason = f"destination {host} resolves to a {kind} address ({text}), refused"
-            raise ForbiddenDestination(refused_at_creation(reason), host=host)
+            raise ForbiddenDestination(refused_at_creation(reason, setting), host=host)
 
 
 @lru_cache(maxsize=4096)

@@ -1,10 +1,11 @@
 """Portal links: made by an admin, exchanged once for a portal session, revoked.
 
 A link's token is 32 random bytes (URL-safe base64) carried in its URL; the table keeps only its
-SHA-256, so the list of links can never show a working URL. The first visit marks the link used
-in the same statement that checks it (so two visits racing on two replicas open one session)
-and starts a project session ending at the link's ``expires_at``. Functions add to the caller's
-session and never commit.
+SHA-256, so the list of links can never show a working URL. Looking at a link (``check_link``,
+the page a ``GET`` of its URL shows) spends nothing; exchanging it (``exchange``, the page's
+button) marks it used in the same statement that checks it (so two exchanges racing on two
+replicas open one session) and starts a project session ending at the link's ``expires_at``.
+Functions add to the caller's session and never commit.
 """
 
 from __future__ import annotations
@@ -126,7 +127,9 @@ async def exchange(session: AsyncSession, token: str) -> Exchanged | Refusal:
     return Exchanged(session_token=session_token, link=link)
 
 
-async def _refusal(session: AsyncSession, token: str) -> Refusal:
+async def check_link(session: AsyncSession, token: str) -> PortalLink | Refusal:
+    """The link of ``token`` when it would open the portal now, else why not; spends nothing
+    (a link preview or a mail scanner fetching the URL leaves the link as it was)."""
     query = select(PortalLink, func.now()).where(col(PortalLink.token_hash) == token_hash(token))
     found = (await session.execute(query)).one_or_none()
     if found is None:
@@ -136,4 +139,9 @@ async def _refusal(session: AsyncSession, token: str) -> Refusal:
         return Refusal.REVOKED
     if link.used_at is not None:
         return Refusal.USED
-    return Refusal.EXPIRED if link.expires_at <= now else Refusal.UNKNOWN
+    return Refusal.EXPIRED if link.expires_at <= now else link
+
+
+async def _refusal(session: AsyncSession, token: str) -> Refusal:
+    found = await check_link(session, token)
+    return found if isinstance(found, Refusal) else Refusal.UNKNOWN

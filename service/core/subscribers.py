@@ -21,11 +21,18 @@ from sqlmodel import col
 
 from service import outbox
 from service.catalog import SUBSCRIBER_DISABLED, SUBSCRIBER_ENABLED
-from service.common.destinations import ForbiddenDestination, Resolver, check_url
+from service.common.destinations import (
+    ALLOW_PRIVATE_SETTING,
+    PORTAL_ALLOW_PRIVATE_SETTING,
+    ForbiddenDestination,
+    Resolver,
+    check_url,
+)
 from service.common.formats import DEFAULT_RATE_LIMITS_PER_MINUTE, FORM_CONTENT_TYPE, Format, format_for_url
 from service.common.secretbox import SecretBox, UndecryptableSecret
 from service.common.secrets import generate_secret
 from service.common.urls import url_origin
+from service.config import Settings
 from service.core import operational
 from service.core.custom_types import custom_type_names
 from service.core.subscriptions import SubscriptionSpec, replace_subscriptions, validate_subscriptions
@@ -60,10 +67,36 @@ async def disable_subscriber(session: AsyncSession, subscriber_uuid: UUID, reaso
     return await operational.record(session, [operational.Occurrence(SUBSCRIBER_DISABLED, subscriber_uuid)])
 
 
-async def check_destination(url: str, *, allow_private: bool, resolver: Resolver | None = None) -> None:
-    """Refuse (422 naming ``url``) a webhook URL that is or resolves to a private address."""
+@dataclass(frozen=True)
+class DestinationPolicy:
+    """Whether a URL may be a private address, and the setting that says so (named in refusals)."""
+
+    allow_private: bool
+    setting: str
+
+
+def destination_policy(settings: Settings, *, portal: bool) -> DestinationPolicy:
+    """The policy of a URL set (or tested) in a project's portal (``portal``), else an admin's.
+
+    A tenant must not make Herald probe its own network, so the portal has a setting of its own
+    (off unless a development machine turns it on) whatever the admins' is.
+    """
+    if portal:
+        return DestinationPolicy(settings.portal_allow_private_destinations, PORTAL_ALLOW_PRIVATE_SETTING)
+    return DestinationPolicy(settings.allow_private_destinations, ALLOW_PRIVATE_SETTING)
+
+
+async def check_destination(
+    url: str,
+    *,
+    allow_private: bool,
+    resolver: Resolver | None = None,
+    setting: str = ALLOW_PRIVATE_SETTING,
+) -> None:
+    """Refuse (422 naming ``url``) a webhook URL that is or resolves to a private address, unless
+    ``allow_private`` (the value of ``setting``, which the refusal names)."""
     try:
-        await check_url(url, allow_private=allow_private, resolver=resolver)
+        await check_url(url, allow_private=allow_private, resolver=resolver, setting=setting)
     except ForbiddenDestination as exc:
         raise InvalidInput.single(["body", "url"], exc.message) from None
 
@@ -118,9 +151,10 @@ async def prepare_webhook(session: AsyncSession, body: WebhookCreate) -> NewWebh
 
 
 async def create_webhook(
-    session: AsyncSession, new: NewWebhook, box: SecretBox
+    session: AsyncSession, new: NewWebhook, box: SecretBox, *, in_portal: bool = False
 ) -> tuple[WebhookSubscriber, list[Subscription], str]:
     """Add a webhook subscriber and its subscriptions; a secret is generated when none was given.
+    ``in_portal``: made in a project's portal, so the portal's destination policy holds it.
 
     Returns the subscriber, its subscriptions and its secret (stored encrypted).
     """
@@ -139,6 +173,7 @@ async def create_webhook(
         enabled=body.enabled,
         disabled_reason=None if body.enabled else DISABLED_THROUGH_API,
         project_uuid=body.project_uuid,
+        url_from_portal=in_portal,
         rate_limit_per_minute=new.rate_limit_per_minute,
         ordered=body.ordered,
         headers=headers,
@@ -281,11 +316,14 @@ async def update_webhook(
     *,
     box: SecretBox,
     rotation_grace_s: float,
+    in_portal: bool = False,
 ) -> tuple[WebhookSubscriber, list[Subscription] | None]:
     """Apply a PATCH: given fields change, ``specs`` (if given) replaces the subscription set.
 
     Disabling fails the pending deliveries (``subscriber disabled``); ``enabled: true`` clears
-    ``disabled_reason`` and the failure clock. Returns the new subscriptions when replaced.
+    ``disabled_reason`` and the failure clock. A given ``url`` is held to the destination policy
+    of where it was set (``in_portal``: a project's portal). Returns the new subscriptions when
+    replaced.
     """
     subscriber = await _locked_webhook(session, subscriber_uuid, "cannot be changed")
     _check_owner_kept(subscriber, patch)
@@ -301,6 +339,8 @@ async def update_webhook(
     for field in ("name", "url", "verify_ssl", "content_type", "format", "rate_limit_per_minute", "ordered"):
         if field in given:
             setattr(subscriber, field, getattr(patch, field))
+    if "url" in given:
+        subscriber.url_from_portal = in_portal
     now = await _database_now(session)
     if patch.secret is not None and patch.secret != current_secret(box, subscriber):
         _set_secret(box, subscriber, patch.secret, rotation_grace_s, now)

@@ -83,6 +83,7 @@ def _target(row: asyncpg.Record, box: SecretBox) -> WebhookTarget:
         content_type=row["content_type"],
         fmt=row["format"],
         headers=headers,
+        portal=row["url_from_portal"],
     )
 
 

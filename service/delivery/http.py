@@ -9,14 +9,16 @@ per-request machinery (URL merging, auth and redirect hooks, cookie extraction, 
 cost about as much CPU as the request itself, and Herald wants none of it: redirects are
 never followed, cookies never kept.
 
-TLS verification is a property of the transport, hence two senders: ``verified`` and
-``unverified`` (webhooks with ``verify_ssl: false``). Both are created in the lifespan,
-inside the running event loop, never at import time.
+TLS verification and the private-destination policy are properties of the transport, hence
+two senders, ``verified`` and ``unverified`` (webhooks with ``verify_ssl: false``), and two more
+for the webhooks held to the portal's policy when it differs from the admins' (``portal``). All
+are created in the lifespan, inside the running event loop, never at import time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -130,21 +132,26 @@ class HttpSender:
 
 @dataclass(frozen=True, slots=True)
 class HttpClients:
-    """The two long-lived senders; pick one with :meth:`for_webhook`."""
+    """The long-lived senders; pick one with :meth:`for_webhook`."""
 
     verified: HttpSender
     unverified: HttpSender
+    portal: tuple[HttpSender, HttpSender] | None = None
+    """The verified and unverified senders of webhooks held to the portal's destination policy,
+    when it differs from the admins' (``None``: the two above serve them too)."""
 
-    def for_webhook(self, verify_ssl: bool) -> HttpSender:
-        """Return the sender matching a webhook's ``verify_ssl``."""
+    def for_webhook(self, verify_ssl: bool, *, portal: bool = False) -> HttpSender:
+        """Return the sender matching a webhook's ``verify_ssl`` and destination policy
+        (``portal``: its URL was set in a project's portal, or a portal's test send)."""
+        if portal and self.portal is not None:
+            return self.portal[0] if verify_ssl else self.portal[1]
         return self.verified if verify_ssl else self.unverified
 
     async def aclose(self) -> None:
-        """Close both senders and their connection pools."""
-        try:
-            await self.verified.aclose()
-        finally:
-            await self.unverified.aclose()
+        """Close every sender and its connection pool."""
+        async with contextlib.AsyncExitStack() as closing:  # each one closed, whatever the others do
+            for sender in (self.verified, self.unverified, *(self.portal or ())):
+                closing.push_async_callback(sender.aclose)
 
 
 def guarded_transport(
@@ -172,23 +179,35 @@ def guarded_transport(
 
 
 def create_http_clients(
-    *, allow_private: bool, max_connections: int, resolver: Resolver | None = None
+    *,
+    allow_private: bool,
+    max_connections: int,
+    resolver: Resolver | None = None,
+    portal_allow_private: bool | None = None,
 ) -> HttpClients:
     """Create the verified and unverified senders; call from inside the running loop.
 
     With ``allow_private`` false, connections to loopback/private/link-local addresses are
-    refused, checked on the addresses actually connected to. ``resolver`` replaces system
-    name resolution (tests).
+    refused, checked on the addresses actually connected to. ``portal_allow_private`` is the
+    policy of the webhooks held to the portal's (``None``: the same). ``resolver`` replaces
+    system name resolution (tests).
     """
     try:
         asyncio.get_running_loop()
     except RuntimeError:
         raise RuntimeError("create_http_clients() must run inside the event loop (the lifespan)") from None
 
-    def sender(verify: ssl.SSLContext | bool) -> HttpSender:
+    verify_context = httpx.create_ssl_context(verify=True)
+
+    def sender(verify: ssl.SSLContext | bool, private: bool) -> HttpSender:
         transport = guarded_transport(
-            verify=verify, allow_private=allow_private, max_connections=max_connections, resolver=resolver
+            verify=verify, allow_private=private, max_connections=max_connections, resolver=resolver
         )
         return HttpSender(transport)
 
-    return HttpClients(verified=sender(httpx.create_ssl_context(verify=True)), unverified=sender(False))
+    portal = None
+    if portal_allow_private is not None and portal_allow_private != allow_private:
+        portal = (sender(verify_context, portal_allow_private), sender(False, portal_allow_private))
+    return HttpClients(
+        verified=sender(verify_context, allow_private), unverified=sender(False, allow_private), portal=portal
+    )

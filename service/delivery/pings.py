@@ -1,6 +1,10 @@
 """Test pings: a ``ping`` event sent now to a stored webhook, or to one not created yet, through the
 same rendering, signing, custom headers and HTTP code as deliveries (``service.delivery.webhook``).
 Nothing is stored. The API's ``test`` routes and the console's **Send test** buttons both call these.
+
+A test sent from a project's portal is held to the portal's destination policy
+(``HERALD_PORTAL_ALLOW_PRIVATE_DESTINATIONS``), as are the tests of a webhook whose URL was set
+there: a tenant must not use them to probe Herald's own network.
 """
 
 from __future__ import annotations
@@ -22,12 +26,17 @@ from service.state import HeraldState
 
 
 def ping_result(record: AttemptRecord) -> PingResult:
-    """What the receiver made of the ping; a non-2xx answer is named (``HTTP 500``)."""
+    """What the receiver made of the ping, with the start of its answer; a non-2xx answer is
+    named (``HTTP 500``)."""
     error = record.error
     if error is None and not record.ok and record.status_code is not None:
         error = status_reason(record.status_code)
     return PingResult(
-        ok=record.ok, status_code=record.status_code, duration_ms=record.duration_ms, error=error
+        ok=record.ok,
+        status_code=record.status_code,
+        duration_ms=record.duration_ms,
+        error=error,
+        response_body=record.response_body,
     )
 
 
@@ -36,12 +45,16 @@ async def _ping(state: HeraldState, target: WebhookTarget) -> PingResult:
     return ping_result(record)
 
 
-async def ping_new_webhook(state: HeraldState, body: WebhookCreate, resolver: Resolver | None) -> PingResult:
-    """Validate ``body`` as for create, then ping its URL, signed with its secret or a throw-away one."""
+async def ping_new_webhook(
+    state: HeraldState, body: WebhookCreate, resolver: Resolver | None, *, portal: bool = False
+) -> PingResult:
+    """Validate ``body`` as for create, then ping its URL, signed with its secret or a throw-away
+    one; ``portal``: sent from a project's portal."""
     async with read_session(state.sessions) as session:
         new = await core.prepare_webhook(session, body)
+    policy = core.destination_policy(state.settings, portal=portal)
     await core.check_destination(
-        body.url, allow_private=state.settings.allow_private_destinations, resolver=resolver
+        body.url, allow_private=policy.allow_private, resolver=resolver, setting=policy.setting
     )
     target = webhook_target(
         subscriber_uuid=UUID(int=0),
@@ -52,13 +65,15 @@ async def ping_new_webhook(state: HeraldState, body: WebhookCreate, resolver: Re
         content_type=body.content_type,
         fmt=new.format,
         headers=tuple(body.headers.items()),
+        portal=portal,
     )
     return await _ping(state, target)
 
 
-async def ping_webhook(state: HeraldState, subscriber_uuid: UUID) -> PingResult:
+async def ping_webhook(state: HeraldState, subscriber_uuid: UUID, *, portal: bool = False) -> PingResult:
     """Ping a stored webhook (disabled ones too), signed as its deliveries are; the analytics
-    subscriber → ``Conflict``, an unknown uuid → ``NotFound``."""
+    subscriber → ``Conflict``, an unknown uuid → ``NotFound``. ``portal``: sent from a project's
+    portal."""
     async with read_session(state.sessions) as session:
         subscriber = await core.get_subscriber(session, subscriber_uuid)
     secret = core.current_secret(state.secrets, subscriber)  # decrypted (cached) to sign
@@ -76,5 +91,6 @@ async def ping_webhook(state: HeraldState, subscriber_uuid: UUID) -> PingResult:
         content_type=subscriber.content_type,
         fmt=subscriber.format,
         headers=webhook_headers(state.secrets, subscriber),
+        portal=portal or subscriber.url_from_portal,
     )
     return await _ping(state, target)

@@ -45,6 +45,9 @@ class WebhookTarget:
     format: Format
     headers: HeaderPairs = ()
     """The webhook's custom headers, decrypted; Herald's own headers win over them."""
+    portal: bool = False
+    """Held to the portal's destination policy: its URL was set in a project's portal (or this
+    is a test sent from one)."""
 
     def delivered_for(self) -> dict[str, Any]:
         """The envelope's ``delivered_for`` object."""
@@ -144,7 +147,7 @@ async def send_attempt(
             event=event,
             timestamp=int(started_at.timestamp()),
         )
-        response = await clients.for_webhook(target.verify_ssl).post(
+        response = await clients.for_webhook(target.verify_ssl, portal=target.portal).post(
             target.url, content=body, headers=headers, timeout_s=timeout_s
         )
         status_code, retry_after, excerpt = response.status_code, response.retry_after, response.body_excerpt
@@ -202,11 +205,13 @@ def webhook_target(
     content_type: str,
     fmt: str,
     headers: HeaderPairs = (),
+    portal: bool = False,
 ) -> WebhookTarget:
     """Build a target from a subscriber's stored values (the CHECK constraints guarantee the literals).
 
     Requests are signed with ``secret``, and also with ``previous_secret`` while
-    ``previous_valid`` (its rotation grace period lasts).
+    ``previous_valid`` (its rotation grace period lasts); ``portal``: held to the portal's
+    destination policy.
     """
     return WebhookTarget(
         subscriber_uuid=subscriber_uuid,
@@ -217,4 +222,5 @@ def webhook_target(
         content_type=cast(ContentType, content_type),
         format=cast(Format, fmt),
         headers=headers,
+        portal=portal,
     )

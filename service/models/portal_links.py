@@ -1,8 +1,9 @@
 """Portal links: one-time links that open a project's portal.
 
 A link's token is shown once (in the ``url`` of the create answer); the table keeps its SHA-256.
-The first visit sets ``used_at`` and starts a portal session (``console_sessions`` row pointing
-back here) that ends at ``expires_at``; revoking sets ``revoked_at`` and ends those sessions.
+Opening it (the ``POST`` of its page's button) sets ``used_at`` and starts a portal session (a
+``console_sessions`` row pointing back here) that ends at ``expires_at``; revoking sets
+``revoked_at`` and ends those sessions.
 """
 
 from __future__ import annotations

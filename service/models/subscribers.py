@@ -102,6 +102,11 @@ class Subscriber(SQLModel, table=True, metaclass=SingleTableInheritanceMeta):
     # The project that owns the webhook (its tenant): set at creation, never changed. An owned
     # webhook's subscriptions are all scoped to it, so it only ever hears of that project.
     project_uuid: UUID | None = None
+    # The URL was last set in the project's portal: the portal's destination policy
+    # (HERALD_PORTAL_ALLOW_PRIVATE_DESTINATIONS) holds its deliveries and tests, not the admins'.
+    url_from_portal: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=text("false"))
+    )
     # Delivery controls (docs/delivery.md, "Delivery controls"): NULL rate = no limit; an ordered
     # webhook has at most its oldest unfinished delivery in flight; nothing is sent before
     # paused_until (a 429/503 with Retry-After).

@@ -74,7 +74,7 @@ async def claim_webhooks(
     Each row carries the delivery (``uuid``, ``event_uuid``, ``event_type``, ``subscriber_uuid``,
     ``payload`` as JSON text, ``attempts_count``) and its webhook as it is now (``name``, ``url``,
     ``secret``, ``previous_secret``, ``previous_valid``, ``verify_ssl``, ``content_type``,
-    ``format``, ``ordered``, ``rate_limit_per_minute``).
+    ``format``, ``ordered``, ``rate_limit_per_minute``, ``headers``, ``url_from_portal``).
     """
     token = uuid4()
     if limit <= 0:

@@ -206,7 +206,7 @@ claimed AS (
               CAST(d.payload AS text) AS payload, d.attempts_count, s.name, s.url, s.secret,
               s.previous_secret, coalesce(s.previous_secret_expires_at > now(), false) AS previous_valid,
               s.verify_ssl, s.content_type, s.format, s.ordered, s.rate_limit_per_minute,
-              s.headers
+              s.headers, s.url_from_portal
 ),
 -- Rows another transaction holds are left for a later claim (SKIP LOCKED: no wait, no deadlock).
 parked AS (

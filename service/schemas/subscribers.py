@@ -354,3 +354,10 @@ class PingResult(BaseModel):
     error: str | None = Field(
         description="Why it failed (e.g. `HTTP 500`, `connection refused`); null when ok."
     )
+    response_body: str | None = Field(
+        default=None,
+        description=(
+            "The start of the receiver's answer (its first 4 KiB, as UTF-8 text), e.g. why it refused "
+            "the ping; null when no answer or an empty one came."
+        ),
+    )

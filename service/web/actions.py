@@ -27,6 +27,17 @@ async def _webhook_in_scope(state: HeraldState, scope: ViewScope, subscriber_uui
         scope.webhook(await core.get_subscriber(session, subscriber_uuid))
 
 
+async def _check_destination(
+    state: HeraldState, scope: ViewScope, url: str, resolver: Resolver | None
+) -> None:
+    # A URL set in a project's portal is held to the portal's policy (and keeps to it at every
+    # delivery: core marks the webhook), one set in the console to the admins'.
+    policy = core.destination_policy(state.settings, portal=not scope.is_admin)
+    await core.check_destination(
+        url, allow_private=policy.allow_private, resolver=resolver, setting=policy.setting
+    )
+
+
 async def create_webhook(
     state: HeraldState, scope: ViewScope, body: WebhookCreate, resolver: Resolver | None
 ) -> tuple[WebhookSubscriber, str]:
@@ -35,10 +46,11 @@ async def create_webhook(
     scope.require_write()
     async with read_session(state.sessions) as session:
         new = await core.prepare_webhook(session, scope.owned(body))
-    allow_private = state.settings.allow_private_destinations
-    await core.check_destination(body.url, allow_private=allow_private, resolver=resolver)
+    await _check_destination(state, scope, body.url, resolver)
     async with transaction(state.sessions) as session:
-        subscriber, _, secret = await core.create_webhook(session, new, state.secrets)
+        subscriber, _, secret = await core.create_webhook(
+            session, new, state.secrets, in_portal=not scope.is_admin
+        )
     return subscriber, secret
 
 
@@ -55,12 +67,17 @@ async def update_webhook(
     async with read_session(state.sessions) as session:
         specs = await core.patch_subscriptions(session, subscriber_uuid, patch)
     if patch.url is not None:
-        allow_private = state.settings.allow_private_destinations
-        await core.check_destination(patch.url, allow_private=allow_private, resolver=resolver)
+        await _check_destination(state, scope, patch.url, resolver)
     grace_s = state.settings.secret_rotation_grace_seconds
     async with transaction(state.sessions) as session:
         await core.update_webhook(
-            session, subscriber_uuid, patch, specs, box=state.secrets, rotation_grace_s=grace_s
+            session,
+            subscriber_uuid,
+            patch,
+            specs,
+            box=state.secrets,
+            rotation_grace_s=grace_s,
+            in_portal=not scope.is_admin,
         )
 
 
@@ -88,7 +105,7 @@ async def test_webhook(state: HeraldState, scope: ViewScope, subscriber_uuid: UU
     """Ping a stored webhook (``POST /api/v1/subscribers/{uuid}/test``)."""
     scope.require_write()
     await _webhook_in_scope(state, scope, subscriber_uuid)
-    return await pings.ping_webhook(state, subscriber_uuid)
+    return await pings.ping_webhook(state, subscriber_uuid, portal=not scope.is_admin)
 
 
 async def test_new_webhook(
@@ -96,7 +113,7 @@ async def test_new_webhook(
 ) -> PingResult:
     """Ping a webhook before creating it (``POST /api/v1/subscribers/webhooks/test``)."""
     scope.require_write()
-    return await pings.ping_new_webhook(state, scope.owned(body), resolver)
+    return await pings.ping_new_webhook(state, scope.owned(body), resolver, portal=not scope.is_admin)
 
 
 async def recover_window(

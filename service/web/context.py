@@ -89,8 +89,9 @@ class Viewer:
         return self.finish(RedirectResponse(self.base + path, status_code=303))
 
 
-def anonymous(request: Request) -> Viewer:
-    """A viewer without a session: its CSRF secret is a cookie of its own (set when missing)."""
+def anonymous(request: Request, *, csrf_cookie: bool = True) -> Viewer:
+    """A viewer without a session: its CSRF secret is a cookie of its own (set when missing,
+    unless ``csrf_cookie`` is false: a page with no form of ours sets no cookie)."""
     state: HeraldState = request.app.state.herald
     secret = request.cookies.get(security.CSRF_COOKIE)
     base = PORTAL_BASE if in_portal(request) else CONSOLE_BASE
@@ -99,7 +100,7 @@ def anonymous(request: Request) -> Viewer:
     viewer = Viewer(
         request=request, state=state, scope=scope, csrf_secret=secret or security.new_secret(), base=base
     )
-    if not secret:
+    if not secret and csrf_cookie:
         viewer.set_cookie(security.CSRF_COOKIE, viewer.csrf_secret, MAX_SESSION_SECONDS)
     return viewer
 

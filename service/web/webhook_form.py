@@ -5,9 +5,14 @@ The form posts the same fields the JSON API takes; ``create_body`` and ``update_
 the checked catalog types plus free patterns (one per line, optionally followed by a project
 and a job uuid), each scoped to the project / job given below them unless the line names one.
 
-Custom headers are typed as ``Name: value`` lines. Their values are never put back into a page:
-editing shows the stored names only and keeps the values unless a new set is typed (or
-"Remove all headers" is ticked), and a form shown again after a problem asks for them again.
+Custom headers are typed as ``Name: value`` lines. Stored values are never put back into a page:
+editing shows the stored names only and keeps the values unless a new set is typed (or "Remove
+all headers" is ticked). Typed ones are kept like every other field: a form shown again (after
+**Send test**, or a problem) holds them, so the webhook is then created with them.
+
+A new webhook's form also takes the signing secret. **Send test** with none makes one and puts
+it in the form, so the test and the webhook created next sign with the same secret (the one the
+receiver is given).
 """
 
 from __future__ import annotations
@@ -80,13 +85,15 @@ class WebhookFormValues:
     job_uuid: str = ""
     owner: str = ""
     headers: str = ""
-    """The ``Name: value`` lines as typed; never rendered."""
+    """The ``Name: value`` lines as typed (shown again with the form; stored ones never are)."""
     clear_headers: bool = False
     header_names: list[str] = field(default_factory=list)
     """The stored headers' names (editing)."""
     rate_limit: str = ""
     """Requests per minute as typed; empty: no limit (a new chat webhook: its format's default)."""
     ordered: bool = False
+    secret: str = ""
+    """The signing secret of a new webhook as typed (or made for a test); empty: made at creation."""
 
     @classmethod
     def from_form(cls, form: Form) -> WebhookFormValues:
@@ -106,6 +113,7 @@ class WebhookFormValues:
             header_names=form.getlist("header_name"),
             rate_limit=form.get("rate_limit_per_minute").strip(),
             ordered=form.has("ordered"),
+            secret=form.get("secret"),
         )
 
     @classmethod
@@ -186,6 +194,8 @@ class WebhookFormValues:
             body["format"] = self.format
         if self.owner:
             body["project_uuid"] = self.owner
+        if self.secret and not editing:
+            body["secret"] = self.secret
         # Nothing typed keeps the stored set (an edit) or gives none (a new webhook).
         if self.headers:
             body["headers"] = self.header_set()[0]
@@ -202,6 +212,7 @@ _FIELD_OF = {
     "project_uuid": "owner",
     "headers": "headers",
     "rate_limit_per_minute": "rate_limit_per_minute",
+    "secret": "secret",
 }
 
 

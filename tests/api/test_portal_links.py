@@ -86,3 +86,18 @@ async def test_portal_links_need_an_admin_key(app_factory: AppFactory) -> None:
         assert (await running.client.post(LINKS, json=body, headers=ingest)).status_code == 403
         admin = {"Authorization": "Bearer links-admin"}
         assert (await running.client.post(LINKS, json=body, headers=admin)).status_code == 201
+
+
+async def test_a_link_preview_leaves_the_link_unused_and_only_its_button_uses_it(herald: RunningApp) -> None:
+    link = (await herald.client.post(LINKS, json={"project_uuid": new_uuid()})).json()
+    entry = link["url"].removeprefix("http://herald.test")
+    preview = await herald.client.get(entry, headers={"User-Agent": "Slackbot-LinkExpanding 1.0"})
+    assert preview.status_code == 200
+    assert "herald_portal" not in herald.client.cookies
+    [listed] = (await herald.client.get(LINKS)).json()["items"]
+    assert listed["used_at"] is None
+    opened = await herald.client.post(entry, headers={"Origin": "http://herald.test"})
+    assert opened.status_code == 303
+    assert "herald_portal" in herald.client.cookies
+    [listed] = (await herald.client.get(LINKS)).json()["items"]
+    assert listed["used_at"] is not None

@@ -35,6 +35,7 @@ def _row(box: SecretBox, subscriber: UUID, secret: str, previous: str | None, va
         "format": "standard",
         "ordered": False,
         "headers": None,
+        "url_from_portal": False,
     }
 
 

@@ -142,6 +142,7 @@ def _row(box: SecretBox, subscriber: UUID, headers: dict[str, str]) -> Any:
         "format": "standard",
         "headers": sealed,
         "ordered": False,
+        "url_from_portal": False,
     }
 
 

@@ -13,8 +13,12 @@ from typing import Any
 
 import httpx
 import pytest
+from aiohttp import web
 from playwright.async_api import Browser, BrowserContext, Page, Route, async_playwright
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
 
+from service.common.secrets import generate_secret
 from tests.support.browser import CHROMIUM_ARGS, OffMachine, chromium_path
 from tests.support.postgres import PgServer
 from tests.support.process import HERALD_BIN, free_port, herald_env, wait_ready
@@ -26,6 +30,7 @@ SERVER_SETTINGS = {
     "HERALD_API_KEYS": f"admin:{ADMIN_KEY},ingest:{INGEST_KEY}",
     "HERALD_DISPATCHER_ENABLED": "true",
     "HERALD_ALLOW_PRIVATE_DESTINATIONS": "true",
+    "HERALD_PORTAL_ALLOW_PRIVATE_DESTINATIONS": "true",  # the portal tests deliver to 127.0.0.1 too
     "HERALD_POLL_INTERVAL_SECONDS": "0.05",
     "HERALD_RETRY_SCHEDULE": "100ms,200ms",
     "HERALD_DELIVERY_TIMEOUT_SECONDS": "2",
@@ -76,6 +81,46 @@ async def server(pg: PgServer, template_database: str) -> AsyncIterator[Server]:
 async def receiver() -> AsyncIterator[Receiver]:
     async with running_receiver() as running:
         yield running
+
+
+class VerifyingReceiver:
+    """A receiver that checks signatures as a real one does: 200 for a request signed with
+    ``secret`` (the one it was given), else 400 saying why, in a body with markup (shown escaped)."""
+
+    def __init__(self) -> None:
+        self.secret = generate_secret()
+        self.verified: list[tuple[Any, dict[str, str]]] = []
+        """Each request that passed: its event and its headers (names in lower case)."""
+        self.port = 0
+
+    def url(self, path: str = "/verify") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        headers = {name.lower(): value for name, value in request.headers.items()}
+        try:
+            event = Webhook(self.secret).verify(body, headers)
+        except WebhookVerificationError as exc:
+            return web.Response(status=400, text=f"<b>refused</b>: {exc}")
+        self.verified.append((event, headers))
+        return web.Response(text="verified")
+
+
+@pytest.fixture(scope="module")
+async def verifying_receiver() -> AsyncIterator[VerifyingReceiver]:
+    receiver = VerifyingReceiver()
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", receiver.handle)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.5)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    receiver.port = runner.addresses[0][1]
+    try:
+        yield receiver
+    finally:
+        await runner.cleanup()
 
 
 @pytest.fixture

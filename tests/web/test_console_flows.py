@@ -1,10 +1,13 @@
 """The console's main flows in a real browser: create a webhook and receive its signed delivery,
-test-send, disable / enable, rotate, delete, redeliver, and events shown as text."""
+test-send (the form keeping what was typed, and the secret it signed with), disable / enable,
+rotate, delete, redeliver, and events shown as text."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
+from pathlib import Path
 
 from playwright.async_api import Dialog, Locator, Page, expect
 from standardwebhooks import Webhook
@@ -12,7 +15,8 @@ from standardwebhooks import Webhook
 from tests.support.api import HOOK_URL, create_webhook, event_of
 from tests.support.db import eventually
 from tests.support.receiver import Receiver, Reply
-from tests.web.conftest import Server, api_json, webhook_enabled
+from tests.web.conftest import Server, VerifyingReceiver, api_json, webhook_enabled
+from tests.web.test_docs_and_screenshots import SCREENSHOTS_DIR_VAR, WIDTHS
 
 WEBHOOK_PAGE = re.compile(r"/ui/webhooks/[0-9a-f-]{36}$")
 
@@ -85,6 +89,53 @@ async def test_send_test_before_and_after_creation_shows_the_outcome(
     await page.get_by_role("button", name="Send test").click()
     await expect(page.get_by_test_id("test-result")).to_contain_text("failed")
     await expect(page.get_by_test_id("test-result")).to_contain_text("500")
+
+
+async def test_a_test_from_the_form_keeps_what_was_typed_and_the_secret_it_was_signed_with(
+    page: Page, server: Server, verifying_receiver: VerifyingReceiver, tmp_path: Path
+) -> None:
+    typed_headers = "X-Team: blue\nAuthorization: Bearer typed-token"
+    await fill_new_webhook(page, "Verified receiver", verifying_receiver.url("/console"), "project:created")
+    await page.locator("#headers").fill(typed_headers)
+    await page.get_by_role("button", name="Send test").click()
+    # No secret typed: Herald made one, and the receiver (given another) refused the signature.
+    result, answer = page.get_by_test_id("test-result"), page.get_by_test_id("test-response")
+    await expect(result).to_contain_text("The receiver answered HTTP 400 in")
+    await expect(answer).to_have_text(re.compile(r"^<b>refused</b>: "))  # its markup shown as text
+    made = await page.get_by_label("Signing secret").input_value()
+    assert made.startswith("whsec_")
+    await expect(page.get_by_test_id("secret-made")).to_be_visible()
+    await expect(page.locator("#headers")).to_have_value(typed_headers)
+    await expect(page.get_by_label("Name", exact=True)).to_have_value("Verified receiver")
+    await expect(page.get_by_label("project:created", exact=True)).to_be_checked()
+    into = Path(os.environ.get(SCREENSHOTS_DIR_VAR) or tmp_path)
+    into.mkdir(parents=True, exist_ok=True)
+    for label, width in WIDTHS.items():
+        await page.set_viewport_size({"width": width, "height": 900})
+        # The window's worth only: the result, and the secret it was signed with, above the rest.
+        await page.screenshot(path=str(into / f"webhook-form-tested-{label}.png"))
+    await page.set_viewport_size({"width": 1280, "height": 900})
+
+    verifying_receiver.secret = made  # the receiver is given the secret the form shows
+    await page.get_by_role("button", name="Send test").click()
+    await expect(result).to_contain_text("The receiver answered 200")
+    await expect(answer).to_have_text("verified")
+    await expect(page.get_by_label("Signing secret")).to_have_value(made)
+    await page.get_by_role("button", name="Create webhook").click()
+    await expect(page.get_by_test_id("secret")).to_have_text(made)  # the webhook signs as the test did
+    await expect(page.get_by_test_id("header-names")).to_have_text("Authorization, X-Team")
+    await api_json(await server.api.post("/api/v1/events", json=event_of("project:created")), 202)
+
+    def deliveries() -> list[dict[str, str]]:
+        verified = verifying_receiver.verified
+        return [headers for _, headers in verified if headers["herald-event-type"] == "project:created"]
+
+    async def delivered() -> bool:
+        return bool(deliveries())
+
+    await eventually(delivered)
+    [headers] = deliveries()
+    assert (headers["x-team"], headers["authorization"]) == ("blue", "Bearer typed-token")
 
 
 async def test_disable_enable_rotate_and_delete(page: Page, server: Server, receiver: Receiver) -> None:

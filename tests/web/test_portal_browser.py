@@ -9,9 +9,10 @@ from typing import Any
 
 from playwright.async_api import BrowserContext, Dialog, Page, expect
 
+from service.common.secrets import generate_secret
 from tests.support.api import HOOK_URL, create_webhook, event_of, new_uuid
 from tests.support.receiver import Receiver
-from tests.web.conftest import Server, api_json
+from tests.web.conftest import Server, VerifyingReceiver, api_json
 from tests.web.test_docs_and_screenshots import SCREENSHOTS_DIR_VAR, WIDTHS
 
 LINKS = "/api/v1/portal-links"
@@ -25,10 +26,42 @@ async def portal_link(server: Server, project: str, **fields: Any) -> dict[str, 
 
 
 async def enter(context: BrowserContext, link: dict[str, Any]) -> Page:
+    """Open the link's page and press its **Open portal** button."""
     page = await context.new_page()
     await page.goto(link["url"])
+    await page.get_by_role("button", name="Open portal").click()
     await page.wait_for_url("**/portal/webhooks")
     return page
+
+
+def screenshots_dir(tmp_path: Path) -> Path:
+    into = Path(os.environ.get(SCREENSHOTS_DIR_VAR) or tmp_path)
+    into.mkdir(parents=True, exist_ok=True)
+    return into
+
+
+async def test_a_links_page_spends_nothing_and_its_button_opens_the_portal(
+    context: BrowserContext, server: Server, tmp_path: Path
+) -> None:
+    project = new_uuid()
+    link = await portal_link(server, project)
+    page = await context.new_page()
+    into = screenshots_dir(tmp_path)
+    for label, width in WIDTHS.items():  # each visit, like a link preview's, leaves the link as it was
+        await page.set_viewport_size({"width": width, "height": 700})
+        shown = await page.goto(link["url"])
+        assert shown is not None
+        assert shown.status == 200
+        entry = page.get_by_test_id("portal-entry")
+        await expect(entry).to_contain_text("opens your project's webhook portal")
+        await page.screenshot(path=str(into / f"portal-entry-{label}.png"), full_page=True)
+    assert await context.cookies() == []
+    [listed] = (await api_json(await server.api.get(LINKS, params={"project_uuid": project}), 200))["items"]
+    assert listed["used_at"] is None
+    await page.get_by_role("button", name="Open portal").click()
+    await page.wait_for_url("**/portal/webhooks")
+    await expect(page.get_by_role("heading", name="Webhooks")).to_be_visible()
+    assert [c["name"] for c in await context.cookies()] == ["herald_portal"]
 
 
 async def test_the_portal_sees_only_its_project(
@@ -62,8 +95,7 @@ async def test_the_portal_sees_only_its_project(
     inside = await page.goto(f"/portal/webhooks/{mine['uuid']}")
     assert inside is not None
     assert inside.status == 200
-    into = Path(os.environ.get(SCREENSHOTS_DIR_VAR) or tmp_path)
-    into.mkdir(parents=True, exist_ok=True)
+    into = screenshots_dir(tmp_path)
     for label, width in WIDTHS.items():
         await page.set_viewport_size({"width": width, "height": 900})
         await page.goto(f"/portal/webhooks/{mine['uuid']}")
@@ -144,6 +176,31 @@ async def test_a_webhook_made_in_the_portal_is_the_projects(
     await api_json(await server.api.post("/api/v1/events", json=event_of("project:created", project)), 202)
     [request] = await receiver.wait_for(1, "/portal-made")
     assert project.encode() in request.body
+
+
+async def test_the_portals_form_tests_with_the_typed_secret_and_keeps_the_headers(
+    context: BrowserContext, server: Server, verifying_receiver: VerifyingReceiver
+) -> None:
+    page = await enter(context, await portal_link(server, new_uuid()))
+    await page.get_by_role("link", name="New webhook").click()
+    await page.get_by_label("Name", exact=True).fill("Checked by the project")
+    await page.get_by_label("URL", exact=True).fill(verifying_receiver.url("/portal"))
+    await page.get_by_label("project:created", exact=True).check()
+    typed = generate_secret()
+    verifying_receiver.secret = typed  # the project's receiver already knows the secret it chose
+    await page.get_by_label("Signing secret").fill(typed)
+    await page.locator("#headers").fill("X-Team: green")
+    await page.get_by_role("button", name="Send test").click()
+    await expect(page.get_by_test_id("test-result")).to_contain_text("The receiver answered 200")
+    await expect(page.get_by_test_id("test-response")).to_have_text("verified")
+    await expect(page.get_by_test_id("secret-made")).to_have_count(0)
+    await expect(page.get_by_label("Signing secret")).to_have_value(typed)
+    await expect(page.locator("#headers")).to_have_value("X-Team: green")
+    [(ping, headers)] = verifying_receiver.verified
+    assert (ping["event"]["type"], headers["x-team"]) == ("ping", "green")
+    await page.get_by_role("button", name="Create webhook").click()
+    await expect(page.get_by_test_id("secret")).to_have_text(typed)
+    await expect(page.get_by_test_id("header-names")).to_have_text("X-Team")
 
 
 async def test_the_console_makes_and_revokes_portal_links(page: Page, server: Server) -> None:

@@ -31,22 +31,60 @@ def entry_path(link: dict[str, Any]) -> str:
     return str(link["url"]).removeprefix("http://herald.test")
 
 
+async def enter(client: httpx.AsyncClient, link: dict[str, Any], **headers: str) -> httpx.Response:
+    """The link's page, then its **Open portal** button (a POST from that page)."""
+    page = await client.get(entry_path(link), headers=headers)
+    assert page.status_code == 200, page.text
+    return await client.post(entry_path(link), headers=ORIGIN | headers)
+
+
 async def open_portal(
     herald: RunningApp, project: str, **fields: Any
 ) -> tuple[httpx.AsyncClient, dict[str, Any]]:
-    """A fresh client holding a portal session of ``project`` (the link's first visit)."""
+    """A fresh client holding a portal session of ``project`` (the link opened)."""
     link = await make_link(herald.client, project, **fields)
     client = httpx.AsyncClient(transport=herald.client._transport, base_url="http://herald.test")
-    entered = await client.get(entry_path(link))
+    entered = await enter(client, link)
     assert entered.status_code == 303, entered.text
     assert entered.headers["location"] == "/portal/webhooks"
     return client, link
 
 
+async def test_fetching_a_link_spends_nothing_and_its_button_opens_the_portal(
+    herald: RunningApp, db: asyncpg.Connection
+) -> None:
+    link = await make_link(herald.client, new_uuid(), read_only=True)
+    preview = {"User-Agent": "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)"}
+    for _ in range(2):  # a preview, then a mail scanner: neither uses the link up
+        page = await herald.client.get(entry_path(link), headers=preview)
+        assert page.status_code == 200
+        assert "set-cookie" not in page.headers
+        assert '<button type="submit" class="button primary wide">Open portal</button>' in page.text
+        assert f'action="{entry_path(link)}"' in page.text
+        assert "portal · read-only" in page.text
+        assert page.headers["content-security-policy"].startswith("default-src 'none'")
+        assert page.headers["cache-control"] == "no-store"
+    assert await db.fetchval("SELECT used_at FROM portal_links") is None
+    assert await db.fetchval("SELECT count(*) FROM console_sessions") == 0
+    visitor = httpx.AsyncClient(transport=herald.client._transport, base_url="http://herald.test")
+    forged = await visitor.post(entry_path(link), headers={"Origin": "https://evil.example"})
+    assert forged.status_code == 403  # another site's page cannot sign a browser into this portal
+    assert await db.fetchval("SELECT used_at FROM portal_links") is None
+    opened = await visitor.post(entry_path(link), headers=ORIGIN)  # no cookie at all: a fresh visitor
+    assert opened.status_code == 303
+    assert opened.headers["location"] == "/portal/webhooks"
+    assert [c.split("=")[0] for c in opened.headers.get_list("set-cookie")] == ["herald_portal"]
+    assert (await visitor.get("/portal/webhooks")).status_code == 200
+    for method in (visitor.get, visitor.post):
+        spent = await method(entry_path(link), headers=ORIGIN)
+        assert spent.status_code == 410
+        assert "used already" in spent.text
+
+
 async def test_a_link_opens_the_portal_once(herald: RunningApp, db: asyncpg.Connection) -> None:
     project = new_uuid()
     link = await make_link(herald.client, project, read_only=True)
-    first = await herald.client.get(entry_path(link))
+    first = await enter(herald.client, link)
     assert first.status_code == 303
     cookie = portal_cookie(first)
     assert "Path=/portal" in cookie
@@ -61,15 +99,17 @@ async def test_a_link_opens_the_portal_once(herald: RunningApp, db: asyncpg.Conn
     page = await herald.client.get("/portal/webhooks")
     assert page.status_code == 200
     assert "portal · read-only" in page.text
-    again = await httpx.AsyncClient(transport=herald.client._transport, base_url="http://herald.test").get(
-        entry_path(link)
-    )
-    assert again.status_code == 410
-    assert "used already" in again.text
-    assert "herald_portal" not in again.headers.get("set-cookie", "")
+    stranger = httpx.AsyncClient(transport=herald.client._transport, base_url="http://herald.test")
+    path = entry_path(link)
+    for again in (await stranger.get(path), await stranger.post(path, headers=ORIGIN)):
+        assert again.status_code == 410
+        assert "used already" in again.text
+        assert "herald_portal" not in again.headers.get("set-cookie", "")
     assert await db.fetchval("SELECT count(*) FROM console_sessions") == 1
     unknown = await herald.client.get("/portal/enter/not-a-token")
     assert unknown.status_code == 410
+    too_long = await herald.client.post("/portal/enter/" + "x" * 101, headers=ORIGIN)
+    assert too_long.status_code == 410
 
 
 async def test_an_expired_or_revoked_link_opens_nothing_and_revoking_ends_its_sessions(
@@ -78,9 +118,12 @@ async def test_an_expired_or_revoked_link_opens_nothing_and_revoking_ends_its_se
     project = new_uuid()
     expired = await make_link(herald.client, project)
     await db.execute("UPDATE portal_links SET expires_at = now() - interval '1 second'")
-    gone = await herald.client.get(entry_path(expired))
-    assert gone.status_code == 410
-    assert "expired" in gone.text
+    for gone in (
+        await herald.client.get(entry_path(expired)),
+        await herald.client.post(entry_path(expired), headers=ORIGIN),
+    ):
+        assert gone.status_code == 410
+        assert "expired" in gone.text
     client, link = await open_portal(herald, project)
     assert (await client.get("/portal/webhooks")).status_code == 200
     assert (await herald.client.delete(f"{LINKS}/{link['uuid']}")).status_code == 204
@@ -89,9 +132,13 @@ async def test_an_expired_or_revoked_link_opens_nothing_and_revoking_ends_its_se
     assert "Portal closed" in closed.text
     unused = await make_link(herald.client, project)
     await herald.client.delete(f"{LINKS}/{unused['uuid']}")
-    revoked = await herald.client.get(entry_path(unused))
-    assert revoked.status_code == 410
-    assert "revoked" in revoked.text
+    for revoked in (
+        await herald.client.get(entry_path(unused)),
+        await herald.client.post(entry_path(unused), headers=ORIGIN),
+    ):
+        assert revoked.status_code == 410
+        assert "revoked" in revoked.text
+    assert await db.fetchval("SELECT count(*) FROM console_sessions") == 0
 
 
 async def test_the_portal_shows_only_its_project(herald: RunningApp) -> None:
@@ -170,7 +217,7 @@ async def test_a_webhook_created_in_the_portal_is_owned_by_the_project(herald: R
     body = {
         "csrf_token": csrf_of(form),
         "name": "portal hook",
-        "url": "http://127.0.0.1:9/portal",
+        "url": "https://93.184.216.34/portal",  # public: the portal may not use private ones
         "content_type": "application/json",
         "verify_ssl": "on",
         "event_type": ["project:created", "project:deleted"],
@@ -195,7 +242,7 @@ async def test_console_and_portal_sessions_do_not_open_each_other(app_factory: A
         admin = {"Authorization": "Bearer portal-admin"}
         response = await running.client.post(LINKS, json={"project_uuid": new_uuid()}, headers=admin)
         link = response.json()
-        entered = await running.client.get(entry_path(link))
+        entered = await enter(running.client, link)
         token = running.client.cookies["herald_portal"]
         assert entered.status_code == 303
         assert (await running.client.get("/portal/webhooks")).status_code == 200
@@ -224,7 +271,11 @@ async def test_the_portal_may_be_framed_by_the_configured_sites_only(app_factory
         assert "frame-ancestors 'none'" in console.headers["content-security-policy"]
         assert console.headers["x-frame-options"] == "DENY"
         link = (await running.client.post(LINKS, json={"project_uuid": new_uuid()})).json()
-        entered = await running.client.get(entry_path(link), headers={"X-Forwarded-Proto": "https"})
+        entry = await running.client.get(entry_path(link))
+        assert entry.headers["content-security-policy"].endswith(
+            "frame-ancestors https://platform.example 'self'"
+        )
+        entered = await enter(running.client, link, **{"X-Forwarded-Proto": "https"})
         cookie = portal_cookie(entered)
         assert "SameSite=none" in cookie
         assert "Secure" in cookie

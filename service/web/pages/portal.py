@@ -1,4 +1,5 @@
-"""The portal's own pages: the entry of a one-time link, the portal's front page, leaving.
+"""The portal's own pages: the entry of a one-time link (a page, then its button), the portal's
+front page, leaving.
 
 Every other portal page is a console page served under the portal's base with the session's
 project scope (``service.web.install_web``), so the portal shows and allows exactly what that
@@ -7,14 +8,17 @@ scope does.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from service.core.console_sessions import end_session
-from service.core.portal_links import Exchanged, Refusal, exchange
-from service.db import transaction
+from service.core.portal_links import ENTRY_PATH, Refusal, check_link, exchange
+from service.db import read_session, transaction
 from service.web import security
-from service.web.context import ViewerDep, anonymous, read_form, signed_in
+from service.web.context import Viewer, ViewerDep, anonymous, read_form, signed_in
+from service.web.scope import ViewScope
 
 router = APIRouter()
 
@@ -27,18 +31,44 @@ REFUSALS = {
 }
 
 
+def _gone(viewer: Viewer, refusal: Refusal) -> Response:
+    detail = REFUSALS[refusal]
+    return viewer.render("portal_gone.html", status_code=410, title="Link not valid", detail=detail)
+
+
 @router.get("/enter/{token}")
-async def enter(request: Request, token: str) -> Response:
-    viewer = anonymous(request)
+async def entry(request: Request, token: str) -> Response:
+    """The link's page: one button that opens the portal. It spends nothing and sets no cookie,
+    so a chat app's link preview, a mail scanner or a prefetch leaves the link usable."""
+    viewer = anonymous(request, csrf_cookie=False)
     if len(token) > TOKEN_MAX_CHARS:
-        outcome: Exchanged | Refusal = Refusal.UNKNOWN
-    else:
-        async with transaction(viewer.state.sessions) as session:
-            outcome = await exchange(session, token)
+        return _gone(viewer, Refusal.UNKNOWN)
+    async with read_session(viewer.state.sessions) as session:
+        found = await check_link(session, token)
+    if isinstance(found, Refusal):
+        return _gone(viewer, found)
+    # The scope the link will open, for the page's header only: it reads nothing.
+    viewer = replace(viewer, scope=ViewScope(project_uuid=found.project_uuid, read_only=found.read_only))
+    return viewer.render("portal_enter.html", title="Open the portal", action=ENTRY_PATH + token, link=found)
+
+
+@router.post("/enter/{token}")
+async def enter(request: Request, token: str) -> Response:
+    """The button of the link's page: spend the link, start the portal session, open the portal.
+
+    The visitor has no session yet, so there is no cookie a CSRF token could be bound to (the
+    link's page sets none); the link's token, in the URL, is the credential. What a forged POST
+    could still do is sign a victim's browser into the forger's own portal (login CSRF): the
+    ``Origin`` check refuses a POST from another site's page, as on every other form.
+    """
+    security.check_origin(request)
+    viewer = anonymous(request, csrf_cookie=False)
+    if len(token) > TOKEN_MAX_CHARS:
+        return _gone(viewer, Refusal.UNKNOWN)
+    async with transaction(viewer.state.sessions) as session:
+        outcome = await exchange(session, token)
     if isinstance(outcome, Refusal):
-        return viewer.render(
-            "portal_gone.html", status_code=410, title="Link not valid", detail=REFUSALS[outcome]
-        )
+        return _gone(viewer, outcome)
     link = outcome.link
     assert link.used_at is not None
     lifetime_s = max(1, int((link.expires_at - link.used_at).total_seconds()))

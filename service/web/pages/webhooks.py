@@ -9,6 +9,7 @@ from uuid import UUID
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from service.common.secrets import generate_secret
 from service.common.urls import url_origin
 from service.core import subscribers as core
 from service.core.deliveries import DeliveryFilter, list_deliveries
@@ -104,6 +105,7 @@ def form_page(
     editing: UUID | None = None,
     status_code: int = 200,
     test_result: PingResult | None = None,
+    secret_made: bool = False,
 ) -> Response:
     return viewer.render(
         "webhook_form.html",
@@ -116,6 +118,7 @@ def form_page(
         content_types=CONTENT_TYPES,
         editing=editing,
         test_result=test_result,
+        secret_made=secret_made,
     )
 
 
@@ -146,13 +149,20 @@ async def test_new_webhook(request: Request, viewer: ViewerDep, resolver: Resolv
     values = WebhookFormValues.from_form(await read_form(request, viewer))
     problems = Problems()
     body = validated(WebhookCreate, values, problems)
-    result = None
+    result, secret_made = None, False
     if body is not None:
+        if body.secret is None:
+            # Signed with a secret the form then keeps: the receiver can be given the one the
+            # webhook will have, and a test that verifies signatures means something.
+            values.secret, secret_made = generate_secret(), True
+            body = body.model_copy(update={"secret": values.secret})
         try:
             result = await actions.test_new_webhook(viewer.state, viewer.scope, body, resolver)
         except InvalidInput as exc:
             report(exc.errors, problems)
-    return form_page(viewer, values, problems, test_result=result, status_code=422 if problems else 200)
+    made = secret_made and result is not None  # said only of a secret a test was signed with
+    status_code = 422 if problems else 200
+    return form_page(viewer, values, problems, test_result=result, secret_made=made, status_code=status_code)
 
 
 @router.get("/webhooks/{uuid}/edit")
