@@ -27,6 +27,7 @@ import orjson
 from service.common.channels import DELIVERIES_CHANNEL
 from service.core.analytics import Anonymizer
 from service.core.custom_schemas import SchemaCache, check_custom_events
+from service.core.matching import matched_ctes
 from service.errors import Conflict
 from service.models.events import entity_values, event_class_for
 from service.schemas.events import ValidatedEvent
@@ -63,37 +64,6 @@ class EventConflict(Conflict):
         self.index = index
 
 
-# The enabled webhooks each event of "fresh" (uuid, type, project_uuid, job_uuid) goes to, one
-# row per (event, subscriber) however many of the subscriber's subscriptions match. Three
-# index-friendly branches instead of one OR-join (which compares every event with every
-# subscription): exact types by ix_subscriptions_exact_event_type, unscoped patterns, and
-# project-scoped patterns by ix_subscriptions_wildcard_project. A job scope is checked last.
-_MATCHED_CTES = """
-candidates AS (
-    SELECT f.uuid AS event_uuid, s.subscriber_uuid, s.job_uuid, f.job_uuid AS event_job_uuid,
-           f.project_uuid AS event_project_uuid
-    FROM fresh f
-    JOIN subscriptions s ON s.event_type = f.type AND NOT s.has_wildcard
-     AND (s.project_uuid IS NULL OR s.project_uuid = f.project_uuid)
-    UNION ALL
-    SELECT f.uuid, s.subscriber_uuid, NULL, NULL, f.project_uuid
-    FROM fresh f
-    JOIN subscriptions s ON s.has_wildcard AND s.project_uuid IS NULL AND f.type LIKE s.like_pattern
-    UNION ALL
-    SELECT f.uuid, s.subscriber_uuid, s.job_uuid, f.job_uuid, f.project_uuid
-    FROM fresh f
-    JOIN subscriptions s
-      ON s.has_wildcard AND s.project_uuid = f.project_uuid AND f.type LIKE s.like_pattern
-),
-matched AS (
-    SELECT DISTINCT c.event_uuid, c.subscriber_uuid
-    FROM candidates c
-    JOIN subscribers w ON w.uuid = c.subscriber_uuid AND w.kind = 'webhook' AND w.enabled
-    -- An owned webhook's subscriptions are all scoped to its project; this holds it there anyway.
-    WHERE (c.job_uuid IS NULL OR c.job_uuid = c.event_job_uuid)
-      AND (w.project_uuid IS NULL OR w.project_uuid = c.event_project_uuid)
-)"""
-
 # One statement records every new event, the deliveries of every matching enabled webhook
 # and, while telemetry is on, one analytics delivery per event. Replays (uuid already present)
 # insert nothing. It answers the position (1-based) of each new event in the input and its
@@ -116,7 +86,7 @@ new_events AS (
     ON CONFLICT (uuid) DO NOTHING
     RETURNING uuid
 ),
-fresh AS (SELECT ev.* FROM ev JOIN new_events n ON n.uuid = ev.uuid),{_MATCHED_CTES},
+fresh AS (SELECT ev.* FROM ev JOIN new_events n ON n.uuid = ev.uuid),{matched_ctes("fresh")},
 inserted AS (
     INSERT INTO deliveries (uuid, event_uuid, event_type, subscriber_uuid, subscriber_kind, payload)
     SELECT gen_random_uuid(), ev.uuid, ev.type, m.subscriber_uuid, 'webhook', CAST(ev.payload AS json)
@@ -199,7 +169,7 @@ _MATCH_SQL = f"""
 WITH fresh AS (
     SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::uuid[])
       AS f(uuid, type, project_uuid, job_uuid)
-),{_MATCHED_CTES}
+),{matched_ctes("fresh")}
 SELECT event_uuid, subscriber_uuid FROM matched
 """  # noqa: S608  (constant fragments; every value is a parameter)
 

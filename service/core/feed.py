@@ -11,7 +11,8 @@ from uuid import UUID
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.catalog import OPERATIONAL_PREFIX, pattern_to_like, reaches_operational
+from service.catalog import pattern_to_like
+from service.core.matching import reaches_type_sql
 from service.errors import NotFound
 from service.schemas.deliveries import delivery_columns
 
@@ -33,12 +34,11 @@ def _conditions(filters: EventFilter, after_seq: int | None) -> tuple[list[str],
     params: dict[str, Any] = {}
     if filters.type is not None:
         if "*" in filters.type:
-            where.append("type LIKE :type_like")
+            # As for subscriptions: only a herald: pattern reaches the operational types.
+            reaches = reaches_type_sql("CAST(:type_pattern AS text)", "type")
+            where.append(f"type LIKE :type_like AND {reaches}")
             params["type_like"] = pattern_to_like(filters.type)
-            if not reaches_operational(filters.type):
-                # As for subscriptions: only a herald: pattern reaches the operational types.
-                where.append("type NOT LIKE :operational_like")
-                params["operational_like"] = pattern_to_like(OPERATIONAL_PREFIX) + "%"
+            params["type_pattern"] = filters.type
         else:
             where.append("type = :type")
             params["type"] = filters.type

@@ -33,10 +33,10 @@ from service.catalog import (
     DELIVERY_FAILING,
     DELIVERY_RECOVERED,
     OPERATIONAL,
-    OPERATIONAL_PREFIX,
     is_operational,
 )
 from service.common.channels import DELIVERIES_CHANNEL
+from service.core.matching import matched_ctes
 from service.models.events import event_class_for
 
 # The project that owns a webhook, as an SQL expression over ``subscribers s``: the one place it
@@ -51,8 +51,8 @@ WHERE s.uuid = ANY(CAST(:uuids AS uuid[])) AND s.kind = 'webhook'
 """  # noqa: S608  (a constant expression, no input)
 )
 
-# The events, their deliveries to the enabled webhooks whose ``herald:`` subscriptions match (the
-# ``*`` of any other pattern never reaches them), the running counts, and the wake-up.
+# The events, their deliveries to the enabled webhooks whose subscriptions match (service.core.
+# matching: only herald: patterns reach these types), the running counts, and the wake-up.
 _RECORD_SQL = text(
     f"""
 WITH ev AS (
@@ -67,17 +67,7 @@ new_events AS (
     FROM ev
     RETURNING uuid
 ),
-matched AS (
-    SELECT DISTINCT ev.uuid AS event_uuid, s.subscriber_uuid
-    FROM ev
-    JOIN subscriptions s
-      ON left(s.event_type, :prefix_length) = :prefix
-     AND (s.event_type = ev.type OR (s.has_wildcard AND ev.type LIKE s.like_pattern))
-     AND (s.project_uuid IS NULL OR s.project_uuid = ev.project_uuid)
-     AND s.job_uuid IS NULL
-    JOIN subscribers w ON w.uuid = s.subscriber_uuid AND w.kind = 'webhook' AND w.enabled
-     AND (w.project_uuid IS NULL OR w.project_uuid = ev.project_uuid)
-),
+scoped AS (SELECT uuid, type, project_uuid, CAST(NULL AS uuid) AS job_uuid FROM ev),{matched_ctes("scoped")},
 inserted AS (
     INSERT INTO deliveries (uuid, event_uuid, event_type, subscriber_uuid, subscriber_kind, payload)
     SELECT gen_random_uuid(), ev.uuid, ev.type, m.subscriber_uuid, 'webhook', CAST(ev.payload AS json)
@@ -211,13 +201,7 @@ async def record(session: AsyncSession, occurrences: Sequence[Occurrence]) -> Co
         columns["payloads"].append(layer.notification_json(uuid, occurrence.type, now, sections).decode())
         recorded[occurrence.type] += 1
     if recorded:
-        params = {
-            **columns,
-            "timestamp": now,
-            "prefix": OPERATIONAL_PREFIX,
-            "prefix_length": len(OPERATIONAL_PREFIX),
-        }
-        await session.execute(_RECORD_SQL, params)
+        await session.execute(_RECORD_SQL, {**columns, "timestamp": now})
     return recorded
 
 

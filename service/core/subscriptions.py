@@ -1,6 +1,6 @@
 """Subscription sets: validating them against the catalog, storing them, and asking who matches.
 
-The matching rule is the one ``service.core.events`` applies when it records an event (in
+The matching rule is ``service.core.matching``'s, the one applied when an event is recorded (in
 SQL, in the event's transaction): a subscription matches an event when its pattern matches
 the event's type and its scope, if any, is the event's project (and job). ``subscribed_to``
 asks the same question without an event.
@@ -20,13 +20,13 @@ from sqlmodel import col
 
 from service.catalog import (
     CATALOG,
-    OPERATIONAL_PREFIX,
     check_scope,
     expand_pattern,
     is_operational,
     optional_filters_of,
 )
 from service.core.custom_types import custom_type_names
+from service.core.matching import matched_ctes
 from service.errors import InvalidInput
 from service.models.subscriptions import Subscription
 from service.schemas.subscriptions import SubscriptionIn
@@ -184,25 +184,17 @@ async def subscriptions_of(
     return found
 
 
-# Keep in step with the "matched" part of service.core.events._RECORD_SQL (and of
-# service.core.operational._RECORD_SQL for the ``herald:`` types).
+# The webhooks reached by one event that is not recorded (no uuid), by the shared rule.
 _SUBSCRIBED_TO_SQL = text(
-    """
-SELECT w.uuid
-FROM subscribers w
-WHERE w.kind = 'webhook' AND w.enabled
-  AND (w.project_uuid IS NULL OR w.project_uuid = CAST(:project_uuid AS uuid))
-  AND EXISTS (
-    SELECT 1 FROM subscriptions s
-    WHERE s.subscriber_uuid = w.uuid
-      AND left(s.event_type, CAST(:prefix_length AS integer)) = CAST(:prefix AS text)
-      AND (s.event_type = CAST(:event_type AS text)
-           OR (s.has_wildcard AND CAST(:event_type AS text) LIKE s.like_pattern))
-      AND (s.project_uuid IS NULL OR s.project_uuid = CAST(:project_uuid AS uuid))
-      AND (s.job_uuid IS NULL OR s.job_uuid = CAST(:job_uuid AS uuid))
-)
+    f"""
+WITH probe AS (
+    SELECT CAST(NULL AS uuid) AS uuid, CAST(:event_type AS text) AS type,
+           CAST(:project_uuid AS uuid) AS project_uuid, CAST(:job_uuid AS uuid) AS job_uuid
+),{matched_ctes("probe")}
+SELECT w.uuid FROM subscribers w
+WHERE w.uuid IN (SELECT subscriber_uuid FROM matched)
 ORDER BY w.created_at DESC, w.uuid DESC
-"""
+"""  # noqa: S608  (constant fragments; every value is a parameter)
 )
 
 
@@ -228,13 +220,5 @@ async def subscribed_to(
     check_event_type(event_type, () if known else await custom_type_names(session))
     if job_uuid is not None and project_uuid is None:
         raise InvalidInput([_error(("query", "job_uuid"), "a job_uuid needs a project_uuid too")])
-    # Only patterns that begin with ``herald:`` reach an operational type (``*`` never does).
-    prefix = OPERATIONAL_PREFIX if is_operational(event_type) else ""
-    params = {
-        "event_type": event_type,
-        "project_uuid": project_uuid,
-        "job_uuid": job_uuid,
-        "prefix": prefix,
-        "prefix_length": len(prefix),
-    }
+    params = {"event_type": event_type, "project_uuid": project_uuid, "job_uuid": job_uuid}
     return [row.uuid for row in await session.execute(_SUBSCRIBED_TO_SQL, params)]
