@@ -13,6 +13,7 @@ from service.common.secretbox import SecretBox
 from service.config import Settings
 from service.core.analytics import Anonymizer
 from service.core.custom_schemas import SchemaCache
+from service.core.webhooks import Services
 
 if TYPE_CHECKING:
     from service.db import EmbeddedPostgres
@@ -50,3 +51,7 @@ class HeraldState:
     started_monotonic: float = field(default_factory=time.monotonic)
     custom_schemas: SchemaCache = field(default_factory=SchemaCache)
     """The compiled schemas of custom event types, checked against the database at each use."""
+
+    def services(self) -> Services:
+        """What the use cases (``service.core.webhooks``) use of this state."""
+        return Services(self.sessions, self.settings, self.secrets)

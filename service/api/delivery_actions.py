@@ -13,10 +13,10 @@ from fastapi import APIRouter, Path
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from service import outbox
 from service.api.deps import ResolverDep, StateDep
 from service.api.responses import error_responses, json_response
-from service.db import transaction
+from service.core import webhooks
+from service.core.callers import ADMIN
 from service.delivery import pings
 from service.schemas.deliveries import DeliveryOut, delivery_out
 from service.schemas.inputs import Moment
@@ -60,7 +60,7 @@ class Recovered(BaseModel):
     responses=error_responses(413, 422, 503),
 )
 async def test_new_webhook(body: WebhookCreate, state: StateDep, resolver: ResolverDep) -> PingResult:
-    return await pings.ping_new_webhook(state, body, resolver)
+    return await pings.ping_new_webhook(state, ADMIN, body, resolver)
 
 
 @subscribers_router.post(
@@ -74,7 +74,7 @@ async def test_new_webhook(body: WebhookCreate, state: StateDep, resolver: Resol
     responses=error_responses(404, 409, 422, 503),
 )
 async def test_webhook(uuid: SubscriberUuid, state: StateDep) -> PingResult:
-    return await pings.ping_webhook(state, uuid)
+    return await pings.ping_webhook(state, ADMIN, uuid)
 
 
 @subscribers_router.post(
@@ -89,8 +89,7 @@ async def test_webhook(uuid: SubscriberUuid, state: StateDep) -> PingResult:
     responses=error_responses(404, 409, 422, 503),
 )
 async def recover_subscriber(uuid: SubscriberUuid, body: RecoverIn, state: StateDep) -> Response:
-    async with transaction(state.sessions) as session:
-        scheduled = await outbox.recover(session, uuid, body.since, body.until)
+    scheduled = await webhooks.recover(state.services(), ADMIN, uuid, body.since, body.until)
     return json_response({"scheduled": scheduled}, 202)
 
 
@@ -106,6 +105,5 @@ async def recover_subscriber(uuid: SubscriberUuid, body: RecoverIn, state: State
     responses=error_responses(404, 409, 422, 503),
 )
 async def redeliver_delivery(uuid: DeliveryUuid, state: StateDep) -> Response:
-    async with transaction(state.sessions) as session:
-        row = await outbox.redeliver(session, uuid, telemetry_enabled=state.settings.telemetry_enabled)
+    row = await webhooks.redeliver(state.services(), ADMIN, uuid)
     return json_response(delivery_out(row), 202)

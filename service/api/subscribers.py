@@ -1,6 +1,6 @@
 """Subscribers: webhooks (create, list, read, change, delete, rotate their secret) and the
 analytics subscriber (listed, read-only). The ``test`` and ``recover`` routes live with the
-delivery engine."""
+delivery engine. An admin key calls the use cases (``service.core.webhooks``) as ``ADMIN``."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ from fastapi.responses import Response
 from service.api.deps import ResolverDep, StateDep
 from service.api.responses import error_responses
 from service.core import subscribers as core
+from service.core import webhooks
+from service.core.callers import ADMIN
 from service.core.subscriptions import subscribed_to, subscriptions_of
-from service.db import read_session, transaction
+from service.db import read_session
 from service.models.subscribers import Subscriber, SubscriberKind
 from service.schemas.common import (
     DEFAULT_LIMIT,
@@ -63,14 +65,10 @@ async def _views(state: HeraldState, subscribers: list[Subscriber]) -> list[Subs
     responses=error_responses(413, 422, 503),
 )
 async def create_webhook(body: WebhookCreate, state: StateDep, resolver: ResolverDep) -> SubscriberCreated:
-    async with read_session(state.sessions) as session:
-        new = await core.prepare_webhook(session, body)
-    allow_private = state.settings.allow_private_destinations
-    await core.check_destination(body.url, allow_private=allow_private, resolver=resolver)
-    async with transaction(state.sessions) as session:
-        subscriber, subscriptions, secret = await core.create_webhook(session, new, state.secrets)
-    view = subscriber_out(subscriber, subscriptions, telemetry_enabled=state.settings.telemetry_enabled)
-    return SubscriberCreated(**view.model_dump(), secret=secret)
+    created = await webhooks.create_webhook(state.services(), ADMIN, body, resolver)
+    telemetry = state.settings.telemetry_enabled
+    view = subscriber_out(created.subscriber, created.subscriptions, telemetry_enabled=telemetry)
+    return SubscriberCreated(**view.model_dump(), secret=created.secret)
 
 
 @router.get(
@@ -137,18 +135,7 @@ async def get_subscriber(uuid: SubscriberUuid, state: StateDep) -> SubscriberOut
 async def update_webhook(
     uuid: SubscriberUuid, body: WebhookUpdate, state: StateDep, resolver: ResolverDep
 ) -> SubscriberOut:
-    async with read_session(state.sessions) as session:
-        specs = await core.patch_subscriptions(session, uuid, body)
-    if body.url is not None:
-        allow_private = state.settings.allow_private_destinations
-        await core.check_destination(body.url, allow_private=allow_private, resolver=resolver)
-    grace_s = state.settings.secret_rotation_grace_seconds
-    async with transaction(state.sessions) as session:
-        subscriber, subscriptions = await core.update_webhook(
-            session, uuid, body, specs, box=state.secrets, rotation_grace_s=grace_s
-        )
-        if subscriptions is None:
-            subscriptions = (await subscriptions_of(session, [uuid]))[uuid]
+    subscriber, subscriptions = await webhooks.update_webhook(state.services(), ADMIN, uuid, body, resolver)
     return subscriber_out(subscriber, subscriptions, telemetry_enabled=state.settings.telemetry_enabled)
 
 
@@ -163,8 +150,7 @@ async def update_webhook(
     responses=error_responses(404, 409, 422, 503),
 )
 async def delete_webhook(uuid: SubscriberUuid, state: StateDep) -> Response:
-    async with transaction(state.sessions) as session:
-        await core.delete_webhook(session, uuid)
+    await webhooks.delete_webhook(state.services(), ADMIN, uuid)
     return Response(status_code=204)
 
 
@@ -178,7 +164,4 @@ async def delete_webhook(uuid: SubscriberUuid, state: StateDep) -> Response:
     responses=error_responses(404, 409, 422, 503),
 )
 async def rotate_secret(uuid: SubscriberUuid, state: StateDep) -> SecretOut:
-    grace_s = state.settings.secret_rotation_grace_seconds
-    async with transaction(state.sessions) as session:
-        secret = await core.rotate_secret(session, uuid, box=state.secrets, grace_s=grace_s)
-    return SecretOut(secret=secret)
+    return SecretOut(secret=await webhooks.rotate_secret(state.services(), ADMIN, uuid))

@@ -22,8 +22,6 @@ from sqlmodel import col
 from service import outbox
 from service.catalog import SUBSCRIBER_DISABLED, SUBSCRIBER_ENABLED
 from service.common.destinations import (
-    ALLOW_PRIVATE_SETTING,
-    PORTAL_ALLOW_PRIVATE_SETTING,
     ForbiddenDestination,
     Resolver,
     check_url,
@@ -32,8 +30,8 @@ from service.common.formats import DEFAULT_RATE_LIMITS_PER_MINUTE, FORM_CONTENT_
 from service.common.secretbox import SecretBox, UndecryptableSecret
 from service.common.secrets import generate_secret
 from service.common.urls import url_origin
-from service.config import Settings
 from service.core import operational
+from service.core.callers import DestinationPolicy
 from service.core.custom_types import custom_type_names
 from service.core.subscriptions import SubscriptionSpec, replace_subscriptions, validate_subscriptions
 from service.core.webhook_headers import seal_headers
@@ -67,36 +65,11 @@ async def disable_subscriber(session: AsyncSession, subscriber_uuid: UUID, reaso
     return await operational.record(session, [operational.Occurrence(SUBSCRIBER_DISABLED, subscriber_uuid)])
 
 
-@dataclass(frozen=True)
-class DestinationPolicy:
-    """Whether a URL may be a private address, and the setting that says so (named in refusals)."""
-
-    allow_private: bool
-    setting: str
-
-
-def destination_policy(settings: Settings, *, portal: bool) -> DestinationPolicy:
-    """The policy of a URL set (or tested) in a project's portal (``portal``), else an admin's.
-
-    A tenant must not make Herald probe its own network, so the portal has a setting of its own
-    (off unless a development machine turns it on) whatever the admins' is.
-    """
-    if portal:
-        return DestinationPolicy(settings.portal_allow_private_destinations, PORTAL_ALLOW_PRIVATE_SETTING)
-    return DestinationPolicy(settings.allow_private_destinations, ALLOW_PRIVATE_SETTING)
-
-
-async def check_destination(
-    url: str,
-    *,
-    allow_private: bool,
-    resolver: Resolver | None = None,
-    setting: str = ALLOW_PRIVATE_SETTING,
-) -> None:
+async def check_destination(url: str, policy: DestinationPolicy, resolver: Resolver | None = None) -> None:
     """Refuse (422 naming ``url``) a webhook URL that is or resolves to a private address, unless
-    ``allow_private`` (the value of ``setting``, which the refusal names)."""
+    ``policy`` allows them (its setting is named in the refusal)."""
     try:
-        await check_url(url, allow_private=allow_private, resolver=resolver, setting=setting)
+        await check_url(url, allow_private=policy.allow_private, resolver=resolver, setting=policy.setting)
     except ForbiddenDestination as exc:
         raise InvalidInput.single(["body", "url"], exc.message) from None
 

@@ -1,8 +1,9 @@
 """Test pings: a ``ping`` event sent now to a stored webhook, or to one not created yet, through the
 same rendering, signing, custom headers and HTTP code as deliveries (``service.delivery.webhook``).
-Nothing is stored. The API's ``test`` routes and the console's **Send test** buttons both call these.
+Nothing is stored. The API's ``test`` routes and the pages' **Send test** buttons both call these,
+the use cases of sending a test (the others are in ``service.core.webhooks``), with the ``Caller``.
 
-A test sent from a project's portal is held to the portal's destination policy
+A test sent by a portal caller is held to the portal's destination policy
 (``HERALD_PORTAL_ALLOW_PRIVATE_DESTINATIONS``), as are the tests of a webhook whose URL was set
 there: a tenant must not use them to probe Herald's own network.
 """
@@ -15,7 +16,9 @@ from uuid import UUID
 from service.common.destinations import Resolver
 from service.common.secrets import generate_secret
 from service.core import subscribers as core
+from service.core.callers import Caller
 from service.core.webhook_headers import webhook_headers
+from service.core.webhooks import subscriber_in_scope
 from service.db import read_session
 from service.delivery.retry import status_reason
 from service.delivery.webhook import AttemptRecord, WebhookTarget, send_ping, webhook_target
@@ -46,16 +49,15 @@ async def _ping(state: HeraldState, target: WebhookTarget) -> PingResult:
 
 
 async def ping_new_webhook(
-    state: HeraldState, body: WebhookCreate, resolver: Resolver | None, *, portal: bool = False
+    state: HeraldState, caller: Caller, body: WebhookCreate, resolver: Resolver | None
 ) -> PingResult:
-    """Validate ``body`` as for create, then ping its URL, signed with its secret or a throw-away
-    one; ``portal``: sent from a project's portal."""
+    """Validate ``body`` as for create (by ``caller``), then ping its URL, signed with its secret
+    or a throw-away one."""
+    caller.require_write()
+    body = caller.owned(body)
     async with read_session(state.sessions) as session:
         new = await core.prepare_webhook(session, body)
-    policy = core.destination_policy(state.settings, portal=portal)
-    await core.check_destination(
-        body.url, allow_private=policy.allow_private, resolver=resolver, setting=policy.setting
-    )
+    await core.check_destination(body.url, caller.destination_policy(state.settings), resolver)
     target = webhook_target(
         subscriber_uuid=UUID(int=0),
         name=body.name,
@@ -65,17 +67,16 @@ async def ping_new_webhook(
         content_type=body.content_type,
         fmt=new.format,
         headers=tuple(body.headers.items()),
-        portal=portal,
+        portal=caller.in_portal,
     )
     return await _ping(state, target)
 
 
-async def ping_webhook(state: HeraldState, subscriber_uuid: UUID, *, portal: bool = False) -> PingResult:
+async def ping_webhook(state: HeraldState, caller: Caller, subscriber_uuid: UUID) -> PingResult:
     """Ping a stored webhook (disabled ones too), signed as its deliveries are; the analytics
-    subscriber → ``Conflict``, an unknown uuid → ``NotFound``. ``portal``: sent from a project's
-    portal."""
-    async with read_session(state.sessions) as session:
-        subscriber = await core.get_subscriber(session, subscriber_uuid)
+    subscriber → ``Conflict``, an unknown uuid or one outside ``caller``'s scope → ``NotFound``."""
+    caller.require_write()
+    subscriber = await subscriber_in_scope(state.services(), caller, subscriber_uuid)
     secret = core.current_secret(state.secrets, subscriber)  # decrypted (cached) to sign
     if not isinstance(subscriber, WebhookSubscriber) or subscriber.url is None or secret is None:
         raise Conflict("the analytics subscriber cannot be tested")
@@ -91,6 +92,6 @@ async def ping_webhook(state: HeraldState, subscriber_uuid: UUID, *, portal: boo
         content_type=subscriber.content_type,
         fmt=subscriber.format,
         headers=webhook_headers(state.secrets, subscriber),
-        portal=portal or subscriber.url_from_portal,
+        portal=caller.in_portal or subscriber.url_from_portal,
     )
     return await _ping(state, target)

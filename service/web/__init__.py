@@ -7,7 +7,7 @@ all to the app: the page routes, the static files, the security headers, and the
 errors on pages (an HTML page, or the sign-in page when there is no session).
 
 The portal is the console's own pages mounted a second time: the same routers under
-``/portal``, where the viewer's scope is the project of the portal session (``ViewScope``), so
+``/portal``, where the viewer's scope is the project of the portal session (``Caller``), so
 every read and every action is checked against that project on the server.
 """
 

@@ -17,11 +17,11 @@ from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from service.common.destinations import Resolver, get_resolver
+from service.core.callers import ADMIN, NOBODY, Caller, Forbidden
 from service.core.console_sessions import MAX_SESSION_SECONDS, find_session, started_with_one_of
 from service.db import read_session
 from service.state import HeraldState
 from service.web import security
-from service.web.scope import ADMIN, NOBODY, Forbidden, ViewScope
 from service.web.templating import environment
 
 CONSOLE_BASE = "/ui"
@@ -46,7 +46,7 @@ class Viewer:
 
     request: Request
     state: HeraldState
-    scope: ViewScope
+    scope: Caller
     csrf_secret: str
     signed_in: bool = False
     base: str = CONSOLE_BASE
@@ -96,7 +96,7 @@ def anonymous(request: Request, *, csrf_cookie: bool = True) -> Viewer:
     secret = request.cookies.get(security.CSRF_COOKIE)
     base = PORTAL_BASE if in_portal(request) else CONSOLE_BASE
     # In the portal, no session means no scope: an empty project that sees nothing, changes nothing.
-    scope = ViewScope(project_uuid=NOBODY, read_only=True) if base == PORTAL_BASE else ADMIN
+    scope = Caller(project_uuid=NOBODY, read_only=True) if base == PORTAL_BASE else ADMIN
     viewer = Viewer(
         request=request, state=state, scope=scope, csrf_secret=secret or security.new_secret(), base=base
     )
@@ -118,7 +118,7 @@ async def signed_in(request: Request) -> Viewer | None:
     if found is None or portal != (found.project_uuid is not None):
         return None
     if portal:
-        scope = ViewScope(project_uuid=found.project_uuid, read_only=found.read_only)
+        scope = Caller(project_uuid=found.project_uuid, read_only=found.read_only)
         return Viewer(
             request=request, state=state, scope=scope, csrf_secret=token, signed_in=True, base=PORTAL_BASE
         )
@@ -126,7 +126,7 @@ async def signed_in(request: Request) -> Viewer | None:
         admin_keys = [key.key for key in state.settings.parsed_api_keys if key.scope == "admin"]
         if not started_with_one_of(found, token, admin_keys):
             return None
-    scope = ViewScope(project_uuid=found.project_uuid, read_only=found.read_only)
+    scope = Caller(project_uuid=found.project_uuid, read_only=found.read_only)
     return Viewer(request=request, state=state, scope=scope, csrf_secret=token, signed_in=True)
 
 

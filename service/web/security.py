@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.config import Settings
-from service.web.scope import Forbidden
+from service.core.callers import Forbidden
 
 SESSION_COOKIE = "herald_session"
 PORTAL_COOKIE = "herald_portal"

@@ -8,13 +8,13 @@ from uuid import uuid4
 
 import pytest
 
+from service.core.callers import ADMIN, Caller, Forbidden
 from service.core.deliveries import DeliveryFilter
 from service.core.feed import EventFilter
 from service.errors import NotFound
 from service.models.subscribers import WebhookSubscriber
 from service.web.chart import HOURS, hourly_counts, layout
 from service.web.context import Form
-from service.web.scope import ADMIN, Forbidden, ViewScope
 from service.web.templating import ago, environment, percent, span
 from service.web.webhook_form import WebhookFormValues, catalog_families
 
@@ -22,12 +22,12 @@ from service.web.webhook_form import WebhookFormValues, catalog_families
 def test_a_read_only_scope_refuses_every_change() -> None:
     ADMIN.require_write()
     with pytest.raises(Forbidden):
-        ViewScope(project_uuid=uuid4(), read_only=True).require_write()
+        Caller(project_uuid=uuid4(), read_only=True).require_write()
 
 
 def test_a_project_scope_sees_its_events_and_owned_webhooks_only() -> None:
     project, other = uuid4(), uuid4()
-    scope = ViewScope(project_uuid=project)
+    scope = Caller(project_uuid=project)
     assert scope.events(EventFilter()) == EventFilter(project_uuid=project)
     assert scope.events(EventFilter(project_uuid=other)) is None
     assert scope.sees_event(str(project))
@@ -44,7 +44,7 @@ def test_a_project_scope_sees_its_events_and_owned_webhooks_only() -> None:
     )
     assert scope.webhook(owned) is owned
     with pytest.raises(NotFound):
-        ViewScope(project_uuid=other).webhook(owned)
+        Caller(project_uuid=other).webhook(owned)
     assert ADMIN.events(EventFilter(type="x")) == EventFilter(type="x")
 
 

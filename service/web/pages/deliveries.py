@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from service.core import subscribers as subscriber_reads
+from service.core import webhooks as use_cases
 from service.core.deliveries import DeliveryFilter, attempts_of, get_delivery, list_deliveries
 from service.db import read_session
 from service.errors import Conflict, NotFound
@@ -17,7 +18,6 @@ from service.models.deliveries import DeliveryStatus
 from service.models.subscribers import SubscriberKind
 from service.schemas.common import encode_cursor
 from service.schemas.deliveries import attempt_out
-from service.web import actions
 from service.web.context import Viewer, ViewerDep, read_form
 from service.web.pages.common import PAGE_SIZE, Window, WindowDep, parse_uuid, split_page
 
@@ -113,7 +113,7 @@ async def delivery(viewer: ViewerDep, uuid: UUID, done: str = "") -> Response:
 async def redeliver(request: Request, viewer: ViewerDep, uuid: UUID) -> Response:
     await read_form(request, viewer)
     try:
-        await actions.redeliver_delivery(viewer.state, viewer.scope, uuid)
+        await use_cases.redeliver(viewer.state.services(), viewer.scope, uuid)
     except Conflict as exc:
         return await delivery_page(viewer, uuid, 409, error=f"Cannot redeliver: {exc.detail}.")
     return viewer.redirect(f"/deliveries/{uuid}?done=redelivered")

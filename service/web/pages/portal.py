@@ -13,12 +13,12 @@ from dataclasses import replace
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from service.core.callers import Caller
 from service.core.console_sessions import end_session
 from service.core.portal_links import ENTRY_PATH, Refusal, check_link, exchange
 from service.db import read_session, transaction
 from service.web import security
 from service.web.context import Viewer, ViewerDep, anonymous, read_form, signed_in
-from service.web.scope import ViewScope
 
 router = APIRouter()
 
@@ -48,7 +48,7 @@ async def entry(request: Request, token: str) -> Response:
     if isinstance(found, Refusal):
         return _gone(viewer, found)
     # The scope the link will open, for the page's header only: it reads nothing.
-    viewer = replace(viewer, scope=ViewScope(project_uuid=found.project_uuid, read_only=found.read_only))
+    viewer = replace(viewer, scope=Caller(project_uuid=found.project_uuid, read_only=found.read_only))
     return viewer.render("portal_enter.html", title="Open the portal", action=ENTRY_PATH + token, link=found)
 
 

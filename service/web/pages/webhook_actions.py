@@ -8,9 +8,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from service.core import subscribers as core
+from service.core import webhooks as use_cases
 from service.db import read_session
+from service.delivery import pings
 from service.errors import Conflict
-from service.web import actions
 from service.web.context import ViewerDep, read_form
 from service.web.pages.common import Problems, parse_time
 from service.web.pages.webhooks import webhook_page
@@ -21,14 +22,14 @@ router = APIRouter()
 @router.post("/webhooks/{uuid}/test")
 async def send_test(request: Request, viewer: ViewerDep, uuid: UUID) -> Response:
     await read_form(request, viewer)
-    result = await actions.test_webhook(viewer.state, viewer.scope, uuid)
+    result = await pings.ping_webhook(viewer.state, viewer.scope, uuid)
     return await webhook_page(viewer, uuid, test_result=result)
 
 
 @router.post("/webhooks/{uuid}/rotate-secret")
 async def rotate_secret(request: Request, viewer: ViewerDep, uuid: UUID) -> Response:
     await read_form(request, viewer)
-    secret = await actions.rotate_secret(viewer.state, viewer.scope, uuid)
+    secret = await use_cases.rotate_secret(viewer.state.services(), viewer.scope, uuid)
     grace_h = viewer.state.settings.secret_rotation_grace_seconds / 3600
     notice = f"New secret made. The previous one keeps signing too for {grace_h:g} h."
     return await webhook_page(viewer, uuid, secret=secret, notice=notice)
@@ -37,14 +38,14 @@ async def rotate_secret(request: Request, viewer: ViewerDep, uuid: UUID) -> Resp
 @router.post("/webhooks/{uuid}/disable")
 async def disable(request: Request, viewer: ViewerDep, uuid: UUID) -> Response:
     await read_form(request, viewer)
-    await actions.set_enabled(viewer.state, viewer.scope, uuid, False)
+    await use_cases.set_enabled(viewer.state.services(), viewer.scope, uuid, False)
     return viewer.redirect(f"/webhooks/{uuid}?done=disabled")
 
 
 @router.post("/webhooks/{uuid}/enable")
 async def enable(request: Request, viewer: ViewerDep, uuid: UUID) -> Response:
     await read_form(request, viewer)
-    await actions.set_enabled(viewer.state, viewer.scope, uuid, True)
+    await use_cases.set_enabled(viewer.state.services(), viewer.scope, uuid, True)
     return viewer.redirect(f"/webhooks/{uuid}?done=enabled")
 
 
@@ -61,7 +62,7 @@ async def delete(request: Request, viewer: ViewerDep, uuid: UUID) -> Response:
     form = await read_form(request, viewer)
     if form.get("confirmed") != "yes":  # not confirmed in the browser's dialog: ask on a page
         return await confirm_delete(viewer, uuid)
-    await actions.delete_webhook(viewer.state, viewer.scope, uuid)
+    await use_cases.delete_webhook(viewer.state.services(), viewer.scope, uuid)
     return viewer.redirect("/webhooks?done=deleted")
 
 
@@ -78,7 +79,7 @@ async def recover(request: Request, viewer: ViewerDep, uuid: UUID) -> Response:
     if problems or since is None:
         return await webhook_page(viewer, uuid, 422, error=" ".join(problems.all()))
     try:
-        count = await actions.recover_window(viewer.state, viewer.scope, uuid, since, until)
+        count = await use_cases.recover(viewer.state.services(), viewer.scope, uuid, since, until)
     except Conflict as exc:
         return await webhook_page(viewer, uuid, 409, error=exc.detail)
     noun = "delivery is" if count == 1 else "deliveries are"

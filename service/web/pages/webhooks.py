@@ -12,15 +12,16 @@ from fastapi.responses import Response
 from service.common.secrets import generate_secret
 from service.common.urls import url_origin
 from service.core import subscribers as core
+from service.core import webhooks as use_cases
 from service.core.deliveries import DeliveryFilter, list_deliveries
 from service.core.subscriptions import subscriptions_of
 from service.core.webhook_health import recent_success
 from service.db import read_session
+from service.delivery import pings
 from service.errors import InvalidInput
 from service.models.subscribers import SubscriberKind
 from service.schemas.common import time_page
 from service.schemas.subscribers import PingResult, WebhookCreate, WebhookUpdate
-from service.web import actions
 from service.web.context import ResolverDep, Viewer, ViewerDep, read_form
 from service.web.pages.common import PAGE_SIZE, Problems, time_cursor
 from service.web.webhook_form import (
@@ -135,12 +136,14 @@ async def create_webhook(request: Request, viewer: ViewerDep, resolver: Resolver
     body = validated(WebhookCreate, values, problems)
     if body is not None:
         try:
-            created, secret = await actions.create_webhook(viewer.state, viewer.scope, body, resolver)
+            created = await use_cases.create_webhook(viewer.state.services(), viewer.scope, body, resolver)
         except InvalidInput as exc:
             report(exc.errors, problems)
         else:
             notice = NOTICES["created"]
-            return await webhook_page(viewer, created.uuid, 201, secret=secret, notice=notice)
+            return await webhook_page(
+                viewer, created.subscriber.uuid, 201, secret=created.secret, notice=notice
+            )
     return form_page(viewer, values, problems, status_code=422)
 
 
@@ -157,7 +160,7 @@ async def test_new_webhook(request: Request, viewer: ViewerDep, resolver: Resolv
             values.secret, secret_made = generate_secret(), True
             body = body.model_copy(update={"secret": values.secret})
         try:
-            result = await actions.test_new_webhook(viewer.state, viewer.scope, body, resolver)
+            result = await pings.ping_new_webhook(viewer.state, viewer.scope, body, resolver)
         except InvalidInput as exc:
             report(exc.errors, problems)
     made = secret_made and result is not None  # said only of a secret a test was signed with
@@ -181,7 +184,7 @@ async def save_webhook(request: Request, viewer: ViewerDep, uuid: UUID, resolver
     patch = validated(WebhookUpdate, values, problems)
     if patch is not None:
         try:
-            await actions.update_webhook(viewer.state, viewer.scope, uuid, patch, resolver)
+            await use_cases.update_webhook(viewer.state.services(), viewer.scope, uuid, patch, resolver)
         except InvalidInput as exc:
             report(exc.errors, problems)
         else:

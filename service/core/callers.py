@@ -1,10 +1,12 @@
-"""What a page may show and change: the server-side scope every page handler applies.
+"""Who is asking: the caller every use case takes (``service.core.webhooks``), and the scope of
+what it may see and change.
 
-The console's admins see everything (``ADMIN``). A scope bound to one project is a project's
-portal: its events only, the webhooks it owns only (and their deliveries), and with
-``read_only`` no change at all. Page handlers ask the scope before every read and every action, so a page
-never shows or touches what is outside it: anything outside answers 404, a change refused by
-a read-only scope 403.
+An admin (an admin API key, the console) sees everything (``ADMIN``). A caller bound to one
+project is a project's portal session: its events only, the webhooks it owns only (and their
+deliveries), and with ``read_only`` no change at all. The use cases and the page reads ask the
+caller first, so neither a route nor a page decides who may see what: anything outside the scope
+is ``NotFound`` (404), a change refused to a read-only caller ``Forbidden`` (403). A URL a portal
+caller sets or tests is held to the portal's destination policy (``destination_policy``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from uuid import UUID
 
+from service.common.destinations import ALLOW_PRIVATE_SETTING, PORTAL_ALLOW_PRIVATE_SETTING
+from service.config import Settings
 from service.core.deliveries import DeliveryFilter
 from service.core.feed import EventFilter
 from service.errors import HeraldError, NotFound
@@ -25,8 +29,16 @@ class Forbidden(HeraldError):
 
 
 @dataclass(frozen=True)
-class ViewScope:
-    """``project_uuid`` ``None``: everything. ``read_only``: nothing may change."""
+class DestinationPolicy:
+    """Whether a URL may be a private address, and the setting that says so (named in refusals)."""
+
+    allow_private: bool
+    setting: str
+
+
+@dataclass(frozen=True)
+class Caller:
+    """``project_uuid`` ``None``: an admin, everything. ``read_only``: nothing may change."""
 
     project_uuid: UUID | None = None
     read_only: bool = False
@@ -34,6 +46,21 @@ class ViewScope:
     @property
     def is_admin(self) -> bool:
         return self.project_uuid is None
+
+    @property
+    def in_portal(self) -> bool:
+        """A project's portal session: the URLs it sets are held to the portal's policy."""
+        return not self.is_admin
+
+    def destination_policy(self, settings: Settings) -> DestinationPolicy:
+        """The destination policy of a URL this caller sets or tests.
+
+        A tenant must not make Herald probe its own network, so the portal has a setting of its
+        own (off unless a development machine turns it on) whatever the admins' is.
+        """
+        if self.in_portal:
+            return DestinationPolicy(settings.portal_allow_private_destinations, PORTAL_ALLOW_PRIVATE_SETTING)
+        return DestinationPolicy(settings.allow_private_destinations, ALLOW_PRIVATE_SETTING)
 
     def require_write(self) -> None:
         """Refuse (403) any change under a read-only scope."""
@@ -78,6 +105,6 @@ class ViewScope:
         return self.is_admin or project_uuid == str(self.project_uuid)
 
 
-ADMIN = ViewScope()
+ADMIN = Caller()
 NOBODY = UUID(int=0)
 """The project of a portal page seen without a session: no project's, so nothing is in it."""
