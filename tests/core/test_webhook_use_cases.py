@@ -4,7 +4,7 @@ read-only one changes nothing, and a URL a portal caller sets is held to the por
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
@@ -55,6 +55,7 @@ async def test_a_portal_caller_creates_webhooks_owned_by_its_project_only_at_pub
     row = await db.fetchrow(
         "SELECT project_uuid, url_from_portal FROM subscribers WHERE uuid = $1", created.subscriber.uuid
     )
+    assert row is not None
     assert (row["project_uuid"], row["url_from_portal"]) == (OTHER, False)
 
 
@@ -63,16 +64,16 @@ async def test_a_portal_caller_cannot_touch_another_projects_webhook(app: webhoo
     unowned = (await webhooks.create_webhook(app, ADMIN, _body(), None)).subscriber.uuid
     since = datetime(2020, 1, 1, tzinfo=UTC)
     for uuid in (theirs, unowned):
-        attempts: list[Callable[[], Awaitable[object]]] = [
-            lambda u=uuid: webhooks.update_webhook(app, PORTAL, u, WebhookUpdate(name="x"), None),
-            lambda u=uuid: webhooks.set_enabled(app, PORTAL, u, False),
-            lambda u=uuid: webhooks.rotate_secret(app, PORTAL, u),
-            lambda u=uuid: webhooks.recover(app, PORTAL, u, since, None),
-            lambda u=uuid: webhooks.delete_webhook(app, PORTAL, u),
+        attempts: list[Awaitable[object]] = [
+            webhooks.update_webhook(app, PORTAL, uuid, WebhookUpdate(name="x"), None),
+            webhooks.set_enabled(app, PORTAL, uuid, False),
+            webhooks.rotate_secret(app, PORTAL, uuid),
+            webhooks.recover(app, PORTAL, uuid, since, None),
+            webhooks.delete_webhook(app, PORTAL, uuid),
         ]
         for attempt in attempts:
             with pytest.raises(NotFound):
-                await attempt()
+                await attempt
     # Nothing changed: an admin still finds both, named as they were.
     for uuid in (theirs, unowned):
         subscriber, _ = await webhooks.update_webhook(app, ADMIN, uuid, WebhookUpdate(), None)
