@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from service.common.egress import EgressProxy, parse_no_proxy, parse_proxy_url
 from service.keyring import parse_keys
 
 Scope = Literal["admin", "ingest"]
@@ -179,6 +180,10 @@ class Settings(BaseSettings):
     # forwarded_allow_ips (``herald serve --proxy-headers --forwarded-allow-ips``).
     proxy_headers: bool = False
     forwarded_allow_ips: str = "127.0.0.1"
+    # Every outgoing request (webhooks, test sends, telemetry) through this proxy, except to the
+    # hosts and networks of delivery_no_proxy (docs/operations.md, "Egress proxy").
+    delivery_proxy_url: str | None = Field(default=None, repr=False)  # may hold a password
+    delivery_no_proxy: str = ""
 
     @field_validator("portal_frame_ancestors")
     @classmethod
@@ -219,6 +224,20 @@ class Settings(BaseSettings):
         parse_keys(value)  # the message names HERALD_SECRETS_KEYS and the entry, never a key
         return value
 
+    @field_validator("delivery_proxy_url")
+    @classmethod
+    def _check_delivery_proxy_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parse_proxy_url(value)  # the message names the variable, never the value
+        return value.strip()
+
+    @field_validator("delivery_no_proxy")
+    @classmethod
+    def _check_delivery_no_proxy(cls, value: str) -> str:
+        parse_no_proxy(value)
+        return value
+
     @field_validator("database_url", "telemetry_url", "telemetry_api_key")
     @classmethod
     def _blank_is_unset(cls, value: str | None) -> str | None:
@@ -240,6 +259,13 @@ class Settings(BaseSettings):
     @cached_property
     def trusted_proxies(self) -> TrustedProxies:
         return parse_trusted_proxies(self.forwarded_allow_ips)
+
+    @cached_property
+    def egress_proxy(self) -> EgressProxy | None:
+        """The proxy of every outgoing request, or ``None`` (requests connect directly)."""
+        if self.delivery_proxy_url is None:
+            return None
+        return parse_proxy_url(self.delivery_proxy_url, parse_no_proxy(self.delivery_no_proxy))
 
     @property
     def telemetry_enabled(self) -> bool:

@@ -162,6 +162,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             allow_private=settings.allow_private_destinations,
             portal_allow_private=settings.portal_allow_private_destinations,
             max_connections=0,
+            egress=settings.egress_proxy,
         )
         stack.push_async_callback(http.aclose)
         state = HeraldState(
@@ -199,7 +200,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stack.push_async_callback(retention.stop)
         logger.info(
             "herald started",
-            extra={"database": redacted(database_url), "telemetry": settings.telemetry_enabled},
+            extra={
+                "database": redacted(database_url),
+                "telemetry": settings.telemetry_enabled,
+                # scheme://host:port only: the URL may hold the proxy's credentials
+                "egress_proxy": settings.egress_proxy.display() if settings.egress_proxy else None,
+            },
         )
         yield
         logger.info("herald stopping")

@@ -23,12 +23,15 @@ import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
 from service.common.destinations import Resolver
+from service.common.egress import EgressProxy
+from service.delivery.egress import EgressConnector
 from service.delivery.http_errors import describe_error
 from service.delivery.sending import SendFailed, WebhookResponse
 from service.delivery.ssrf import GuardedResolver, GuardedTransport
@@ -160,20 +163,30 @@ def guarded_transport(
     allow_private: bool,
     max_connections: int,
     resolver: Resolver | None = None,
+    egress: EgressProxy | None = None,
 ) -> GuardedTransport:
     """The transport of a sender: an aiohttp session behind the private-destination guard.
 
     No cookies are kept (a receiver's ``Set-Cookie`` must never ride along to another
     subscriber on the same host) and environment proxies are ignored (they would connect
-    for us, past the guard). ``max_connections`` 0 is unbounded.
+    for us, past the guard): the one proxy is ``egress`` (``HERALD_DELIVERY_PROXY_URL``),
+    whose tunnels the connector opens after the guard. ``max_connections`` 0 is unbounded.
     """
-    connector = aiohttp.TCPConnector(
-        limit=max(max_connections, 0),  # 0 = unbounded; the dispatcher's semaphores bound concurrency
-        limit_per_host=0,  # per-subscriber bounds live in the dispatcher too
-        resolver=GuardedResolver(allow_private=allow_private, resolve=resolver),
-        ssl=verify,
-        keepalive_timeout=KEEPALIVE_TIMEOUT_S,
-    )
+    options: dict[str, Any] = {
+        "limit": max(max_connections, 0),  # 0 = unbounded; the dispatcher's semaphores bound concurrency
+        "limit_per_host": 0,  # per-subscriber bounds live in the dispatcher too
+        "ssl": verify,
+        "keepalive_timeout": KEEPALIVE_TIMEOUT_S,
+    }
+    connector: aiohttp.TCPConnector
+    if egress is None:
+        guard = GuardedResolver(allow_private=allow_private, resolve=resolver)
+        connector = aiohttp.TCPConnector(resolver=guard, **options)
+    else:
+        guard = GuardedResolver(
+            allow_private=allow_private, resolve=resolver, proxied=lambda h: not egress.bypasses(h)
+        )
+        connector = EgressConnector(egress, resolver=guard, **options)
     session = aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar(), trust_env=False)
     return GuardedTransport(AiohttpTransport(verify=verify, client=session), allow_private=allow_private)
 
@@ -184,13 +197,15 @@ def create_http_clients(
     max_connections: int,
     resolver: Resolver | None = None,
     portal_allow_private: bool | None = None,
+    egress: EgressProxy | None = None,
 ) -> HttpClients:
     """Create the verified and unverified senders; call from inside the running loop.
 
     With ``allow_private`` false, connections to loopback/private/link-local addresses are
     refused, checked on the addresses actually connected to. ``portal_allow_private`` is the
     policy of the webhooks held to the portal's (``None``: the same). ``resolver`` replaces
-    system name resolution (tests).
+    system name resolution (tests). ``egress``: the proxy every request goes through, bar
+    the destinations it bypasses (``None``: each connects directly).
     """
     try:
         asyncio.get_running_loop()
@@ -201,7 +216,11 @@ def create_http_clients(
 
     def sender(verify: ssl.SSLContext | bool, private: bool) -> HttpSender:
         transport = guarded_transport(
-            verify=verify, allow_private=private, max_connections=max_connections, resolver=resolver
+            verify=verify,
+            allow_private=private,
+            max_connections=max_connections,
+            resolver=resolver,
+            egress=egress,
         )
         return HttpSender(transport)
 

@@ -135,7 +135,9 @@ class PostHogDeliverer:
         """Build it from the settings (telemetry must be on); call inside the running loop."""
         if settings.telemetry_url is None:
             raise ValueError("telemetry is off: HERALD_TELEMETRY_URL is unset")
-        clients = create_http_clients(allow_private=True, max_connections=MAX_CONNECTIONS)
+        clients = create_http_clients(
+            allow_private=True, max_connections=MAX_CONNECTIONS, egress=settings.egress_proxy
+        )
         return cls(
             url=settings.telemetry_url,
             api_key=settings.telemetry_api_key,

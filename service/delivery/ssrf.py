@@ -15,6 +15,7 @@ are allowed:
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 
 import aiohttp
 import httpx
@@ -39,16 +40,30 @@ class GuardedResolver(AbstractResolver):
 
     The check is on the addresses the connector is about to connect to, which is what
     defeats DNS rebinding; aiohttp's DNS cache keeps these filtered results only.
+
+    ``proxied`` tells which hosts the egress proxy connects to. With private destinations
+    allowed their names are left to the proxy to resolve; otherwise they are resolved and
+    checked here like any other, and the proxy is given the checked address
+    (:mod:`service.delivery.egress`).
     """
 
-    def __init__(self, *, allow_private: bool, resolve: Resolver | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        allow_private: bool,
+        resolve: Resolver | None = None,
+        proxied: Callable[[str], bool] | None = None,
+    ) -> None:
         self._allow_private = allow_private
         self._resolve = resolve or system_resolve
+        self._proxied = proxied
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
         """Return the allowed addresses of ``host``; ``DestinationRefused`` if none is."""
+        if self._allow_private and self._proxied is not None and self._proxied(host):
+            return [ResolveResult(hostname=host, host=host, port=port, family=family, proto=0, flags=0)]
         if not self._allow_private and is_localhost_name(host):
             raise DestinationRefused(f"destination {host} is a loopback address, refused")
         results: list[ResolveResult] = []
