@@ -19,6 +19,7 @@ from service.core.feed import EventFilter
 from service.db import INGEST_DEADLINE_S, driver_connection, read_session
 from service.errors import Conflict, InvalidInput
 from service.metrics import Metrics
+from service.schemas import cloudevents
 from service.schemas.common import DEFAULT_LIMIT, CursorQuery, LimitQuery, decode_cursor, encode_cursor
 from service.schemas.deliveries import delivery_out
 from service.schemas.event_responses import BatchAccepted, EventAccepted, EventDetail, EventPage
@@ -70,6 +71,17 @@ async def _explained(state: HeraldState, invalid: InvalidBodies) -> InvalidInput
         return await custom_types.explained(session, invalid)
 
 
+def _ingest_body(request: Request, text: bytes) -> tuple[bytes, cloudevents.Mode | None]:
+    """Herald's ingest body of a request, and how it came when it is a CloudEvent (the mode
+    names its errors in CloudEvents terms)."""
+    kind = cloudevents.media_type(request.headers.get("content-type"))
+    if kind == cloudevents.STRUCTURED:
+        return cloudevents.structured_body(text), cloudevents.Mode()
+    if cloudevents.is_binary(request.headers):
+        return cloudevents.binary_body(request.headers, text), cloudevents.Mode(binary=True)
+    return text, None
+
+
 def count_ingested(metrics: Metrics, recorded: list[Recorded]) -> None:
     """Count the events recorded (replays are not new events)."""
     for item in recorded:
@@ -100,10 +112,12 @@ def count_ingested(metrics: Metrics, recorded: list[Recorded]) -> None:
 async def ingest_event(request: Request, response: Response) -> Recorded:
     # State and metrics are read here, not through dependencies: sync ones run in a thread pool.
     state: HeraldState = request.app.state.herald
+    text, mode = _ingest_body(request, await request.body())
     try:
-        event = validate_event(await request.body())
+        event = validate_event(text)
     except InvalidBodies as exc:
-        raise await _explained(state, exc) from None
+        explained = await _explained(state, exc)
+        raise (mode.restate(explained) if mode else explained) from None
     try:
         # No explicit transaction: recording is one statement, atomic and committed on its own.
         async with driver_connection(state.engine, INGEST_DEADLINE_S) as conn:
@@ -134,10 +148,14 @@ async def ingest_event(request: Request, response: Response) -> Recorded:
 )
 async def ingest_batch(request: Request) -> dict[str, list[Recorded]]:
     state: HeraldState = request.app.state.herald
+    text, mode = await request.body(), None
+    if cloudevents.media_type(request.headers.get("content-type")) == cloudevents.BATCH:
+        text, mode = cloudevents.batch_body(text), cloudevents.Mode(batch=True)
     try:
-        events = validate_batch(await request.body())
+        events = validate_batch(text)
     except InvalidBodies as exc:
-        raise await _explained(state, exc) from None
+        explained = await _explained(state, exc)
+        raise (mode.restate(explained) if mode else explained) from None
     # A big batch is legitimately slower; fail-fast matters most for single events.
     deadline_s = INGEST_DEADLINE_S + BATCH_DEADLINE_PER_EVENT_S * len(events)
     try:
