@@ -121,15 +121,45 @@ async def _reset(url: str) -> bool:
     return True
 
 
-@pytest.fixture
-async def database_url(
+async def _take_database(pg: PgServer, template_database: str, clean_databases: list[str]) -> str:
+    return clean_databases.pop() if clean_databases else await pg.create_database(template=template_database)
+
+
+@pytest.fixture(scope="module")
+async def module_database_url(
     pg: PgServer, template_database: str, clean_databases: list[str]
 ) -> AsyncIterator[str]:
-    """A migrated database with no data but the migrations' rows, for this test alone."""
-    url = clean_databases.pop() if clean_databases else await pg.create_database(template=template_database)
+    """The database of a module whose tests share one app (``pytest.mark.shared_app``)."""
+    url = await _take_database(pg, template_database, clean_databases)
     yield url
     if await _reset(url):
         clean_databases.append(url)
+
+
+@pytest.fixture
+async def own_database_url(
+    pg: PgServer, template_database: str, clean_databases: list[str]
+) -> AsyncIterator[str]:
+    url = await _take_database(pg, template_database, clean_databases)
+    yield url
+    if await _reset(url):
+        clean_databases.append(url)
+
+
+@pytest.fixture
+async def shared_database_url(module_database_url: str) -> AsyncIterator[str]:
+    yield module_database_url
+    assert await _reset(module_database_url), "the shared app's database could not be emptied"
+
+
+@pytest.fixture
+def database_url(request: pytest.FixtureRequest) -> str:
+    """A migrated database with no data but the migrations' rows, for this test alone (in a
+    ``shared_app`` module: the module's database, under its running app, emptied after each test)."""
+    # A plain function: pytest-asyncio cannot set up an async fixture from inside another one.
+    shared = request.node.get_closest_marker("shared_app") is not None
+    url: str = request.getfixturevalue("shared_database_url" if shared else "own_database_url")
+    return url
 
 
 @pytest.fixture
@@ -142,11 +172,33 @@ def app_factory(database_url: str) -> AppFactory:
     return factory
 
 
+@pytest.fixture(scope="module")
+async def shared_herald(module_database_url: str) -> AsyncIterator[RunningApp]:
+    """One app with default test settings for a whole module (``pytest.mark.shared_app``)."""
+    async with running_app(make_settings(module_database_url)) as running:
+        yield running
+
+
 @pytest.fixture
-async def herald(app_factory: AppFactory) -> AsyncIterator[RunningApp]:
-    """The app with default test settings (dispatcher off, telemetry off)."""
+async def own_herald(app_factory: AppFactory) -> AsyncIterator[RunningApp]:
     async with app_factory() as running:
         yield running
+
+
+@pytest.fixture
+def herald(request: pytest.FixtureRequest) -> RunningApp:
+    """The app with default test settings (dispatcher off, telemetry off).
+
+    In a module marked ``shared_app`` (tests that only call the API of a default app, and hold
+    nothing of it but what the database holds), one app serves every test: starting one per
+    test was most of the suite's set-up time. Its database is emptied after each test.
+    """
+    if request.node.get_closest_marker("shared_app") is not None:
+        request.getfixturevalue("database_url")  # emptied after this test
+        shared: RunningApp = request.getfixturevalue("shared_herald")
+        return shared
+    own: RunningApp = request.getfixturevalue("own_herald")
+    return own
 
 
 @pytest.fixture
