@@ -196,6 +196,7 @@ def herald(request: pytest.FixtureRequest) -> RunningApp:
     if request.node.get_closest_marker("shared_app") is not None:
         request.getfixturevalue("database_url")  # emptied after this test
         shared: RunningApp = request.getfixturevalue("shared_herald")
+        shared.client.cookies.clear()  # a session or portal cookie is one test's own
         return shared
     own: RunningApp = request.getfixturevalue("own_herald")
     return own
