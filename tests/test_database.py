@@ -49,6 +49,7 @@ def test_a_non_postgresql_url_is_refused() -> None:
         async_database_url("mysql://u@h/d")
 
 
+@pytest.mark.slow
 async def test_embedded_postgres_start_ingest_read_and_restart_keeps_data(tmp_path: Path) -> None:
     """No HERALD_DATABASE_URL: the app starts its own PostgreSQL, migrates, and keeps data."""
     data_dir = Path("/tmp") / f"hemb{tmp_path.name[-12:]}"  # short: unix socket paths are limited
@@ -101,6 +102,7 @@ async def test_migrations_downgrade_and_upgrade_round_trip(pg: PgServer) -> None
         await conn.close()
 
 
+@pytest.mark.slow
 async def test_replicas_migrating_at_once_are_serialized(pg: PgServer) -> None:
     """Three `herald migrate` processes at once: one migrates, the others wait and find head."""
     url = await pg.create_database()

@@ -32,7 +32,11 @@ from service.db import INGEST_DEADLINE_S, READ_DEADLINE_S, EmbeddedPostgres, asy
 from tests.support.app import RunningApp, make_settings, running_app
 from tests.support.event_samples import sample_event
 
-OUTAGE_S = 10.0
+# Seconds of real outage: each test sleeps through one (see the slow marker).
+pytestmark = pytest.mark.slow
+# Long enough for many ingests to meet the stopped server (each fails within a second).
+OUTAGE_S = 5.0
+# The frozen server must outlast the reads' deadline plus the connection teardown (below).
 FREEZE_S = 8.0
 INGEST_WORKERS = 4
 INGEST_PAUSE_S = 0.05

@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import asyncpg
+import pytest
 
 from service import keyring
 from tests.support.api import create_webhook
@@ -59,6 +60,7 @@ def test_serve_refuses_a_malformed_key_naming_the_variable(database_url: str, tm
     assert bad not in result.stderr + result.stdout
 
 
+@pytest.mark.slow
 async def test_rotate_with_new_and_old_keys_then_the_new_one_alone(
     app_factory: AppFactory, database_url: str, db: asyncpg.Connection, tmp_path: Path
 ) -> None:

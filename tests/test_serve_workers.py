@@ -28,6 +28,9 @@ from tests.support.process import (
     worker_pids,
 )
 
+# Processes or a PostgreSQL of their own, started and stopped: seconds each.
+pytestmark = pytest.mark.slow
+
 # Spawned workers each import the whole application: slow on a loaded machine.
 START_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 60.0

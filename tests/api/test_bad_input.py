@@ -18,6 +18,9 @@ from tests.support.api import create_webhook, event_of, ingest
 from tests.support.app import RunningApp
 from tests.support.event_samples import sample_event
 
+# API calls against a default app: one app for the module, the database emptied after each test.
+pytestmark = pytest.mark.shared_app
+
 EARLY, LATE = "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"
 SCHEMA = {"type": "object", "properties": {"n": {"type": "integer"}}}
 

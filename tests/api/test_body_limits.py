@@ -14,6 +14,9 @@ from service.api.limits import UTF8_SLICE_BYTES, utf8_problem
 from tests.support.app import AppFactory, RunningApp
 from tests.support.event_samples import sample_event
 
+# API calls against a default app: one app for the module, the database emptied after each test.
+pytestmark = pytest.mark.shared_app
+
 WEBHOOK = {"name": "n", "url": "http://127.0.0.1:9/", "subscriptions": [{"event_type": "*"}]}
 # Every route that takes a JSON body, with a body it would accept.
 JSON_ROUTES: list[tuple[str, str, dict[str, Any]]] = [

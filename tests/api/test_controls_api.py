@@ -9,6 +9,9 @@ import pytest
 from tests.support.api import create_webhook
 from tests.support.app import RunningApp
 
+# API calls against a default app: one app for the module, the database emptied after each test.
+pytestmark = pytest.mark.shared_app
+
 SUBSCRIBERS = "/api/v1/subscribers"
 
 

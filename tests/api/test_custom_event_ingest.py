@@ -12,6 +12,9 @@ from tests.support.api import create_webhook, event_of, new_uuid
 from tests.support.app import AppFactory, RunningApp
 from tests.support.custom_types import EVENT_TYPES, create_type, custom_event, order_data
 
+# API calls against a default app: one app for the module, the database emptied after each test.
+pytestmark = pytest.mark.shared_app
+
 EVENTS = "/api/v1/events"
 BATCH = "/api/v1/events/batch"
 

@@ -11,6 +11,9 @@ from service.catalog import CATALOG, OPERATIONAL
 from tests.support.app import AppFactory, RunningApp
 from tests.support.custom_types import EVENT_TYPES, ORDER_SCHEMA, create_type, custom_event
 
+# API calls against a default app: one app for the module, the database emptied after each test.
+pytestmark = pytest.mark.shared_app
+
 
 async def test_a_created_type_is_answered_and_listed_after_the_built_in_ones(herald: RunningApp) -> None:
     created = await create_type(herald.client)

@@ -11,6 +11,9 @@ import pytest
 from tests.support.api import create_webhook, event_of, ingest, new_uuid
 from tests.support.app import RunningApp
 
+# API calls against a default app: one app for the module, the database emptied after each test.
+pytestmark = pytest.mark.shared_app
+
 DELIVERIES = "/api/v1/deliveries"
 
 

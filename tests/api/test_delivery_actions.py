@@ -16,6 +16,9 @@ from tests.support.app import AppFactory, RunningApp
 from tests.support.db import FAST, attempts_of, delivery_of, wait_for_statuses
 from tests.support.receiver import Receiver, Reply, running_receiver
 
+# API calls against a default app: one app for the module, the database emptied after each test.
+pytestmark = pytest.mark.shared_app
+
 DEAD_LETTER = FAST | {"retry_schedule": "50ms"}  # two attempts, then failed
 
 

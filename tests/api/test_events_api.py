@@ -14,6 +14,9 @@ from service.catalog import CATALOG
 from tests.support.app import RunningApp
 from tests.support.event_samples import sample_event
 
+# API calls against a default app: one app for the module, the database emptied after each test.
+pytestmark = pytest.mark.shared_app
+
 ALL_TYPES = list(CATALOG)
 
 

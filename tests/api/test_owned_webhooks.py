@@ -5,9 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import asyncpg
+import pytest
 
 from tests.support.api import create_webhook, event_of, ingest, new_uuid
 from tests.support.app import RunningApp
+
+# API calls against a default app: one app for the module, the database emptied after each test.
+pytestmark = pytest.mark.shared_app
 
 SUBSCRIBERS = "/api/v1/subscribers"
 WEBHOOKS = "/api/v1/subscribers/webhooks"

@@ -6,9 +6,13 @@ import hashlib
 from datetime import datetime
 
 import asyncpg
+import pytest
 
 from tests.support.api import new_uuid
 from tests.support.app import AppFactory, RunningApp
+
+# API calls against a default app: one app for the module, the database emptied after each test.
+pytestmark = pytest.mark.shared_app
 
 LINKS = "/api/v1/portal-links"
 

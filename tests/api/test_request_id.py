@@ -178,6 +178,7 @@ async def test_no_payloads_or_keys_in_info_logs(app_factory: AppFactory, json_lo
         assert secret not in text
 
 
+@pytest.mark.slow
 async def test_serve_on_loopback_without_keys_warns_and_logs_json_lines(
     database_url: str, tmp_path: Path
 ) -> None:

@@ -14,6 +14,9 @@ from tests.support.api import HOOK_URL, create_webhook
 from tests.support.app import AppFactory, RunningApp
 from tests.support.secrets import stored_secrets
 
+# API calls against a default app: one app for the module, the database emptied after each test.
+pytestmark = pytest.mark.shared_app
+
 SUBSCRIBERS = "/api/v1/subscribers"
 GIVEN_SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()
 

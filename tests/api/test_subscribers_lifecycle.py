@@ -13,6 +13,9 @@ from tests.support.api import create_webhook, event_of, ingest, new_uuid
 from tests.support.app import AppFactory, RunningApp
 from tests.support.secrets import stored_secrets
 
+# API calls against a default app: one app for the module, the database emptied after each test.
+pytestmark = pytest.mark.shared_app
+
 SUBSCRIBERS = "/api/v1/subscribers"
 GIVEN_SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()
 PROJECT = "0d8a9f4e-6a77-4c1e-b0a5-3f0e2c9d1b22"

@@ -10,6 +10,9 @@ import pytest
 from tests.support.api import create_webhook, new_uuid
 from tests.support.app import AppFactory, RunningApp
 
+# API calls against a default app: one app for the module, the database emptied after each test.
+pytestmark = pytest.mark.shared_app
+
 SUBSCRIBERS = "/api/v1/subscribers"
 TELEMETRY_URL = "http://127.0.0.1:9"
 

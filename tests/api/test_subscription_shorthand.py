@@ -5,9 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from service.main import create_app
 from tests.support.api import HOOK_URL
 from tests.support.app import RunningApp, make_settings
+
+# API calls against a default app: one app for the module, the database emptied after each test.
+pytestmark = pytest.mark.shared_app
 
 SUBSCRIBERS = "/api/v1/subscribers"
 PROJECT = "0d8a9f4e-6a77-4c1e-b0a5-3f0e2c9d1b22"

@@ -13,6 +13,9 @@ from tests.support.api import HOOK_URL, create_webhook
 from tests.support.app import RunningApp
 from tests.support.secrets import stored_headers
 
+# API calls against a default app: one app for the module, the database emptied after each test.
+pytestmark = pytest.mark.shared_app
+
 WEBHOOKS = "/api/v1/subscribers/webhooks"
 SUBSCRIBERS = "/api/v1/subscribers"
 TOKEN = "Bearer s3cr3t-t0ken-for-the-receiver"

@@ -13,6 +13,9 @@ from tests.support.api import create_webhook, event_of, ingest, new_uuid
 from tests.support.app import AppFactory, RunningApp
 from tests.support.event_samples import sample_event
 
+# API calls against a default app: one app for the module, the database emptied after each test.
+pytestmark = pytest.mark.shared_app
+
 ALL_TYPES = list(CATALOG)
 PATTERNS = [
     "project:created",

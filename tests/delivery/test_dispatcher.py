@@ -159,7 +159,9 @@ async def test_subscriber_failing_longer_than_the_limit_is_disabled(
     reason = await db.fetchval("SELECT disabled_reason FROM subscribers WHERE uuid = $1::uuid", hook["uuid"])
     assert reason.startswith("failing continuously since ")
     assert reason.endswith("last error: HTTP 500")
-    assert 3 <= len(receiver.requests) < 7  # disabled before the schedule ran out
+    # Disabled before the schedule ran out (by the fourth attempt, 0.3 s after the first), after
+    # a retry at least: on a loaded machine the second may already come 0.25 s after the first.
+    assert 2 <= len(receiver.requests) < 7
 
 
 async def test_hanging_endpoint_holds_only_its_own_slots(

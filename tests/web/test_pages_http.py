@@ -9,10 +9,14 @@ from uuid import uuid4
 
 import asyncpg
 import httpx
+import pytest
 
 from service.core.auth_throttle import MAX_FAILURES
 from tests.support.api import create_webhook, event_of, ingest
 from tests.support.app import AppFactory, RunningApp
+
+# API calls against a default app: one app for the module, the database emptied after each test.
+pytestmark = pytest.mark.shared_app
 
 KEYS = "admin:page-admin,ingest:page-ingest"
 ORIGIN = {"Origin": "http://herald.test"}

@@ -7,10 +7,14 @@ from typing import Any
 
 import asyncpg
 import httpx
+import pytest
 
 from tests.support.api import create_webhook, event_of, ingest, new_uuid
 from tests.support.app import AppFactory, RunningApp
 from tests.web.test_pages_http import ORIGIN, csrf_of
+
+# API calls against a default app: one app for the module, the database emptied after each test.
+pytestmark = pytest.mark.shared_app
 
 LINKS = "/api/v1/portal-links"
 
