@@ -16,6 +16,7 @@ import functools
 import logging
 import random
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID, uuid4
@@ -102,6 +103,9 @@ class Dispatcher(Worker):
             disable_after_s=settings.disable_after_seconds,
             failing_after_attempts=settings.failing_after_attempts,
             counters=self.counters,
+            circuit=outbox.CircuitPolicy(
+                settings.circuit_failures, settings.circuit_probe_seconds, settings.circuit_probe_max_seconds
+            ),
         )
         self._listener = WakeupListener(database_url, DELIVERIES_CHANNEL, self.wake)
         self._claims_connection = DedicatedConnection(database_url, "herald-dispatcher")
@@ -118,7 +122,11 @@ class Dispatcher(Worker):
             for kind, deliverer in (batch_deliverers or {}).items()
         ]
         self._in_flight: dict[UUID, tuple[claims.ClaimedDelivery, asyncio.Task[None]]] = {}
-        self._slots = Slots(settings.delivery_concurrency, settings.delivery_per_subscriber_concurrency)
+        self._slots = Slots(
+            settings.delivery_concurrency,
+            settings.delivery_per_subscriber_concurrency,
+            timeout_s=settings.delivery_timeout_seconds,
+        )
         # Names this dispatcher's published in-flight counts (dispatcher_inflight).
         self.uuid = uuid4()
         # When a paused or rate-limited webhook with due rows opens again (the last claim said).
@@ -283,19 +291,47 @@ class Dispatcher(Worker):
                 busy=bounds.busy,
                 lease_s=lease_s,
                 serialize=self._others_live,
+                windows=bounds.windows,
+                default_window=self._slots.initial_window,
             )
         self._wake_at = claim.wake_at
         self._others_live = claim.others_live
         claimed = claims.webhook_deliveries(claim, self._secrets)
         self.counters["claims"] += 1
         self.counters["claimed"] += len(claimed)
+        runs: dict[UUID, list[claims.ClaimedDelivery]] = {}
         for delivery in claimed:
+            if delivery.ordered and not delivery.probe:
+                runs.setdefault(delivery.subscriber_uuid, []).append(delivery)
+                continue
             task = asyncio.create_task(self._deliver(delivery))
             self._in_flight[delivery.uuid] = (delivery, task)
+        for run in runs.values():
+            run.sort(key=lambda d: d.seq)
+            task = asyncio.create_task(self._deliver_run(run))
+            for delivery in run:
+                self._in_flight[delivery.uuid] = (delivery, task)
         if self._slots.claimed(bounds, [c.subscriber_uuid for c in claimed]):
             self._wakeup.set()
 
     async def _deliver(self, delivery: claims.ClaimedDelivery) -> None:
+        record = await self._attempt(delivery)
+        self._finish(delivery, record)
+
+    async def _deliver_run(self, run: list[claims.ClaimedDelivery]) -> None:
+        # An ordered webhook's run, in recording order: each once the one before was answered
+        # 2xx. What follows a failure goes back to the queue once the failure's outcome (a retry
+        # that holds them back) is written.
+        for i, delivery in enumerate(run):
+            record = await self._attempt(delivery)
+            rest = run[i + 1 :]
+            if record.ok and rest:
+                self._finish(delivery, record, hold=False)
+                continue
+            self._finish(delivery, record, rest=rest)
+            return
+
+    async def _attempt(self, delivery: claims.ClaimedDelivery) -> AttemptRecord:
         target = delivery.target
         assert target is not None
         try:
@@ -314,19 +350,29 @@ class Dispatcher(Worker):
             logger.exception("delivery attempt crashed", extra={"delivery": str(delivery.uuid)})
             now = datetime.now(UTC)
             record = AttemptRecord(delivery.attempt_number, now, 0.0, None, "internal error", None)
-        self._finish(delivery, record, url_origin(target.url))
+        return record
 
-    def _finish(self, delivery: claims.ClaimedDelivery, record: AttemptRecord, destination: str) -> None:
+    def _finish(
+        self,
+        delivery: claims.ClaimedDelivery,
+        record: AttemptRecord,
+        *,
+        hold: bool = True,
+        rest: Sequence[claims.ClaimedDelivery] = (),
+    ) -> None:
         subscriber = delivery.subscriber_uuid
+        assert delivery.target is not None
+        destination = url_origin(delivery.target.url)
         completion = completion_of(
             delivery, record, destination=destination, waits=self._settings.retry_waits_seconds, rng=self._rng
         )
-        if isinstance(completion.outcome, Gone) or completion.paused_until is not None or delivery.ordered:
+        paused_or_gone = isinstance(completion.outcome, Gone) or completion.paused_until is not None
+        if paused_or_gone or (delivery.ordered and hold):
             # Claim nothing more for it until the disable, the pause, or (ordered) this outcome is
             # written: held, it counts as full here and in the counts this dispatcher publishes.
             self._slots.hold(subscriber)
             completion = dataclasses.replace(
-                completion, on_written=functools.partial(self._release_hold, subscriber)
+                completion, on_written=functools.partial(self._release_hold, subscriber, tuple(rest))
             )
         self._writer.put(completion)
         self.counters["attempts"] += 1
@@ -343,9 +389,27 @@ class Dispatcher(Worker):
                 },
             )
         del self._in_flight[delivery.uuid]
-        if self._slots.release(subscriber):
+        duration_s = record.duration_ms / 1000 if record.ok else None
+        if self._slots.release(subscriber, duration_s=duration_s, failed=completion.circuit_failed):
             self._wakeup.set()
 
-    def _release_hold(self, subscriber: UUID) -> None:
+    def _release_hold(self, subscriber: UUID, rest: tuple[claims.ClaimedDelivery, ...] = ()) -> None:
+        if rest:
+            # They stay held (and counted) until they are back in the queue.
+            task = asyncio.create_task(self._hand_back_run(subscriber, rest))
+            for delivery in rest:
+                self._in_flight[delivery.uuid] = (delivery, task)
+            return
+        self._slots.unhold(subscriber)
+        self._wakeup.set()
+
+    async def _hand_back_run(self, subscriber: UUID, rest: tuple[claims.ClaimedDelivery, ...]) -> None:
+        try:
+            self.counters["handed_back"] += await outbox.hand_back(self._engine, rest)
+        except Exception:
+            logger.warning("handing back an ordered run failed; its leases will expire", exc_info=True)
+        for delivery in rest:
+            del self._in_flight[delivery.uuid]
+            self._slots.release(subscriber)
         self._slots.unhold(subscriber)
         self._wakeup.set()

@@ -21,6 +21,7 @@ from service.background import Worker
 from service.db import is_database_unavailable
 from service.delivery.backoff import backoff_s
 from service.delivery.outcomes import Completion, write_completions
+from service.outbox import CircuitPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ class OutcomeWriter(Worker):
         counters: Counter[str],
         max_items: int = FLUSH_MAX_ITEMS,
         max_delay_s: float = FLUSH_MAX_DELAY_S,
+        circuit: CircuitPolicy | None = None,
     ) -> None:
         super().__init__("outcomes")
         self._sessions = sessions
@@ -62,6 +64,7 @@ class OutcomeWriter(Worker):
         self._max_items = max_items
         self._max_delay_s = max_delay_s
         self._queue: list[Completion] = []
+        self._circuit = circuit or CircuitPolicy()
 
     @property
     def queued(self) -> int:
@@ -113,6 +116,7 @@ class OutcomeWriter(Worker):
                 disable_after_s=self._disable_after_s,
                 failing_after_attempts=self._failing_after_attempts,
                 now=datetime.now(UTC),
+                circuit=self._circuit,
             )
         self._counters.update(counts)
         _written(batch)

@@ -1,4 +1,4 @@
-"""The dispatcher's slot bookkeeping, without a server: bounds per claim and the refill rule."""
+"""The dispatcher's slot bookkeeping, without a server: bounds per claim, windows, the refill rule."""
 
 from __future__ import annotations
 
@@ -13,13 +13,12 @@ def _claim(slots: Slots, subscribers: list[UUID]) -> bool:
     return slots.claimed(bounds, subscribers)
 
 
-def test_a_subscriber_cut_by_its_bound_is_claimed_for_once_a_quarter_of_its_slots_is_free() -> None:
-    slots = Slots(total=64, per_subscriber=16)
+def test_a_subscriber_cut_by_its_bound_is_claimed_for_as_soon_as_a_slot_frees() -> None:
+    slots = Slots(total=64, per_subscriber=16, initial_window=16)
     subscriber, other = uuid4(), uuid4()
     _claim(slots, [subscriber] * 16 + [other] * 2)  # all the room it had: cut
     assert not slots.worth_claiming([subscriber])
-    worth = [slots.release(subscriber) for _ in range(5)]
-    assert worth == [False, False, False, True, True]  # 12 of 16 busy: 4 slots free
+    assert slots.release(subscriber)
     assert not slots.release(other)  # not cut: its freed slots need no claim
 
 
@@ -31,13 +30,12 @@ def test_a_bound_of_one_is_refilled_at_once() -> None:
     assert slots.release(subscriber)
 
 
-def test_a_claim_cut_by_the_process_bound_is_repeated_once_a_quarter_of_the_slots_is_free() -> None:
+def test_a_claim_cut_by_the_process_bound_is_repeated_as_soon_as_a_slot_frees() -> None:
     slots = Slots(total=8, per_subscriber=16)
     subscribers = [uuid4() for _ in range(8)]
     _claim(slots, subscribers)
     assert slots.free == 0
-    assert not slots.release(subscribers[0])  # 1 of 8 free
-    assert slots.release(subscribers[1])  # 2 of 8 free
+    assert slots.release(subscribers[0])
 
 
 def test_a_claim_that_got_less_than_it_could_take_cuts_nothing() -> None:
@@ -69,17 +67,37 @@ def test_bounds_count_what_each_subscriber_holds_and_a_held_one_as_full() -> Non
     slots.claimed(bounds, [])
     assert slots.by_subscriber() == {busy: 2}
     slots.unhold(held)
-    assert slots.bounds() == ClaimBounds(14, {busy: 2})
+    assert slots.bounds() == ClaimBounds(14, {busy: 2}, {})
 
 
 def test_a_subscriber_full_before_the_claim_is_cut_though_it_got_nothing() -> None:
-    slots = Slots(total=16, per_subscriber=8)
+    slots = Slots(total=16, per_subscriber=8, initial_window=8)
     subscriber = uuid4()
     _claim(slots, [subscriber] * 4)
     _claim(slots, [subscriber] * 4)  # now full
     _claim(slots, [])  # it could get nothing: still cut
-    assert not slots.release(subscriber)
-    assert slots.release(subscriber)  # 6 of 8 busy
+    assert slots.release(subscriber)
+
+
+def test_a_window_starts_at_one_widens_with_fast_successes_and_halves_on_failures() -> None:
+    slots = Slots(total=64, per_subscriber=16, timeout_s=4.0)
+    subscriber = uuid4()
+    assert slots.window(subscriber) == 1
+    for expected in (2, 3, 4):
+        _claim(slots, [subscriber])
+        slots.release(subscriber, duration_s=0.01)  # fast: under a quarter of the timeout
+        assert slots.window(subscriber) == expected
+    _claim(slots, [subscriber])
+    slots.release(subscriber, duration_s=2.0)  # a slow success leaves it
+    assert slots.window(subscriber) == 4
+    bounds = slots.bounds()
+    assert bounds is not None
+    assert bounds.windows == {subscriber: 4}
+    for expected in (2, 1, 1):
+        _claim(slots, [subscriber])
+        slots.release(subscriber, failed=True)
+        assert slots.window(subscriber) == expected
+    assert slots.bounds() == ClaimBounds(64, {}, {})  # back at the initial window: nothing to pass
 
 
 def test_slots_freed_while_a_claim_runs_are_noticed_when_it_reports() -> None:

@@ -142,6 +142,8 @@ def _row(box: SecretBox, subscriber: UUID, headers: dict[str, str]) -> Any:
         "format": "standard",
         "headers": sealed,
         "ordered": False,
+        "probe": False,
+        "seq": 1,
     }
 
 

@@ -1,0 +1,162 @@
+"""Outage figures: a healthy webhook's rate beside webhooks whose receiver never answers, slots
+refilled beside 20 ms receivers, and one ordered webhook at its receiver's pace.
+
+- **Outage.** One healthy webhook (the fast receiver) with a backlog, alone, then beside 50 and
+  200 webhooks whose receiver accepts and never answers, each with work due. Each run starts a
+  Herald of its own (default settings: 15 s timeout, 256 slots, 16 per webhook) on a backlog
+  recorded with the dispatcher off, so the outage starts with the sender: the rate is the
+  healthy webhook's whole backlog over the time from the sender's start to its last delivery,
+  i.e. within the first timeout window, before any circuit could open.
+- **Refill.** Three webhooks whose receiver answers in 20 ms: 48 slots (3 x 16) allow 2,400
+  deliveries/s; the sustained drain rate beside that.
+- **Ordered.** One ordered webhook, 5 ms receiver (``delivery_figures.ordered_webhook``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bench.delivery_figures import _delete_subscriber, _ingest_events, create_webhook, ordered_webhook, settle
+from bench.infra import CpuMeter, Receiver, start_herald
+from bench.load import arrival_counts, watch_drain
+
+HEALTHY_TYPE = "project:pipeline:updated"
+HANGING_TYPE = "project:environment:created"
+REFILL_TYPE = "project:environment:deleted"
+HANGING_EVENTS = 20
+"""Deliveries due per hanging webhook: more than its slots, whatever they are."""
+REFILL_RECEIVER_MS = 20
+REFILL_WEBHOOKS = 3
+SLOTS_PER_WEBHOOK = 16
+
+
+async def _drain_from_start(
+    session: aiohttp.ClientSession, receiver: Receiver, path: str, expected: int, started_at: float
+) -> dict[str, Any]:
+    # The path is new for each run: everything that arrived there is this backlog.
+    while True:
+        arrived = (await arrival_counts(session, receiver, [path]))[0]
+        if arrived >= expected:
+            break
+        if time.monotonic() - started_at > 300:
+            raise RuntimeError(f"{path}: {arrived} of {expected} after 300 s")
+        await asyncio.sleep(0.05)
+    elapsed_s = time.monotonic() - started_at
+    return {"per_s": round(expected / elapsed_s, 1), "seconds": round(elapsed_s, 2), "arrived": arrived}
+
+
+async def _outage_run(
+    session: aiohttp.ClientSession,
+    workdir: Path,
+    database_url: str,
+    receiver: Receiver,
+    *,
+    label: str,
+    hanging: int,
+    events: int,
+) -> dict[str, Any]:
+    path = f"/healthy-{label}"
+    recorder = await start_herald(workdir, database_url, dispatcher=False)
+    created: list[str] = []
+    try:
+        created.append(
+            await create_webhook(
+                session, recorder.base_url, f"bench {path}", f"{receiver.base_url}{path}", HEALTHY_TYPE
+            )
+        )
+        for i in range(hanging):
+            url = f"{receiver.base_url}/hang-{label}-{i}"
+            created.append(await create_webhook(session, recorder.base_url, f"hang {i}", url, HANGING_TYPE))
+        if hanging:
+            await _ingest_events(session, recorder, HANGING_TYPE, HANGING_EVENTS)
+        await _ingest_events(session, recorder, HEALTHY_TYPE, events)
+    finally:
+        recorder.child.stop()
+    await settle(database_url)
+    started_at = time.monotonic()
+    sender = await start_herald(workdir, database_url, dispatcher=True)
+    try:
+        # From the sender's start (its start-up included, the same for every run).
+        drain = await _drain_from_start(session, receiver, path, events, started_at)
+        hung = (await arrival_counts(session, receiver, [f"/hang-{label}-"]))[0]
+    finally:
+        sender.child.stop()
+    cleaner = await start_herald(workdir, database_url, dispatcher=False)
+    try:
+        for uuid in created:
+            await _delete_subscriber(session, cleaner, uuid)
+    finally:
+        cleaner.child.stop()
+    return drain | {"hanging_webhooks": hanging, "hanging_requests": hung}
+
+
+async def _refill(
+    session: aiohttp.ClientSession, workdir: Path, database_url: str, receiver: Receiver, events: int
+) -> dict[str, Any]:
+    prefix = f"/slow{REFILL_RECEIVER_MS}-refill"
+    recorder = await start_herald(workdir, database_url, dispatcher=False)
+    try:
+        for i in range(REFILL_WEBHOOKS):
+            url = f"{receiver.base_url}{prefix}-{i}"
+            await create_webhook(session, recorder.base_url, f"refill {i}", url, REFILL_TYPE)
+        base = await arrival_counts(session, receiver, [prefix])
+        await _ingest_events(session, recorder, REFILL_TYPE, events)
+    finally:
+        recorder.child.stop()
+    await settle(database_url)
+    sender = await start_herald(workdir, database_url, dispatcher=True)
+    try:
+        drain = await watch_drain(
+            session,
+            receiver,
+            [prefix],
+            events * REFILL_WEBHOOKS,
+            meter=CpuMeter({"herald": [sender.child.pid]}),
+            herald_pid=sender.child.pid,
+            base=base,
+        )
+    finally:
+        sender.child.stop()
+    allowed = REFILL_WEBHOOKS * SLOTS_PER_WEBHOOK * 1000 / REFILL_RECEIVER_MS
+    return {
+        "per_s": round(drain.rate.per_s, 1),
+        "slots_allow_per_s": allowed,
+        "ratio": round(drain.rate.per_s / allowed, 3),
+        "receiver_delay_ms": REFILL_RECEIVER_MS,
+        "webhooks": REFILL_WEBHOOKS,
+    }
+
+
+async def outage(
+    session: aiohttp.ClientSession,
+    workdir: Path,
+    database_url: str,
+    receiver: Receiver,
+    *,
+    events: int,
+    refill_events: int,
+    ordered_events: int,
+) -> dict[str, Any]:
+    """The outage, refill and ordered figures (see the module's docstring)."""
+    runs = {
+        label: await _outage_run(
+            session, workdir, database_url, receiver, label=label, hanging=hanging, events=events
+        )
+        for label, hanging in (("alone", 0), ("beside_50", 50), ("beside_200", 200))
+    }
+    alone = runs["alone"]["per_s"] or 1.0
+    return {
+        "outage": {
+            "events": events,
+            **runs,
+            "ratio_50": round(runs["beside_50"]["per_s"] / alone, 3),
+            "ratio_200": round(runs["beside_200"]["per_s"] / alone, 3),
+        },
+        "refill": await _refill(session, workdir, database_url, receiver, refill_events),
+        "ordered_pace": await ordered_webhook(session, workdir, database_url, receiver, ordered_events),
+    }
