@@ -25,9 +25,9 @@ from bench.delivery_figures import _delete_subscriber, _ingest_events, create_we
 from bench.infra import CpuMeter, Receiver, start_herald
 from bench.load import arrival_counts, watch_drain
 
-HEALTHY_TYPE = "project:pipeline:updated"
-HANGING_TYPE = "project:environment:created"
-REFILL_TYPE = "project:environment:deleted"
+HEALTHY_TYPE = "project:pipeline:deleted"
+HANGING_TYPE = "project:created"
+REFILL_TYPE = "project:pipeline:created"
 HANGING_EVENTS = 20
 """Deliveries due per hanging webhook: more than its slots, whatever they are."""
 REFILL_RECEIVER_MS = 20

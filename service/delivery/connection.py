@@ -4,6 +4,12 @@ The claim loop runs one claim at a time, so a single connection (no pool, no pin
 is one short transaction: the claims' advisory lock, then the claim statement) is all it
 needs. A failed statement may leave the connection unusable (e.g. the server restarted), so it
 is dropped and the next use opens a fresh one; the loop's backoff paces the attempts.
+
+Its statements are planned once (``plan_cache_mode = force_generic_plan``): the claim is one
+statement of many parts, and PostgreSQL kept planning it anew for its parameters, ~5 ms of a
+~7.5 ms claim against ~3.5 ms with its generic plan (measured on three webhooks with 30,000
+rows). The generic plan reads each webhook's rows through its own index whatever the statistics
+say (``tests/outbox/test_claims.py`` checks it).
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from contextlib import asynccontextmanager
 import asyncpg
 
 from service.db import CONNECT_TIMEOUT_S, STATEMENT_TIMEOUT_MS, asyncpg_dsn, server_settings
+
+GENERIC_PLANS = {"plan_cache_mode": "force_generic_plan"}
 
 
 class DedicatedConnection:
@@ -32,7 +40,7 @@ class DedicatedConnection:
                 self._dsn,
                 timeout=CONNECT_TIMEOUT_S,
                 command_timeout=STATEMENT_TIMEOUT_MS / 1000,
-                server_settings=server_settings(self._application_name),
+                server_settings=server_settings(self._application_name) | GENERIC_PLANS,
             )
         try:
             yield self._conn

@@ -40,7 +40,7 @@ from service.delivery.http import HttpClients
 from service.delivery.listener import WakeupListener
 from service.delivery.outcomes import AttemptObserver, completion_of
 from service.delivery.retry import Gone
-from service.delivery.slots import Slots
+from service.delivery.slots import REFILL_DELAY_S, Slots
 from service.delivery.webhook import AttemptRecord, send_attempt
 from service.delivery.writer import OutcomeWriter
 
@@ -134,6 +134,7 @@ class Dispatcher(Worker):
         self._published_at = float("-inf")
         # Another dispatcher is live (its counts are published): claims then serialize.
         self._others_live = True
+        self._refill_timer: asyncio.TimerHandle | None = None
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -311,8 +312,13 @@ class Dispatcher(Worker):
             task = asyncio.create_task(self._deliver_run(run))
             for delivery in run:
                 self._in_flight[delivery.uuid] = (delivery, task)
-        if self._slots.claimed(bounds, [c.subscriber_uuid for c in claimed]):
+        # A run has one request in flight at a time: it takes one slot.
+        taken = [c.subscriber_uuid for c in claimed if not c.ordered or c.probe]
+        taken += [run[0].subscriber_uuid for run in runs.values()]
+        if self._slots.claimed(bounds, taken):
             self._wakeup.set()
+        elif any(self._slots.refill_soon(s) for s in set(taken)):
+            self._wake_soon()
 
     async def _deliver(self, delivery: claims.ClaimedDelivery) -> None:
         record = await self._attempt(delivery)
@@ -326,7 +332,7 @@ class Dispatcher(Worker):
             record = await self._attempt(delivery)
             rest = run[i + 1 :]
             if record.ok and rest:
-                self._finish(delivery, record, hold=False)
+                self._finish(delivery, record, hold=False, release=False)
                 continue
             self._finish(delivery, record, rest=rest)
             return
@@ -358,6 +364,7 @@ class Dispatcher(Worker):
         record: AttemptRecord,
         *,
         hold: bool = True,
+        release: bool = True,
         rest: Sequence[claims.ClaimedDelivery] = (),
     ) -> None:
         subscriber = delivery.subscriber_uuid
@@ -389,9 +396,23 @@ class Dispatcher(Worker):
                 },
             )
         del self._in_flight[delivery.uuid]
+        if not release:
+            return
         duration_s = record.duration_ms / 1000 if record.ok else None
         if self._slots.release(subscriber, duration_s=duration_s, failed=completion.circuit_failed):
             self._wakeup.set()
+        elif self._slots.refill_soon(subscriber):
+            self._wake_soon()
+
+    def _wake_soon(self) -> None:
+        # A slot freed where the last claim was cut: claim for it shortly, with what frees meanwhile.
+        if self._refill_timer is None or self._refill_timer.cancelled():
+            loop = asyncio.get_running_loop()
+            self._refill_timer = loop.call_later(REFILL_DELAY_S, self._refill_due)
+
+    def _refill_due(self) -> None:
+        self._refill_timer = None
+        self._wakeup.set()
 
     def _release_hold(self, subscriber: UUID, rest: tuple[claims.ClaimedDelivery, ...] = ()) -> None:
         if rest:
@@ -410,6 +431,5 @@ class Dispatcher(Worker):
             logger.warning("handing back an ordered run failed; its leases will expire", exc_info=True)
         for delivery in rest:
             del self._in_flight[delivery.uuid]
-            self._slots.release(subscriber)
         self._slots.unhold(subscriber)
         self._wakeup.set()

@@ -64,6 +64,8 @@ class OutcomeWriter(Worker):
         self._max_items = max_items
         self._max_delay_s = max_delay_s
         self._queue: list[Completion] = []
+        # Something waits for a queued completion (an ordered webhook's next run, a pause): no delay.
+        self._urgent = False
         self._circuit = circuit or CircuitPolicy()
 
     @property
@@ -72,8 +74,10 @@ class OutcomeWriter(Worker):
         return len(self._queue)
 
     def put(self, completion: Completion) -> None:
-        """Queue one completion; it is written within a few milliseconds."""
+        """Queue one completion; it is written within a few milliseconds, at once when something
+        waits for it (``on_written``)."""
         self._queue.append(completion)
+        self._urgent = self._urgent or completion.on_written is not None
         self.wake()
 
     async def run(self) -> None:
@@ -86,10 +90,11 @@ class OutcomeWriter(Worker):
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            if len(self._queue) < self._max_items and not self.stopping:
+            if len(self._queue) < self._max_items and not self.stopping and not self._urgent:
                 # Let more outcomes join this transaction.
                 await asyncio.sleep(self._max_delay_s)
             batch, self._queue = self._queue[: self._max_items], self._queue[self._max_items :]
+            self._urgent = any(c.on_written is not None for c in self._queue)
             try:
                 await self._write(batch)
                 failures = 0

@@ -137,7 +137,7 @@ webhooks AS (
            r.next_at, r.opens_at, coalesce(r.opens_at <= now(), false) AS in_lane,
            coalesce(b.n, 0) + coalesce(e.n, 0) AS in_flight, s.circuit_state <> 'closed' AS tripped,
            least($3::integer - coalesce(b.n, 0) - coalesce(e.n, 0),
-                 coalesce(wn.n, $10::integer) - coalesce(b.n, 0), g.allowed) AS room
+                 coalesce(wn.n, $10::integer) - coalesce(b.n, 0), g.allowed) AS room, g.allowed
     FROM reached p
     -- One primary-key lookup per webhook reached, whatever the statistics of subscribers say (a
     -- table analyzed before a thousand webhooks were added made a join of it cost 16 ms).
@@ -159,7 +159,7 @@ webhooks AS (
 -- A webhook whose parked rows wait for a later slot is served by the lane then, not now; one whose
 -- circuit is not closed only by its probe.
 open_webhooks AS (
-    SELECT uuid, ordered, room, in_flight, in_lane FROM webhooks
+    SELECT uuid, ordered, room, allowed, in_flight, in_lane FROM webhooks
     WHERE room > 0 AND paused_until IS NULL AND (opens_at IS NULL OR in_lane) AND NOT tripped
 ),
 -- Each row's turn: the deliveries its webhook has in flight (here and elsewhere) plus its rank
@@ -197,8 +197,9 @@ lane_candidates AS (
     WHERE NOT w.ordered AND w.in_lane
 ),
 -- An ordered webhook with nothing in flight gives a run: its oldest pending rows by recording
--- order, as long as each is due, at most {ORDERED_RUN}; the dispatcher sends them one after
--- the other and hands back what follows a failure. Locked rows cut the run where they are.
+-- order, as long as each is due, at most {ORDERED_RUN} (and its rate slots); the dispatcher sends
+-- them one after the other, one request in flight (so one slot, whatever its window), and hands
+-- back what follows a failure. Locked rows cut the run where they are.
 ordered_runs AS (
     SELECT w.uuid AS subscriber_uuid, r.uuid, r.next_attempt_at, r.n, w.in_flight
     FROM open_webhooks w
@@ -208,7 +209,7 @@ ordered_runs AS (
         FROM (
             SELECT h.uuid, h.seq, h.next_attempt_at FROM deliveries h
             WHERE h.subscriber_uuid = w.uuid AND h.status = 'pending'
-            ORDER BY h.seq LIMIT least(w.room, {ORDERED_RUN})
+            ORDER BY h.seq LIMIT least(w.allowed, {ORDERED_RUN})
         ) h
     ) r
     WHERE w.ordered AND w.in_flight = 0 AND r.due
