@@ -87,6 +87,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--claims", type=int, help="timed claims per size (200)")
     parser.add_argument("--outage-events", type=int, help="healthy webhook's backlog per outage run (20000)")
     parser.add_argument("--refill-events", type=int, help="events for the three 20 ms webhooks (6000)")
+    parser.add_argument("--outage-rounds", type=int, help="alone / beside-50-hanging run pairs (3)")
     parser.add_argument(
         "--output", type=Path, help=f"results file ({RESULTS_PATH}; with --quick, {QUICK_RESULTS_PATH})"
     )
@@ -111,6 +112,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "claims": 20 if quick else 200,
         "outage_events": 2_000 if quick else 20_000,
         "refill_events": 600 if quick else 6_000,
+        "outage_rounds": 1 if quick else 3,
     }
     for name, value in defaults.items():
         if getattr(args, name) is None:
@@ -280,6 +282,7 @@ async def outage_part(
         events=args.outage_events,
         refill_events=args.refill_events,
         ordered_events=args.ordered_events,
+        rounds=args.outage_rounds,
     )
     step(f"  {orjson.dumps(figures).decode()}")
     return figures
