@@ -15,7 +15,7 @@ import dataclasses
 import functools
 import logging
 import random
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -122,6 +122,9 @@ class Dispatcher(Worker):
             for kind, deliverer in (batch_deliverers or {}).items()
         ]
         self._in_flight: dict[UUID, tuple[claims.ClaimedDelivery, asyncio.Task[None]]] = {}
+        # Claimed ahead, per webhook, each waiting for a slot of its window (docs/delivery.md,
+        # "Slots"): sent the moment one frees, with no claim in between.
+        self._waiting: dict[UUID, deque[claims.ClaimedDelivery]] = {}
         self._slots = Slots(
             settings.delivery_concurrency,
             settings.delivery_per_subscriber_concurrency,
@@ -181,6 +184,7 @@ class Dispatcher(Worker):
             *(runner.stop(grace_s) for runner in self._batches),
         )
         unfinished = [claimed for claimed, _ in self._in_flight.values()]
+        unfinished += [c for waiting in self._waiting.values() for c in waiting]
         unfinished += [c for runner in self._batches for c in runner.unfinished()]
         flushed = await self._writer.stop()
         if not flushed:
@@ -208,6 +212,7 @@ class Dispatcher(Worker):
         """Counters and in-flight figures for the metrics endpoint."""
         return DispatcherStats(
             in_flight=len(self._in_flight) + sum(len(r.unfinished()) for r in self._batches),
+            # (Deliveries waiting ahead are claimed, not in flight.)
             in_flight_by_subscriber=self._slots.by_subscriber(),
             outcomes_queued=self._writer.queued,
             listener_connected=self._listener.connected,
@@ -268,6 +273,8 @@ class Dispatcher(Worker):
         return max(0.0, min(poll_s, (self._wake_at - datetime.now(UTC)).total_seconds()))
 
     async def _claim(self) -> None:
+        # Alone, this dispatcher may claim ahead: the per-subscriber bound is its own to keep.
+        self._slots.ahead = not self._others_live
         bounds = self._slots.bounds()
         lease_s = self._settings.lease_seconds
         now_s = asyncio.get_running_loop().time()
@@ -288,7 +295,7 @@ class Dispatcher(Worker):
                 conn,
                 dispatcher=self.uuid,
                 limit=bounds.limit,
-                per_subscriber=self._slots.per_subscriber,
+                per_subscriber=self._slots.claim_bound,
                 busy=bounds.busy,
                 lease_s=lease_s,
                 serialize=self._others_live,
@@ -301,24 +308,64 @@ class Dispatcher(Worker):
         self.counters["claims"] += 1
         self.counters["claimed"] += len(claimed)
         runs: dict[UUID, list[claims.ClaimedDelivery]] = {}
+        singles: list[claims.ClaimedDelivery] = []
         for delivery in claimed:
             if delivery.ordered and not delivery.probe:
                 runs.setdefault(delivery.subscriber_uuid, []).append(delivery)
-                continue
-            task = asyncio.create_task(self._deliver(delivery))
-            self._in_flight[delivery.uuid] = (delivery, task)
+            else:
+                singles.append(delivery)
+        # A run has one request in flight at a time: it takes one slot.
+        taken = [c.subscriber_uuid for c in singles] + [run[0].subscriber_uuid for run in runs.values()]
+        worth = self._slots.claimed(bounds, taken)
+        for delivery in singles:
+            if delivery.probe or self._slots.can_send(delivery.subscriber_uuid):
+                self._send(delivery)
+            else:
+                self._waiting.setdefault(delivery.subscriber_uuid, deque()).append(delivery)
         for run in runs.values():
             run.sort(key=lambda d: d.seq)
+            self._slots.start(run[0].subscriber_uuid)
             task = asyncio.create_task(self._deliver_run(run))
             for delivery in run:
                 self._in_flight[delivery.uuid] = (delivery, task)
-        # A run has one request in flight at a time: it takes one slot.
-        taken = [c.subscriber_uuid for c in claimed if not c.ordered or c.probe]
-        taken += [run[0].subscriber_uuid for run in runs.values()]
-        if self._slots.claimed(bounds, taken):
+        if worth:
             self._wakeup.set()
         elif any(self._slots.refill_soon(s) for s in set(taken)):
             self._wake_soon()
+
+    def _send(self, delivery: claims.ClaimedDelivery) -> None:
+        self._slots.start(delivery.subscriber_uuid)
+        task = asyncio.create_task(self._deliver(delivery))
+        self._in_flight[delivery.uuid] = (delivery, task)
+
+    def _send_waiting(self, subscriber: UUID, *, answered: bool) -> None:
+        # After an attempt of ``subscriber``: its deliveries waiting ahead take the free slots;
+        # if it did not answer 2xx (a failure, a pause, a 410) they go back to the queue unsent,
+        # attempts untouched. Others may wait for a slot of the process, too.
+        waiting = self._waiting.get(subscriber)
+        if waiting and not answered:
+            rest = tuple(waiting)
+            del self._waiting[subscriber]
+            for _ in rest:
+                self._slots.unclaim(subscriber)
+            task = asyncio.create_task(self._hand_back_waiting(rest))
+            for delivery in rest:
+                self._in_flight[delivery.uuid] = (delivery, task)
+        for owner in [subscriber, *self._waiting]:
+            queue = self._waiting.get(owner)
+            while queue and self._slots.can_send(owner):
+                self._send(queue.popleft())
+            if owner in self._waiting and not queue:
+                del self._waiting[owner]
+
+    async def _hand_back_waiting(self, rest: tuple[claims.ClaimedDelivery, ...]) -> None:
+        try:
+            self.counters["handed_back"] += await outbox.hand_back(self._engine, rest)
+        except Exception:
+            logger.warning("handing back deliveries failed; their leases will expire", exc_info=True)
+        for delivery in rest:
+            del self._in_flight[delivery.uuid]
+        self._wakeup.set()
 
     async def _deliver(self, delivery: claims.ClaimedDelivery) -> None:
         record = await self._attempt(delivery)
@@ -399,7 +446,10 @@ class Dispatcher(Worker):
         if not release:
             return
         duration_s = record.duration_ms / 1000 if record.ok else None
-        if self._slots.release(subscriber, duration_s=duration_s, failed=completion.circuit_failed):
+        worth = self._slots.release(subscriber, duration_s=duration_s, failed=completion.circuit_failed)
+        if self._waiting:
+            self._send_waiting(subscriber, answered=record.ok and not paused_or_gone)
+        if worth:
             self._wakeup.set()
         elif self._slots.refill_soon(subscriber):
             self._wake_soon()

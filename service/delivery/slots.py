@@ -56,6 +56,11 @@ SLOW_REQUEST_S = 0.01
 DURATION_WEIGHT = 0.05
 """The weight of each success in the running average of request durations."""
 
+AHEAD_FRACTION = 2
+"""While it is the only live dispatcher, a webhook with a window of ``w`` (4 or more: it answers)
+may have ``w // 2`` more deliveries claimed, waiting in the process to take a slot the moment one
+frees (no claim in between); the process, ``total // 2`` more in all."""
+
 FAST_FRACTION = 4
 """A success widens the window when it took less than 1/4 of the delivery timeout."""
 
@@ -97,16 +102,43 @@ class Slots:
         self._cut_globally = False
         self._global_refill = max(1, total // REFILL_FRACTION)
         self._duration_s = 0.0
+        self._sending: Counter[UUID] = Counter()
+        self._sending_total = 0
+        self.ahead = False
+        """Whether deliveries may be claimed ahead (set while no other dispatcher is live: the
+        per-subscriber bound across replicas counts claimed deliveries)."""
 
     @property
     def in_use(self) -> int:
-        """Deliveries in flight."""
+        """Deliveries claimed (in flight or waiting for a slot)."""
         return self._in_use
 
     @property
     def free(self) -> int:
-        """Slots free in the process."""
-        return self.total - self._in_use
+        """Deliveries the process may still claim."""
+        return self.total + (self.total // AHEAD_FRACTION if self.ahead else 0) - self._in_use
+
+    @property
+    def claim_bound(self) -> int:
+        """The per-subscriber bound a claim applies (the bound, plus what may wait ahead)."""
+        return self.per_subscriber + (self.per_subscriber // AHEAD_FRACTION if self.ahead else 0)
+
+    def can_send(self, subscriber: UUID) -> bool:
+        """Whether a claimed delivery of ``subscriber`` may be sent now (window and slots)."""
+        within = self._sending[subscriber] < min(self.per_subscriber, self.window(subscriber))
+        return within and self._sending_total < self.total
+
+    def start(self, subscriber: UUID) -> None:
+        """A claimed delivery of ``subscriber`` is being sent: it takes a slot."""
+        self._sending[subscriber] += 1
+        self._sending_total += 1
+
+    def unclaim(self, subscriber: UUID) -> None:
+        """A claimed delivery that was never sent went back to the queue."""
+        self._in_use -= 1
+        self._busy[subscriber] -= 1
+        if self._busy[subscriber] <= 0:
+            del self._busy[subscriber]
 
     def by_subscriber(self) -> dict[UUID, int]:
         """Deliveries in flight per subscriber (subscribers with none left out)."""
@@ -126,8 +158,8 @@ class Slots:
         if free <= 0:
             return None
         self._forget_idle_windows()
-        busy = dict(self._busy) | dict.fromkeys(self._held, self.per_subscriber)
-        return ClaimBounds(free, busy, dict(self._windows))
+        busy = dict(self._busy) | dict.fromkeys(self._held, self.claim_bound)
+        return ClaimBounds(free, busy, {s: self._full(s) for s in self._windows})
 
     def claimed(self, bounds: ClaimBounds, subscribers: Sequence[UUID]) -> bool:
         """Take one slot per claimed delivery (``subscribers``: each one's subscriber).
@@ -156,6 +188,10 @@ class Slots:
         if self._busy[subscriber] <= 0:
             del self._busy[subscriber]
             self._idle_since[subscriber] = time.monotonic()
+        self._sending_total -= 1
+        self._sending[subscriber] -= 1
+        if self._sending[subscriber] <= 0:
+            del self._sending[subscriber]
         if duration_s is not None:
             self._duration_s += DURATION_WEIGHT * (duration_s - self._duration_s)
         window = self.window(subscriber)
@@ -193,11 +229,18 @@ class Slots:
             return True
         return subscriber in self._cut_subscribers and self._busy[subscriber] < self._full(subscriber)
 
+    def _ahead(self, subscriber: UUID) -> int:
+        window = min(self.per_subscriber, self.window(subscriber))
+        return window // AHEAD_FRACTION if self.ahead and window >= 4 else 0
+
     def _full(self, subscriber: UUID) -> int:
-        return min(self.per_subscriber, self.window(subscriber))
+        # What it may have claimed: its window, plus what may wait ahead.
+        return min(self.per_subscriber, self.window(subscriber)) + self._ahead(subscriber)
 
     def _refill(self, subscriber: UUID) -> int:
-        return max(1, self._full(subscriber) // REFILL_FRACTION)
+        # With deliveries waiting ahead, claim again once half of them went.
+        ahead = self._ahead(subscriber)
+        return max(1, ahead // 2 if ahead else self._full(subscriber) // REFILL_FRACTION)
 
     def _set_window(self, subscriber: UUID, window: int) -> None:
         if window == self.initial_window:
