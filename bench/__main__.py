@@ -33,7 +33,7 @@ import asyncpg
 import orjson
 import uvloop
 
-from bench import claim_figures, custom_figures, delivery_figures, ingest_figures, report, scaling
+from bench import claim_figures, custom_figures, delivery_figures, ingest_figures, outage, report, scaling
 from bench.infra import (
     IDLE_CONNECTION_S,
     Child,
@@ -57,7 +57,7 @@ RESULTS_PATH = Path(__file__).with_name("results.json")
 # A smoke run must not overwrite the figures of a real one.
 QUICK_RESULTS_PATH = Path(tempfile.gettempdir()) / "herald-bench-quick.json"
 STARTED_AT = time.monotonic()
-PARTS = ("ingest", "deliveries", "secrets", "scaling", "claims", "custom")
+PARTS = ("ingest", "deliveries", "secrets", "scaling", "claims", "custom", "outage")
 
 
 def step(message: str) -> None:
@@ -85,6 +85,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--scaling-drain", type=int, help="events drained per scaling set-up (20000)")
     parser.add_argument("--claim-sizes", help="small,large not-yet-due rows (10000,1000000)")
     parser.add_argument("--claims", type=int, help="timed claims per size (200)")
+    parser.add_argument("--outage-events", type=int, help="healthy webhook's backlog per outage run (20000)")
+    parser.add_argument("--refill-events", type=int, help="events for the three 20 ms webhooks (6000)")
+    parser.add_argument("--outage-rounds", type=int, help="alone / beside-50-hanging run pairs (3)")
     parser.add_argument(
         "--output", type=Path, help=f"results file ({RESULTS_PATH}; with --quick, {QUICK_RESULTS_PATH})"
     )
@@ -107,6 +110,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "scaling_drain": 1_000 if quick else 20_000,
         "claim_sizes": "10000,50000" if quick else "10000,1000000",
         "claims": 20 if quick else 200,
+        "outage_events": 2_000 if quick else 20_000,
+        "refill_events": 600 if quick else 6_000,
+        "outage_rounds": 1 if quick else 3,
     }
     for name, value in defaults.items():
         if getattr(args, name) is None:
@@ -264,6 +270,24 @@ async def claims_part(pg: Postgres, sizes: tuple[int, int], count: int) -> dict[
     return {"claims": await claim_figures.claim_figure(pg, sizes, count, 64)}
 
 
+async def outage_part(
+    args: argparse.Namespace, session: aiohttp.ClientSession, pg: Postgres, receiver: Receiver, workdir: Path
+) -> dict[str, Any]:
+    database = await pg.create_database("outage", migrate=False)  # herald serve migrates
+    figures = await outage.outage(
+        session,
+        workdir,
+        database,
+        receiver,
+        events=args.outage_events,
+        refill_events=args.refill_events,
+        ordered_events=args.ordered_events,
+        rounds=args.outage_rounds,
+    )
+    step(f"  {orjson.dumps(figures).decode()}")
+    return figures
+
+
 async def custom_part(
     args: argparse.Namespace, session: aiohttp.ClientSession, pg: Postgres, receiver: Receiver, workdir: Path
 ) -> dict[str, Any]:
@@ -339,6 +363,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 step("claim query:")
                 small, large = (int(s) for s in args.claim_sizes.split(","))
                 await guarded(results, "claims", claims_part(pg, (small, large), args.claims))
+            if "outage" in args.only:
+                step("outage: a healthy webhook beside 50 and 200 hanging ones; 20 ms receivers; ordered ...")
+                await guarded(results, "outage", outage_part(args, session, pg, receiver, workdir))
             if "custom" in args.only:
                 step("custom-type figures (dispatcher off):")
                 await guarded(results, "custom", custom_part(args, session, pg, receiver, workdir))

@@ -4,8 +4,9 @@
 asyncio protocol on uvloop, so that receiving costs a small fraction of what sending does:
 
 - ``POST /hang...`` is never answered (the sender's timeout ends it);
-- ``POST /slow5...`` answers ``204`` after 5 ms (a receiver doing a little work; one request at a
-  time per connection, as Herald sends them);
+- ``POST /slowN...`` (``N`` digits) answers ``204`` after ``N`` ms, e.g. ``/slow5-ordered``,
+  ``/slow20-a`` (a receiver doing a little work; one request at a time per connection, as
+  Herald sends them);
 - any other ``POST`` answers ``204`` at once and is counted per path, with its
   ``webhook-id`` (to count duplicates) and, for ``/latency``, its arrival time;
 - ``GET /_stats`` answers the counts as JSON; ``GET /_arrivals`` answers (and forgets) the
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import re
 import time
 from collections import Counter
 from typing import Any
@@ -27,8 +29,7 @@ import uvloop
 
 NO_CONTENT = b"HTTP/1.1 204 No Content\r\nserver: bench\r\n\r\n"
 LATENCY_PATH = "/latency"
-SLOW_PATH = "/slow5"
-SLOW_S = 0.005
+SLOW_PATH = re.compile(r"/slow(\d+)")
 
 
 class Tally:
@@ -118,8 +119,10 @@ class HttpReceiver(asyncio.Protocol):
         if path.startswith("/hang"):
             self.hanging = True  # keep the connection open, say nothing
             return
-        if path.startswith(SLOW_PATH):
-            asyncio.get_running_loop().call_later(SLOW_S, self._write_later, NO_CONTENT)
+        slow = SLOW_PATH.match(path)
+        if slow is not None:
+            delay_s = int(slow.group(1)) / 1000
+            asyncio.get_running_loop().call_later(delay_s, self._write_later, NO_CONTENT)
             return
         self.transport.write(NO_CONTENT)
 

@@ -1,6 +1,6 @@
 """The event catalog: the 58 event types Herald knows, and subscription patterns over them.
 
-Besides the catalog, Herald records five operational types of its own (``herald:*``, see
+Besides the catalog, Herald records seven operational types of its own (``herald:*``, see
 "Operational types" below): they are never ingested, and only patterns that begin with
 ``herald:`` match them.
 
@@ -237,10 +237,13 @@ SUBSCRIBER_ENABLED = "herald:subscriber:enabled"
 DELIVERY_FAILING = "herald:delivery:failing"
 DELIVERY_FAILED = "herald:delivery:failed"
 DELIVERY_RECOVERED = "herald:delivery:recovered"
+CIRCUIT_OPENED = "herald:subscriber:circuit-opened"
+CIRCUIT_CLOSED = "herald:subscriber:circuit-closed"
 
 # The layers of ``service/models/events.py`` that carry them.
 OPERATIONAL_SUBSCRIBER_KIND = "operational_subscriber"
 OPERATIONAL_DELIVERY_KIND = "operational_delivery"
+OPERATIONAL_CIRCUIT_KIND = "operational_circuit"
 
 _OPERATIONAL_ENTRIES: tuple[tuple[str, str, str], ...] = (
     (
@@ -260,6 +263,12 @@ _OPERATIONAL_ENTRIES: tuple[tuple[str, str, str], ...] = (
         OPERATIONAL_DELIVERY_KIND,
         "A delivery that had been reported failing was delivered.",
     ),
+    (
+        CIRCUIT_OPENED,
+        OPERATIONAL_CIRCUIT_KIND,
+        "A webhook's circuit opened: HERALD_CIRCUIT_FAILURES attempts in a row failed.",
+    ),
+    (CIRCUIT_CLOSED, OPERATIONAL_CIRCUIT_KIND, "A webhook's circuit closed: it answered again."),
 )
 
 OPERATIONAL: dict[str, EventTypeInfo] = {

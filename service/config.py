@@ -151,6 +151,12 @@ class Settings(BaseSettings):
     disable_after_seconds: float = Field(default=432_000.0, gt=0)
     # The attempt number whose failure reports a delivery ``herald:delivery:failing`` (once).
     failing_after_attempts: int = Field(default=3, ge=1, le=1000)
+    # The circuit breaker per webhook (docs/delivery.md, "The circuit"): this many consecutive
+    # failed attempts open it; the first probe goes this long after, the wait doubling per failed
+    # probe up to the maximum.
+    circuit_failures: int = Field(default=5, ge=1, le=1000)
+    circuit_probe_seconds: float = Field(default=5.0, gt=0)
+    circuit_probe_max_seconds: float = Field(default=300.0, gt=0)
     secret_rotation_grace_seconds: float = Field(default=86_400.0, ge=0)
     allow_private_destinations: bool = False
     # Webhooks whose URL was set in the portal, and the portal's test sends (docs/webhooks.md).

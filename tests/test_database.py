@@ -93,7 +93,7 @@ async def test_migrations_downgrade_and_upgrade_round_trip(pg: PgServer) -> None
     try:
         catalog = "SELECT count(*) FROM event_types WHERE name <> 'ping' AND name NOT LIKE 'herald:%'"
         assert await conn.fetchval(catalog) == 58
-        assert await conn.fetchval("SELECT count(*) FROM event_types WHERE name LIKE 'herald:%'") == 5
+        assert await conn.fetchval("SELECT count(*) FROM event_types WHERE name LIKE 'herald:%'") == 7
         assert await conn.fetchval("SELECT count(*) FROM event_types WHERE name = 'ping'") == 1
         assert await conn.fetchval("SELECT count(*) FROM installation") == 1
         assert await conn.fetchval("SELECT count(*) FROM subscribers WHERE kind = 'analytics'") == 1
@@ -119,7 +119,7 @@ async def test_replicas_migrating_at_once_are_serialized(pg: PgServer) -> None:
     try:
         assert await conn.fetchval("SELECT version_num FROM alembic_version") == migrations.head_revision()
         assert await conn.fetchval("SELECT count(*) FROM subscribers WHERE kind = 'analytics'") == 1
-        assert await conn.fetchval("SELECT count(*) FROM event_types") == 58 + 1 + 5  # catalog, ping, herald:
+        assert await conn.fetchval("SELECT count(*) FROM event_types") == 58 + 1 + 7  # catalog, ping, herald:
     finally:
         await conn.close()
 

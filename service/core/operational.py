@@ -1,10 +1,11 @@
 """Recording operational events: Herald's own reports about its webhooks and their deliveries.
 
-Five types (``service.catalog``, "Operational types"): a webhook ``disabled`` / ``enabled``, a
-delivery ``failing`` / ``failed`` / ``recovered``. Each is recorded by :func:`record` in the
-transaction of the change it reports (the outcome write, a disable, a PATCH), together with its
-deliveries, exactly as ingest records an event and its outbox rows; the caller commits. So an
-event is never lost (it commits with its change) nor invented (it rolls back with it).
+Seven types (``service.catalog``, "Operational types"): a webhook ``disabled`` / ``enabled``, its
+circuit ``circuit-opened`` / ``circuit-closed``, a delivery ``failing`` / ``failed`` /
+``recovered``. Each is recorded by :func:`record` in the transaction of the change it reports
+(the outcome write, a disable, a PATCH), together with its deliveries, exactly as ingest records
+an event and its outbox rows; the caller commits. So an event is never lost (it commits with its
+change) nor invented (it rolls back with it).
 
 Rules kept here, in one place:
 
@@ -29,6 +30,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.catalog import (
+    CIRCUIT_CLOSED,
+    CIRCUIT_OPENED,
     DELIVERY_FAILED,
     DELIVERY_FAILING,
     DELIVERY_RECOVERED,
@@ -36,8 +39,10 @@ from service.catalog import (
     is_operational,
 )
 from service.common.channels import DELIVERIES_CHANNEL
+from service.common.timefmt import format_utc
 from service.core.matching import matched_ctes
 from service.models.events import event_class_for
+from service.outbox import CircuitChange
 
 # The project that owns a webhook, as an SQL expression over ``subscribers s``: the one place it
 # is read (NULL for a webhook no project owns); scopes and payloads follow it.
@@ -45,7 +50,8 @@ WEBHOOK_PROJECT_SQL = "s.project_uuid"
 
 _WEBHOOKS_SQL = text(
     f"""
-SELECT s.uuid, s.name, s.enabled, s.disabled_reason, {WEBHOOK_PROJECT_SQL} AS project_uuid
+SELECT s.uuid, s.name, s.enabled, s.disabled_reason, {WEBHOOK_PROJECT_SQL} AS project_uuid,
+       s.circuit_state, s.circuit_since, s.circuit_next_probe_at, s.circuit_failures
 FROM subscribers s
 WHERE s.uuid = ANY(CAST(:uuids AS uuid[])) AND s.kind = 'webhook'
 """  # noqa: S608  (a constant expression, no input)
@@ -191,6 +197,8 @@ async def record(session: AsyncSession, occurrences: Sequence[Occurrence]) -> Co
         }
         if occurrence.delivery is not None:
             sections["delivery"] = occurrence.delivery.section()
+        if occurrence.type in (CIRCUIT_OPENED, CIRCUIT_CLOSED):
+            sections["circuit"] = circuit_section(webhook)
         uuid = uuid4()
         layer = event_class_for(occurrence.type)
         columns["uuids"].append(uuid)
@@ -234,6 +242,24 @@ async def report_attempts(
         rows = await session.execute(_REPORT_RECOVERED_SQL, {"uuids": delivered})
         occurrences.extend(_about(DELIVERY_RECOVERED, by_uuid[row.delivery_uuid]) for row in rows)
     return await record(session, occurrences)
+
+
+def circuit_section(webhook: Any) -> dict[str, Any]:
+    """A webhook's ``circuit`` object (as the subscriber object shows it) from its row's
+    ``circuit_*`` columns; ``next_probe_at`` only while open (half-open: the probe is out)."""
+    probe_at = webhook.circuit_next_probe_at if webhook.circuit_state == "open" else None
+    return {
+        "state": webhook.circuit_state,
+        "since": None if webhook.circuit_since is None else format_utc(webhook.circuit_since),
+        "next_probe_at": None if probe_at is None else format_utc(probe_at),
+        "consecutive_failures": webhook.circuit_failures,
+    }
+
+
+async def report_circuits(session: AsyncSession, changes: Sequence[CircuitChange]) -> Counter[str]:
+    """Record ``circuit-opened`` / ``circuit-closed`` for the circuits that changed (never commits)."""
+    types = {"opened": CIRCUIT_OPENED, "closed": CIRCUIT_CLOSED}
+    return await record(session, [Occurrence(types[c.transition], c.subscriber_uuid) for c in changes])
 
 
 def _about(type_name: str, written: AttemptWritten) -> Occurrence:

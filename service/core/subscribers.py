@@ -20,12 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from service import outbox
-from service.catalog import SUBSCRIBER_DISABLED, SUBSCRIBER_ENABLED
-from service.common.destinations import (
-    ForbiddenDestination,
-    Resolver,
-    check_url,
-)
+from service.catalog import CIRCUIT_CLOSED, SUBSCRIBER_DISABLED, SUBSCRIBER_ENABLED
+from service.common.destinations import ForbiddenDestination, Resolver, check_url
 from service.common.formats import DEFAULT_RATE_LIMITS_PER_MINUTE, FORM_CONTENT_TYPE, Format, format_for_url
 from service.common.secretbox import SecretBox, UndecryptableSecret
 from service.common.secrets import generate_secret
@@ -43,6 +39,13 @@ from service.schemas.subscribers import WebhookCreate, WebhookUpdate
 logger = logging.getLogger(__name__)
 
 DISABLED_THROUGH_API = "disabled through the API"
+CIRCUIT_COLUMNS = [
+    "circuit_state",
+    "circuit_since",
+    "circuit_next_probe_at",
+    "circuit_failures",
+    "circuit_probes",
+]
 
 _DISABLE_SQL = text(
     """
@@ -333,10 +336,17 @@ async def update_webhook(
     elif "rate_limit_per_minute" in given:
         await outbox.unpark(session, subscriber.uuid)
     subscriptions = None if specs is None else await replace_subscriptions(session, subscriber.uuid, specs)
+    # Enabled, a webhook starts with a closed circuit (docs/delivery.md, "The circuit").
+    circuit_closed = enabling and await outbox.close_circuit(session, subscriber.uuid)
+    if enabling:
+        await session.refresh(subscriber, attribute_names=CIRCUIT_COLUMNS)
     if disabling or enabling:
         # After the new subscriptions: a webhook enabled with a herald: subscription hears of it.
         change = SUBSCRIBER_DISABLED if disabling else SUBSCRIBER_ENABLED
-        await operational.record(session, [operational.Occurrence(change, subscriber.uuid)])
+        occurrences = [operational.Occurrence(change, subscriber.uuid)]
+        if circuit_closed:
+            occurrences.append(operational.Occurrence(CIRCUIT_CLOSED, subscriber.uuid))
+        await operational.record(session, occurrences)
     if "url" in given:
         logger.info(
             "webhook destination changed",

@@ -45,6 +45,10 @@ class ClaimedDelivery:
     """The webhook as it is at claim time (``None`` for other kinds)."""
     ordered: bool = False
     """The webhook is ordered: its next delivery may be claimed once this one's outcome is written."""
+    probe: bool = False
+    """It is its webhook's circuit probe (the circuit is half-open)."""
+    seq: int = 0
+    """The order its event was recorded in (an ordered webhook's run is sent in this order)."""
 
     @property
     def attempt_number(self) -> int:
@@ -101,6 +105,8 @@ def webhook_deliveries(claim: outbox.Claim[asyncpg.Record], box: SecretBox) -> l
             attempts_count=row["attempts_count"],
             target=_target(row, box),
             ordered=row["ordered"],
+            probe=row["probe"],
+            seq=row["seq"],
         )
         for row in claim.rows
     ]

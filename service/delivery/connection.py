@@ -4,6 +4,13 @@ The claim loop runs one claim at a time, so a single connection (no pool, no pin
 is one short transaction: the claims' advisory lock, then the claim statement) is all it
 needs. A failed statement may leave the connection unusable (e.g. the server restarted), so it
 is dropped and the next use opens a fresh one; the loop's backoff paces the attempts.
+
+Its statements are prepared once: asyncpg caches a prepared statement only up to 15 KiB by
+default, and the claim, with its comments, is more; it was sent, parsed and analyzed anew for
+each claim (5.3 ms of PostgreSQL's CPU per claim against 3 ms, three webhooks with 30,000 rows).
+PostgreSQL still plans it for its parameters each time: a generic plan (``plan_cache_mode``)
+cost 1 ms instead, until the statistics made it read a webhook's whole backlog through a bitmap
+scan to sort it (7 ms), so the planner keeps choosing.
 """
 
 from __future__ import annotations
@@ -14,6 +21,8 @@ from contextlib import asynccontextmanager
 import asyncpg
 
 from service.db import CONNECT_TIMEOUT_S, STATEMENT_TIMEOUT_MS, asyncpg_dsn, server_settings
+
+MAX_CACHED_STATEMENT_BYTES = 64 * 1024
 
 
 class DedicatedConnection:
@@ -33,6 +42,7 @@ class DedicatedConnection:
                 timeout=CONNECT_TIMEOUT_S,
                 command_timeout=STATEMENT_TIMEOUT_MS / 1000,
                 server_settings=server_settings(self._application_name),
+                max_cacheable_statement_size=MAX_CACHED_STATEMENT_BYTES,
             )
         try:
             yield self._conn

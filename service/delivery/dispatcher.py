@@ -15,7 +15,8 @@ import dataclasses
 import functools
 import logging
 import random
-from collections import Counter
+from collections import Counter, deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID, uuid4
@@ -39,7 +40,7 @@ from service.delivery.http import HttpClients
 from service.delivery.listener import WakeupListener
 from service.delivery.outcomes import AttemptObserver, completion_of
 from service.delivery.retry import Gone
-from service.delivery.slots import Slots
+from service.delivery.slots import REFILL_DELAY_S, Slots
 from service.delivery.webhook import AttemptRecord, send_attempt
 from service.delivery.writer import OutcomeWriter
 
@@ -102,6 +103,9 @@ class Dispatcher(Worker):
             disable_after_s=settings.disable_after_seconds,
             failing_after_attempts=settings.failing_after_attempts,
             counters=self.counters,
+            circuit=outbox.CircuitPolicy(
+                settings.circuit_failures, settings.circuit_probe_seconds, settings.circuit_probe_max_seconds
+            ),
         )
         self._listener = WakeupListener(database_url, DELIVERIES_CHANNEL, self.wake)
         self._claims_connection = DedicatedConnection(database_url, "herald-dispatcher")
@@ -118,7 +122,14 @@ class Dispatcher(Worker):
             for kind, deliverer in (batch_deliverers or {}).items()
         ]
         self._in_flight: dict[UUID, tuple[claims.ClaimedDelivery, asyncio.Task[None]]] = {}
-        self._slots = Slots(settings.delivery_concurrency, settings.delivery_per_subscriber_concurrency)
+        # Claimed ahead, per webhook, each waiting for a slot of its window (docs/delivery.md,
+        # "Slots"): sent the moment one frees, with no claim in between.
+        self._waiting: dict[UUID, deque[claims.ClaimedDelivery]] = {}
+        self._slots = Slots(
+            settings.delivery_concurrency,
+            settings.delivery_per_subscriber_concurrency,
+            timeout_s=settings.delivery_timeout_seconds,
+        )
         # Names this dispatcher's published in-flight counts (dispatcher_inflight).
         self.uuid = uuid4()
         # When a paused or rate-limited webhook with due rows opens again (the last claim said).
@@ -126,6 +137,7 @@ class Dispatcher(Worker):
         self._published_at = float("-inf")
         # Another dispatcher is live (its counts are published): claims then serialize.
         self._others_live = True
+        self._refill_timer: asyncio.TimerHandle | None = None
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -172,6 +184,7 @@ class Dispatcher(Worker):
             *(runner.stop(grace_s) for runner in self._batches),
         )
         unfinished = [claimed for claimed, _ in self._in_flight.values()]
+        unfinished += [c for waiting in self._waiting.values() for c in waiting]
         unfinished += [c for runner in self._batches for c in runner.unfinished()]
         flushed = await self._writer.stop()
         if not flushed:
@@ -199,6 +212,7 @@ class Dispatcher(Worker):
         """Counters and in-flight figures for the metrics endpoint."""
         return DispatcherStats(
             in_flight=len(self._in_flight) + sum(len(r.unfinished()) for r in self._batches),
+            # (Deliveries waiting ahead are claimed, not in flight.)
             in_flight_by_subscriber=self._slots.by_subscriber(),
             outcomes_queued=self._writer.queued,
             listener_connected=self._listener.connected,
@@ -259,6 +273,8 @@ class Dispatcher(Worker):
         return max(0.0, min(poll_s, (self._wake_at - datetime.now(UTC)).total_seconds()))
 
     async def _claim(self) -> None:
+        # Alone, this dispatcher may claim ahead: the per-subscriber bound is its own to keep.
+        self._slots.ahead = not self._others_live
         bounds = self._slots.bounds()
         lease_s = self._settings.lease_seconds
         now_s = asyncio.get_running_loop().time()
@@ -279,23 +295,96 @@ class Dispatcher(Worker):
                 conn,
                 dispatcher=self.uuid,
                 limit=bounds.limit,
-                per_subscriber=self._slots.per_subscriber,
+                per_subscriber=self._slots.claim_bound,
                 busy=bounds.busy,
                 lease_s=lease_s,
                 serialize=self._others_live,
+                windows=bounds.windows,
+                default_window=self._slots.initial_window,
             )
         self._wake_at = claim.wake_at
         self._others_live = claim.others_live
         claimed = claims.webhook_deliveries(claim, self._secrets)
         self.counters["claims"] += 1
         self.counters["claimed"] += len(claimed)
+        runs: dict[UUID, list[claims.ClaimedDelivery]] = {}
+        singles: list[claims.ClaimedDelivery] = []
         for delivery in claimed:
-            task = asyncio.create_task(self._deliver(delivery))
-            self._in_flight[delivery.uuid] = (delivery, task)
-        if self._slots.claimed(bounds, [c.subscriber_uuid for c in claimed]):
+            if delivery.ordered and not delivery.probe:
+                runs.setdefault(delivery.subscriber_uuid, []).append(delivery)
+            else:
+                singles.append(delivery)
+        # A run has one request in flight at a time: it takes one slot.
+        taken = [c.subscriber_uuid for c in singles] + [run[0].subscriber_uuid for run in runs.values()]
+        worth = self._slots.claimed(bounds, taken)
+        for delivery in singles:
+            if delivery.probe or self._slots.can_send(delivery.subscriber_uuid):
+                self._send(delivery)
+            else:
+                self._waiting.setdefault(delivery.subscriber_uuid, deque()).append(delivery)
+        for run in runs.values():
+            run.sort(key=lambda d: d.seq)
+            self._slots.start(run[0].subscriber_uuid)
+            task = asyncio.create_task(self._deliver_run(run))
+            for delivery in run:
+                self._in_flight[delivery.uuid] = (delivery, task)
+        if worth:
             self._wakeup.set()
+        elif any(self._slots.refill_soon(s) for s in set(taken)):
+            self._wake_soon()
+
+    def _send(self, delivery: claims.ClaimedDelivery) -> None:
+        self._slots.start(delivery.subscriber_uuid)
+        task = asyncio.create_task(self._deliver(delivery))
+        self._in_flight[delivery.uuid] = (delivery, task)
+
+    def _send_waiting(self, subscriber: UUID, *, answered: bool) -> None:
+        # After an attempt of ``subscriber``: its deliveries waiting ahead take the free slots;
+        # if it did not answer 2xx (a failure, a pause, a 410) they go back to the queue unsent,
+        # attempts untouched. Others may wait for a slot of the process, too.
+        waiting = self._waiting.get(subscriber)
+        if waiting and not answered:
+            rest = tuple(waiting)
+            del self._waiting[subscriber]
+            for _ in rest:
+                self._slots.unclaim(subscriber)
+            task = asyncio.create_task(self._hand_back_waiting(rest))
+            for delivery in rest:
+                self._in_flight[delivery.uuid] = (delivery, task)
+        for owner in [subscriber, *self._waiting]:
+            queue = self._waiting.get(owner)
+            while queue and self._slots.can_send(owner):
+                self._send(queue.popleft())
+            if owner in self._waiting and not queue:
+                del self._waiting[owner]
+
+    async def _hand_back_waiting(self, rest: tuple[claims.ClaimedDelivery, ...]) -> None:
+        try:
+            self.counters["handed_back"] += await outbox.hand_back(self._engine, rest)
+        except Exception:
+            logger.warning("handing back deliveries failed; their leases will expire", exc_info=True)
+        for delivery in rest:
+            del self._in_flight[delivery.uuid]
+        self._wakeup.set()
 
     async def _deliver(self, delivery: claims.ClaimedDelivery) -> None:
+        record = await self._attempt(delivery)
+        self._finish(delivery, record)
+
+    async def _deliver_run(self, run: list[claims.ClaimedDelivery]) -> None:
+        # An ordered webhook's run, in recording order: each once the one before was answered
+        # 2xx. What follows a failure goes back to the queue once the failure's outcome (a retry
+        # that holds them back) is written.
+        for i, delivery in enumerate(run):
+            record = await self._attempt(delivery)
+            rest = run[i + 1 :]
+            if record.ok and rest:
+                self._finish(delivery, record, hold=False, release=False)
+                continue
+            self._finish(delivery, record, rest=rest)
+            return
+
+    async def _attempt(self, delivery: claims.ClaimedDelivery) -> AttemptRecord:
         target = delivery.target
         assert target is not None
         try:
@@ -314,19 +403,30 @@ class Dispatcher(Worker):
             logger.exception("delivery attempt crashed", extra={"delivery": str(delivery.uuid)})
             now = datetime.now(UTC)
             record = AttemptRecord(delivery.attempt_number, now, 0.0, None, "internal error", None)
-        self._finish(delivery, record, url_origin(target.url))
+        return record
 
-    def _finish(self, delivery: claims.ClaimedDelivery, record: AttemptRecord, destination: str) -> None:
+    def _finish(
+        self,
+        delivery: claims.ClaimedDelivery,
+        record: AttemptRecord,
+        *,
+        hold: bool = True,
+        release: bool = True,
+        rest: Sequence[claims.ClaimedDelivery] = (),
+    ) -> None:
         subscriber = delivery.subscriber_uuid
+        assert delivery.target is not None
+        destination = url_origin(delivery.target.url)
         completion = completion_of(
             delivery, record, destination=destination, waits=self._settings.retry_waits_seconds, rng=self._rng
         )
-        if isinstance(completion.outcome, Gone) or completion.paused_until is not None or delivery.ordered:
+        paused_or_gone = isinstance(completion.outcome, Gone) or completion.paused_until is not None
+        if paused_or_gone or (delivery.ordered and hold):
             # Claim nothing more for it until the disable, the pause, or (ordered) this outcome is
             # written: held, it counts as full here and in the counts this dispatcher publishes.
             self._slots.hold(subscriber)
             completion = dataclasses.replace(
-                completion, on_written=functools.partial(self._release_hold, subscriber)
+                completion, on_written=functools.partial(self._release_hold, subscriber, tuple(rest))
             )
         self._writer.put(completion)
         self.counters["attempts"] += 1
@@ -343,9 +443,43 @@ class Dispatcher(Worker):
                 },
             )
         del self._in_flight[delivery.uuid]
-        if self._slots.release(subscriber):
+        if not release:
+            return
+        duration_s = record.duration_ms / 1000 if record.ok else None
+        worth = self._slots.release(subscriber, duration_s=duration_s, failed=completion.circuit_failed)
+        if self._waiting:
+            self._send_waiting(subscriber, answered=record.ok and not paused_or_gone)
+        if worth:
             self._wakeup.set()
+        elif self._slots.refill_soon(subscriber):
+            self._wake_soon()
 
-    def _release_hold(self, subscriber: UUID) -> None:
+    def _wake_soon(self) -> None:
+        # A slot freed where the last claim was cut: claim for it shortly, with what frees meanwhile.
+        if self._refill_timer is None or self._refill_timer.cancelled():
+            loop = asyncio.get_running_loop()
+            self._refill_timer = loop.call_later(REFILL_DELAY_S, self._refill_due)
+
+    def _refill_due(self) -> None:
+        self._refill_timer = None
+        self._wakeup.set()
+
+    def _release_hold(self, subscriber: UUID, rest: tuple[claims.ClaimedDelivery, ...] = ()) -> None:
+        if rest:
+            # They stay held (and counted) until they are back in the queue.
+            task = asyncio.create_task(self._hand_back_run(subscriber, rest))
+            for delivery in rest:
+                self._in_flight[delivery.uuid] = (delivery, task)
+            return
+        self._slots.unhold(subscriber)
+        self._wakeup.set()
+
+    async def _hand_back_run(self, subscriber: UUID, rest: tuple[claims.ClaimedDelivery, ...]) -> None:
+        try:
+            self.counters["handed_back"] += await outbox.hand_back(self._engine, rest)
+        except Exception:
+            logger.warning("handing back an ordered run failed; its leases will expire", exc_info=True)
+        for delivery in rest:
+            del self._in_flight[delivery.uuid]
         self._slots.unhold(subscriber)
         self._wakeup.set()

@@ -25,7 +25,7 @@ from service import outbox
 from service.core import operational
 from service.core.subscribers import disable_subscriber
 from service.delivery.claims import ClaimedDelivery
-from service.delivery.retry import Delivered, Gone, Outcome, Retry, decide, pause_s
+from service.delivery.retry import Delivered, Gone, Outcome, Retry, breaks_circuit, decide, pause_s
 from service.delivery.webhook import AttemptRecord
 
 logger = logging.getLogger(__name__)
@@ -57,6 +57,8 @@ class Completion:
     paused_until: datetime | None = None
     """The answer was a 429 or 503 with ``Retry-After``: none of the webhook's deliveries is sent
     before then."""
+    circuit_failed: bool = False
+    """The attempt counts against the webhook's circuit (``retry.breaks_circuit``)."""
 
     @property
     def status(self) -> outbox.DeliveryStatus:
@@ -100,7 +102,8 @@ def completion_of(
     )
     wait_s = pause_s(record.status_code, record.retry_after, now)
     paused_until = None if wait_s is None else now + timedelta(seconds=wait_s)
-    return Completion(delivery, record, outcome, now, destination, on_written, paused_until)
+    failed = breaks_circuit(record.status_code, record.retry_after, now)
+    return Completion(delivery, record, outcome, now, destination, on_written, paused_until, failed)
 
 
 def _written(batch: Sequence[Completion], applied: dict[UUID, str]) -> list[operational.AttemptWritten]:
@@ -130,20 +133,28 @@ async def write_completions(
     disable_after_s: float,
     failing_after_attempts: int,
     now: datetime,
+    circuit: outbox.CircuitPolicy | None = None,
 ) -> Counter[str]:
     """Write a batch of completions in the session's transaction (never commits).
 
     The outbox writes the deliveries, attempts and failure clock; then a webhook that answered
     410, or has been failing for more than ``disable_after_s``, is disabled, and the operational
-    events follow (``failing`` from attempt ``failing_after_attempts`` on). Returns counts per
+    events follow (``failing`` from attempt ``failing_after_attempts`` on; a circuit that opened
+    or closed under ``circuit``). Returns counts per
     final delivery status, ``stale`` for completions that changed nothing,
     and ``subscribers_disabled`` (the operational events are counted by the outbox's own table).
     """
-    completed = await outbox.complete(session, batch)
+    completed = await outbox.complete(session, batch, circuit=circuit or outbox.CircuitPolicy(), now=now)
     counts = completed.counts
     await operational.report_attempts(
         session, _written(batch, completed.applied), failing_after_attempts=failing_after_attempts
     )
+    for change in completed.circuits:
+        counts[f"circuits_{change.transition}"] += 1
+        logger.warning(
+            "webhook circuit %s", change.transition, extra={"subscriber": str(change.subscriber_uuid)}
+        )
+    await operational.report_circuits(session, completed.circuits)
     to_disable: dict[UUID, str] = {}
     for c in batch:
         if isinstance(c.outcome, Gone) and c.delivery.subscriber_kind == "webhook":

@@ -95,6 +95,15 @@ def pause_s(status_code: int | None, retry_after: str | None, now: datetime) -> 
     return wait_s if wait_s else None
 
 
+def breaks_circuit(status_code: int | None, retry_after: str | None, now: datetime) -> bool:
+    """Whether an attempt counts against its webhook's circuit: no answer (a timeout, a
+    connection error), a 5xx, or a 429 without a usable ``Retry-After`` (one with it pauses the
+    webhook instead). Any other answer shows the receiver is there."""
+    if status_code is None or status_code >= 500:
+        return True
+    return status_code == 429 and not pause_s(status_code, retry_after, now)
+
+
 def status_reason(status_code: int) -> str:
     """Return the failure reason recorded for a non-2xx answer."""
     if 300 <= status_code < 400:

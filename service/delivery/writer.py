@@ -21,6 +21,7 @@ from service.background import Worker
 from service.db import is_database_unavailable
 from service.delivery.backoff import backoff_s
 from service.delivery.outcomes import Completion, write_completions
+from service.outbox import CircuitPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ class OutcomeWriter(Worker):
         counters: Counter[str],
         max_items: int = FLUSH_MAX_ITEMS,
         max_delay_s: float = FLUSH_MAX_DELAY_S,
+        circuit: CircuitPolicy | None = None,
     ) -> None:
         super().__init__("outcomes")
         self._sessions = sessions
@@ -62,6 +64,9 @@ class OutcomeWriter(Worker):
         self._max_items = max_items
         self._max_delay_s = max_delay_s
         self._queue: list[Completion] = []
+        # Something waits for a queued completion (an ordered webhook's next run, a pause): no delay.
+        self._urgent = False
+        self._circuit = circuit or CircuitPolicy()
 
     @property
     def queued(self) -> int:
@@ -69,8 +74,10 @@ class OutcomeWriter(Worker):
         return len(self._queue)
 
     def put(self, completion: Completion) -> None:
-        """Queue one completion; it is written within a few milliseconds."""
+        """Queue one completion; it is written within a few milliseconds, at once when something
+        waits for it (``on_written``)."""
         self._queue.append(completion)
+        self._urgent = self._urgent or completion.on_written is not None
         self.wake()
 
     async def run(self) -> None:
@@ -83,10 +90,11 @@ class OutcomeWriter(Worker):
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            if len(self._queue) < self._max_items and not self.stopping:
+            if len(self._queue) < self._max_items and not self.stopping and not self._urgent:
                 # Let more outcomes join this transaction.
                 await asyncio.sleep(self._max_delay_s)
             batch, self._queue = self._queue[: self._max_items], self._queue[self._max_items :]
+            self._urgent = any(c.on_written is not None for c in self._queue)
             try:
                 await self._write(batch)
                 failures = 0
@@ -113,6 +121,7 @@ class OutcomeWriter(Worker):
                 disable_after_s=self._disable_after_s,
                 failing_after_attempts=self._failing_after_attempts,
                 now=datetime.now(UTC),
+                circuit=self._circuit,
             )
         self._counters.update(counts)
         _written(batch)

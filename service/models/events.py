@@ -27,6 +27,7 @@ from sqlmodel import Field, SQLModel
 
 from service.catalog import (
     CUSTOM_KIND,
+    OPERATIONAL_CIRCUIT_KIND,
     OPERATIONAL_DELIVERY_KIND,
     OPERATIONAL_SUBSCRIBER_KIND,
     PING,
@@ -301,6 +302,15 @@ class DeliveryOperationalEvent(OperationalEvent):
     )
 
 
+class CircuitOperationalEvent(OperationalEvent):
+    """A webhook's circuit opened or closed (``herald:subscriber:circuit-*``), beside its webhook."""
+
+    __mapper_args__ = {"polymorphic_identity": OPERATIONAL_CIRCUIT_KIND}
+    layer = Layer(
+        "circuit", at=("circuit",), shown=("state", "since", "next_probe_at", "consecutive_failures")
+    )
+
+
 class CustomEvent(Event):
     """An event of a custom type (defined at run time, its ``data`` checked against the type's
     JSON Schema): ``project_uuid`` when given and ``data`` beside the root fields. Telemetry gets
@@ -312,6 +322,7 @@ class CustomEvent(Event):
 
 # The delivery sits beside the subscriber at the top of the payload, not under it.
 DeliveryOperationalEvent.layers = (*OperationalEvent.layers, (("delivery",), DeliveryOperationalEvent.layer))
+CircuitOperationalEvent.layers = (*OperationalEvent.layers, (("circuit",), CircuitOperationalEvent.layer))
 
 
 # Discriminator → class, from the mapping itself so it cannot drift from the classes.

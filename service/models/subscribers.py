@@ -54,6 +54,7 @@ class Subscriber(SQLModel, table=True, metaclass=SingleTableInheritanceMeta):
             "kind <> 'webhook' OR (url IS NOT NULL AND secret IS NOT NULL)", name="webhook_fields"
         ),
         CheckConstraint("rate_limit_per_minute BETWEEN 1 AND 60000", name="rate_limit_per_minute"),
+        CheckConstraint("circuit_state IN ('closed', 'open', 'half-open')", name="circuit_state"),
         # At most one analytics subscriber.
         Index("uq_subscribers_analytics", "kind", unique=True, postgresql_where=text("kind = 'analytics'")),
         # The webhooks of one project, newest first (GET /api/v1/subscribers?project_uuid=).
@@ -63,6 +64,12 @@ class Subscriber(SQLModel, table=True, metaclass=SingleTableInheritanceMeta):
             "created_at",
             "uuid",
             postgresql_where=text("project_uuid IS NOT NULL"),
+        ),
+        # The circuits a claim may probe (docs/delivery.md, "The circuit"): one index read per claim.
+        Index(
+            "ix_subscribers_circuit_probe",
+            "circuit_next_probe_at",
+            postgresql_where=text("circuit_state <> 'closed'"),
         ),
     )
     # eager_defaults: timestamps set by the database come back with RETURNING, so an async
@@ -115,6 +122,21 @@ class Subscriber(SQLModel, table=True, metaclass=SingleTableInheritanceMeta):
         default=False, sa_column=Column(Boolean, nullable=False, server_default=text("false"))
     )
     paused_until: datetime | None = _timestamp()
+    # The circuit breaker (migration 0018): consecutive failed attempts open it; while open, no
+    # delivery is attempted until circuit_next_probe_at, when one is (half-open). circuit_probes
+    # counts the failed probes since it opened (the wait before the next one doubles with each);
+    # circuit_since is when it opened (kept across probes) or, once closed again, when it closed.
+    circuit_state: str = Field(
+        default="closed", sa_column=Column(Text, nullable=False, server_default="closed")
+    )
+    circuit_since: datetime | None = _timestamp()
+    circuit_next_probe_at: datetime | None = _timestamp()
+    circuit_failures: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default=text("0"))
+    )
+    circuit_probes: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default=text("0"))
+    )
     created_at: datetime | None = _timestamp(nullable=False, index=True, server_now=True)
     updated_at: datetime | None = _timestamp(nullable=False, server_now=True)
 

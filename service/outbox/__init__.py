@@ -6,7 +6,8 @@ and reason names in :mod:`service.outbox.states`. ``docs/delivery.md`` draws the
 
 - :mod:`~service.outbox.claims`: claim (``pending`` → ``delivering`` under a lease).
 - :mod:`~service.outbox.completions`: complete an attempt (delivered, rescheduled, failed),
-  with its attempt row and the webhook's failure clock.
+  with its attempt row, the webhook's failure clock and its circuit
+  (:mod:`~service.outbox.circuits`).
 - :mod:`~service.outbox.requeue`: back to ``pending``: lease expiry, hand back on stop,
   redeliver, recover.
 - :mod:`~service.outbox.subscriber_effects`: a subscriber disabled or deleted, telemetry
@@ -17,6 +18,7 @@ This package sits below core, delivery and api, which call it; it imports only
 ``service.config``.
 """
 
+from service.outbox.circuits import CircuitChange, CircuitPolicy, close_circuit
 from service.outbox.claims import (
     Claim,
     Leased,
@@ -38,6 +40,8 @@ from service.outbox.subscriber_effects import (
 )
 
 __all__ = [
+    "CircuitChange",
+    "CircuitPolicy",
     "Claim",
     "Completed",
     "DeliveryStatus",
@@ -50,6 +54,7 @@ __all__ = [
     "claim_kind",
     "claim_webhooks",
     "clock_updates",
+    "close_circuit",
     "complete",
     "fail_pending",
     "hand_back",

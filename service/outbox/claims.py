@@ -58,15 +58,21 @@ async def claim_webhooks(
     busy: Mapping[UUID, int],
     lease_s: float,
     serialize: bool = True,
+    windows: Mapping[UUID, int] | None = None,
+    default_window: int | None = None,
 ) -> Claim[asyncpg.Record]:
-    """Claim at most ``limit`` due webhook deliveries, oldest first, under the delivery controls.
+    """Claim at most ``limit`` due webhook deliveries under the delivery controls, going round
+    the webhooks with due work (the one with fewest in flight first, then the oldest rows).
 
     ``conn`` is a plain asyncpg connection outside any transaction (the dispatcher's own: this
     is the hot path). ``busy`` counts the deliveries in flight of the calling ``dispatcher`` per
     subscriber; the other live dispatchers' published counts are subtracted too, so a subscriber
     gets at most ``per_subscriber`` in flight across all of them. The claim publishes the
     caller's counts after it, skips paused webhooks, holds rate-limited ones to their rate and
-    ordered ones to their oldest unfinished delivery (docs/delivery.md, "Delivery controls").
+    ordered ones to their oldest unfinished deliveries, in order (docs/delivery.md, "Delivery
+    controls"), leaves out webhooks whose circuit is not closed and takes the probes that are
+    due. ``windows`` caps what this dispatcher may have in flight per subscriber
+    (``default_window`` for one not in it; both default to ``per_subscriber``).
     With ``serialize`` the claim takes an advisory lock first, in a transaction, so claims run one
     at a time across replicas and each sees what the previous one took; a dispatcher that is the
     only live one (the last claim's ``others_live`` was false) may leave it out.
@@ -74,12 +80,18 @@ async def claim_webhooks(
     Each row carries the delivery (``uuid``, ``event_uuid``, ``event_type``, ``subscriber_uuid``,
     ``payload`` as JSON text, ``attempts_count``) and its webhook as it is now (``name``, ``url``,
     ``secret``, ``previous_secret``, ``previous_valid``, ``verify_ssl``, ``content_type``,
-    ``format``, ``ordered``, ``rate_limit_per_minute``, ``headers``, ``url_from_portal``).
+    ``format``, ``ordered``, ``rate_limit_per_minute``, ``headers``, ``url_from_portal``), ``seq``
+    (the recording order) and ``probe`` (it is its webhook's circuit probe).
     """
     token = uuid4()
     if limit <= 0:
         return Claim(token, [])
-    params = (list(busy), list(busy.values()), per_subscriber, limit, token, lease_s, dispatcher)
+    caps = windows or {}
+    window = per_subscriber if default_window is None else default_window
+    params = (
+        *(list(busy), list(busy.values()), per_subscriber, limit, token, lease_s, dispatcher),
+        *(list(caps), list(caps.values()), window),
+    )
     if not serialize:
         rows = await conn.fetch(queries.CLAIM_WEBHOOKS, *params)
     else:

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.models.deliveries import DeliveryStatus
 from service.models.subscribers import SubscriberKind
 from service.outbox import queries
+from service.outbox.circuits import CircuitAttempt, CircuitChange, CircuitPolicy, move_circuits
 from service.outbox.claims import Leased
 
 
@@ -34,6 +35,10 @@ class ClaimedRow(Leased, Protocol):
 
     @property
     def subscriber_kind(self) -> str: ...
+    @property
+    def probe(self) -> bool:
+        """It was its webhook's circuit probe."""
+        ...
 
 
 class AttemptRow(Protocol):
@@ -79,6 +84,12 @@ class Finished(Protocol):
         """Pause the whole webhook until then (a 429 or 503 with ``Retry-After``), or ``None``."""
         ...
 
+    @property
+    def circuit_failed(self) -> bool:
+        """The attempt counts against the webhook's circuit (timeout, connection error, 5xx, or
+        429 without ``Retry-After``)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class ClockUpdate:
@@ -108,6 +119,8 @@ class Completed:
     failing: list[FailingWebhook] = field(default_factory=list)
     applied: dict[UUID, str] = field(default_factory=dict)
     """The deliveries this batch changed, with their status after the write (stale ones absent)."""
+    circuits: list[CircuitChange] = field(default_factory=list)
+    """The webhooks' circuits this batch opened or closed."""
 
 
 def clock_updates(batch: Iterable[Finished]) -> list[ClockUpdate]:
@@ -194,21 +207,35 @@ async def _pause_webhooks(session: AsyncSession, batch: Sequence[Finished]) -> N
         await session.execute(queries.PAUSE_WEBHOOKS, {"uuids": list(until), "until": list(until.values())})
 
 
-async def complete(session: AsyncSession, batch: Sequence[Finished]) -> Completed:
+def _circuit_attempts(batch: Iterable[Finished]) -> dict[UUID, list[CircuitAttempt]]:
+    # Every webhook attempt counts, stale ones too: the request did happen.
+    attempts: dict[UUID, list[CircuitAttempt]] = {}
+    for f in batch:
+        if f.delivery.subscriber_kind == SubscriberKind.WEBHOOK:
+            attempt = CircuitAttempt(f.finished_at, f.circuit_failed, f.delivery.probe)
+            attempts.setdefault(f.delivery.subscriber_uuid, []).append(attempt)
+    return attempts
+
+
+async def complete(
+    session: AsyncSession, batch: Sequence[Finished], *, circuit: CircuitPolicy, now: datetime
+) -> Completed:
     """Write a batch of finished attempts in the session's transaction (never commits).
 
     Updates the deliveries still held under their lease, records every attempt, moves the
-    webhooks' failure clock (``last_success_at`` to within a second) and returns, besides the
-    counts, the enabled webhooks still failing after this batch.
+    webhooks' failure clock (``last_success_at`` to within a second) and their circuits
+    (``circuit``), and returns, besides the counts, the enabled webhooks still failing after
+    this batch and the circuits that opened or closed.
     """
     subscribers = sorted({f.delivery.subscriber_uuid for f in batch})
     # Subscriber rows first, in one order: a concurrent disable or delete then either sees this
     # batch's requeued rows or is seen by it, and two replicas' flushes cannot deadlock.
-    await session.execute(queries.LOCK_SUBSCRIBERS, {"uuids": subscribers})
+    locked = (await session.execute(queries.LOCK_SUBSCRIBERS, {"uuids": subscribers})).all()
     applied = (await session.execute(queries.COMPLETE, _delivery_params(batch))).all()
     await _pause_webhooks(session, batch)
     await session.execute(queries.INSERT_ATTEMPTS, _attempt_params(batch))
     counts: Counter[str] = Counter(row.status for row in applied)
     counts["stale"] = len(batch) - len(applied)
     failing = await _move_failure_clock(session, batch)
-    return Completed(counts, failing, {row.uuid: row.status for row in applied})
+    circuits = await move_circuits(session, locked, _circuit_attempts(batch), circuit, now)
+    return Completed(counts, failing, {row.uuid: row.status for row in applied}, circuits)

@@ -63,6 +63,13 @@ _OTHERS_LIVE = """EXISTS (
 RATE_BURST = 3
 """A rate-limited webhook may take this many requests at once after a quiet spell (GCRA's burst)."""
 
+ORDERED_RUN = 32
+"""An ordered webhook's claim takes at most this many of its next deliveries, sent one after the
+other at the receiver's pace (each once the one before was answered 2xx)."""
+
+CIRCUIT_IDLE_RECHECK_S = 5
+"""A circuit whose probe is due but whose webhook has nothing due looks again this often at most."""
+
 CLAIM_LOCK_KEY = 0x68657261_6C64  # "herald"
 """The transaction-level advisory lock that webhook claims take, one at a time across replicas."""
 
@@ -95,7 +102,8 @@ alone needs none of it (two round trips per claim): its claims are one at a time
 # again (one row with NULLs when nothing was claimed), and ``others_live``: whether another live
 # dispatcher has published counts (then the next claim takes the lock).
 # $1/$2: this dispatcher's busy subscribers and their counts, $3: per-subscriber bound, $4: limit,
-# $5: lease token, $6: lease seconds, $7: this dispatcher's uuid.
+# $5: lease token, $6: lease seconds, $7: this dispatcher's uuid, $8/$9: this dispatcher's window
+# per subscriber (how many it may have in flight), $10: the window of a subscriber not in $8.
 _INTERVAL = "make_interval(secs => 60.0 / {per_minute})"  # one slot of a rate-limited webhook
 _BURST_SPAN = f"make_interval(secs => ({RATE_BURST} - 1) * 60.0 / {{per_minute}})"
 
@@ -103,6 +111,9 @@ CLAIM_WEBHOOKS = f"""
 WITH RECURSIVE busy AS (
     SELECT * FROM unnest($1::uuid[], $2::integer[])
         AS b(subscriber_uuid, n)
+),
+windows AS (
+    SELECT * FROM unnest($8::uuid[], $9::integer[]) AS w(subscriber_uuid, n)
 ),{_pending_subscribers_cte(_WALKED)},
 lane AS (
     SELECT subscriber_uuid FROM subscriber_rates
@@ -124,8 +135,9 @@ webhooks AS (
     SELECT s.uuid, s.ordered, s.rate_limit_per_minute AS per_minute,
            CASE WHEN s.paused_until > now() THEN s.paused_until END AS paused_until,
            r.next_at, r.opens_at, coalesce(r.opens_at <= now(), false) AS in_lane,
-           coalesce(b.n, 0) + coalesce(e.n, 0) AS in_flight,
-           least($3::integer - coalesce(b.n, 0) - coalesce(e.n, 0), g.allowed) AS room
+           coalesce(b.n, 0) + coalesce(e.n, 0) AS in_flight, s.circuit_state <> 'closed' AS tripped,
+           least($3::integer - coalesce(b.n, 0) - coalesce(e.n, 0),
+                 coalesce(wn.n, $10::integer) - coalesce(b.n, 0), g.allowed) AS room, g.allowed
     FROM reached p
     -- One primary-key lookup per webhook reached, whatever the statistics of subscribers say (a
     -- table analyzed before a thousand webhooks were added made a join of it cost 16 ms).
@@ -135,6 +147,7 @@ webhooks AS (
     ) s
     LEFT JOIN busy b ON b.subscriber_uuid = s.uuid
     LEFT JOIN elsewhere e ON e.subscriber_uuid = s.uuid
+    LEFT JOIN windows wn ON wn.subscriber_uuid = s.uuid
     LEFT JOIN subscriber_rates r ON r.subscriber_uuid = s.uuid AND s.rate_limit_per_minute IS NOT NULL
     CROSS JOIN LATERAL (
         SELECT CASE WHEN s.rate_limit_per_minute IS NULL THEN $4::integer
@@ -143,13 +156,18 @@ webhooks AS (
                                * s.rate_limit_per_minute / 60.0)::integer END AS allowed
     ) g
 ),
--- A webhook whose parked rows wait for a later slot is served by the lane then, not now.
+-- A webhook whose parked rows wait for a later slot is served by the lane then, not now; one whose
+-- circuit is not closed only by its probe.
 open_webhooks AS (
-    SELECT uuid, ordered, room, in_flight, in_lane FROM webhooks
-    WHERE room > 0 AND paused_until IS NULL AND (opens_at IS NULL OR in_lane)
+    SELECT uuid, ordered, room, allowed, in_flight, in_lane FROM webhooks
+    WHERE room > 0 AND paused_until IS NULL AND (opens_at IS NULL OR in_lane) AND NOT tripped
 ),
+-- Each row's turn: the deliveries its webhook has in flight (here and elsewhere) plus its rank
+-- among the webhook's rows taken now. The global limit keeps the lowest turns, so free slots go
+-- round the webhooks with due work, the one holding fewest first (docs/delivery.md, "Fair share").
 candidates AS (
-    SELECT c.uuid, c.next_attempt_at
+    SELECT c.uuid, c.next_attempt_at,
+           w.in_flight + row_number() OVER (PARTITION BY w.uuid ORDER BY c.next_attempt_at) AS turn
     FROM open_webhooks w
     CROSS JOIN LATERAL (
         SELECT d.uuid, d.next_attempt_at FROM deliveries d
@@ -166,7 +184,8 @@ candidates AS (
     WHERE NOT w.ordered AND NOT w.in_lane
 ),
 lane_candidates AS (
-    SELECT c.uuid, c.next_attempt_at
+    SELECT c.uuid, c.next_attempt_at,
+           w.in_flight + row_number() OVER (PARTITION BY w.uuid ORDER BY c.next_attempt_at) AS turn
     FROM open_webhooks w
     CROSS JOIN LATERAL (
         SELECT d.uuid, d.next_attempt_at FROM deliveries d
@@ -177,24 +196,107 @@ lane_candidates AS (
     ) c
     WHERE NOT w.ordered AND w.in_lane
 ),
-ordered_candidates AS (
-    SELECT d.uuid, d.next_attempt_at
+-- An ordered webhook with nothing in flight gives a run: its oldest pending rows by recording
+-- order, as long as each is due, at most {ORDERED_RUN} (and its rate slots); the dispatcher sends
+-- them one after the other, one request in flight (so one slot, whatever its window), and hands
+-- back what follows a failure. Locked rows cut the run where they are.
+ordered_runs AS (
+    SELECT w.uuid AS subscriber_uuid, r.uuid, r.next_attempt_at, r.n, w.in_flight
     FROM open_webhooks w
     CROSS JOIN LATERAL (
-        SELECT h.uuid FROM deliveries h
-        WHERE h.subscriber_uuid = w.uuid AND h.status = 'pending'
-        ORDER BY h.seq LIMIT 1
-    ) head
-    JOIN deliveries d ON d.uuid = head.uuid
-    WHERE w.ordered AND w.in_flight = 0 AND d.status = 'pending' AND d.next_attempt_at <= now()
+        SELECT h.uuid, h.next_attempt_at, row_number() OVER (ORDER BY h.seq) AS n,
+               bool_and(h.next_attempt_at <= now()) OVER (ORDER BY h.seq) AS due
+        FROM (
+            SELECT h.uuid, h.seq, h.next_attempt_at FROM deliveries h
+            WHERE h.subscriber_uuid = w.uuid AND h.status = 'pending'
+            ORDER BY h.seq LIMIT least(w.allowed, {ORDERED_RUN})
+        ) h
+    ) r
+    WHERE w.ordered AND w.in_flight = 0 AND r.due
+),
+ordered_locked AS (
+    SELECT d.uuid FROM ordered_runs o JOIN deliveries d ON d.uuid = o.uuid
+    WHERE d.status = 'pending'
     FOR UPDATE OF d SKIP LOCKED
 ),
+ordered_candidates AS (
+    SELECT o.uuid, o.next_attempt_at, o.in_flight + o.n AS turn
+    FROM ordered_runs o
+    WHERE NOT EXISTS (
+        SELECT 1 FROM ordered_runs g
+        WHERE g.subscriber_uuid = o.subscriber_uuid AND g.n <= o.n
+          AND NOT EXISTS (SELECT 1 FROM ordered_locked l WHERE l.uuid = g.uuid)
+    )
+),
+-- The probes: at most one delivery of each webhook whose circuit's next probe is due (its oldest
+-- due row, parked or not; an ordered one's oldest pending one, with nothing in flight). The
+-- subscriber row is taken SKIP LOCKED (the outcome writer or a disable holds it for
+-- milliseconds: the probe goes with a later claim), and claims run one at a time while several
+-- dispatchers are live, so one probe goes, on one replica.
+probe_due AS (
+    SELECT p.uuid, p.ordered FROM subscribers p
+    WHERE p.circuit_state <> 'closed' AND p.circuit_next_probe_at <= now()
+      AND p.kind = 'webhook' AND p.enabled AND NOT coalesce(p.paused_until > now(), false)
+    ORDER BY p.circuit_next_probe_at LIMIT $4::integer
+    FOR NO KEY UPDATE SKIP LOCKED
+),
+probe_picks AS (
+    SELECT w.uuid AS subscriber_uuid, x.uuid
+    FROM probe_due w
+    CROSS JOIN LATERAL (
+        SELECT u.uuid FROM (
+            (SELECT d.uuid, d.next_attempt_at FROM deliveries d
+             WHERE d.subscriber_uuid = w.uuid AND {_PARKED} AND d.next_attempt_at <= now()
+             ORDER BY d.next_attempt_at LIMIT 1)
+            UNION ALL
+            (SELECT d.uuid, d.next_attempt_at FROM deliveries d
+             WHERE d.subscriber_uuid = w.uuid AND {_WALKED} AND d.next_attempt_at <= now()
+             ORDER BY d.next_attempt_at LIMIT 1)
+        ) u ORDER BY u.next_attempt_at LIMIT 1
+    ) x
+    WHERE NOT w.ordered
+    UNION ALL
+    SELECT w.uuid, h.uuid
+    FROM probe_due w
+    LEFT JOIN busy b ON b.subscriber_uuid = w.uuid
+    LEFT JOIN elsewhere e ON e.subscriber_uuid = w.uuid
+    CROSS JOIN LATERAL (
+        SELECT h.uuid, h.next_attempt_at FROM deliveries h
+        WHERE h.subscriber_uuid = w.uuid AND h.status = 'pending' ORDER BY h.seq LIMIT 1
+    ) h
+    WHERE w.ordered AND coalesce(b.n, 0) + coalesce(e.n, 0) = 0 AND h.next_attempt_at <= now()
+),
+probe_candidates AS (
+    SELECT d.uuid, d.next_attempt_at, d.subscriber_uuid
+    FROM probe_picks p JOIN deliveries d ON d.uuid = p.uuid
+    WHERE d.status = 'pending'
+    FOR UPDATE OF d SKIP LOCKED
+),
+-- A due probe that found nothing to send looks again when the webhook's next row falls due, or
+-- in {CIRCUIT_IDLE_RECHECK_S} s; one that did is half-open until its deadline (the lease): an
+-- outcome that never comes (its dispatcher gone) lets another probe go then.
+probed AS (
+    UPDATE subscribers s
+    SET circuit_state = CASE WHEN c.uuid IS NULL THEN s.circuit_state ELSE 'half-open' END,
+        circuit_next_probe_at = CASE
+            WHEN c.uuid IS NOT NULL THEN now() + make_interval(secs => $6::float8)
+            ELSE least(
+                (SELECT min(d.next_attempt_at) FROM deliveries d
+                 WHERE d.subscriber_uuid = s.uuid AND d.status = 'pending' AND d.next_attempt_at > now()),
+                now() + make_interval(secs => {CIRCUIT_IDLE_RECHECK_S}))
+        END
+    FROM probe_due w LEFT JOIN probe_candidates c ON c.subscriber_uuid = w.uuid
+    WHERE s.uuid = w.uuid
+    RETURNING s.circuit_next_probe_at
+),
 chosen AS (
-    SELECT uuid FROM (
-        SELECT * FROM candidates UNION ALL SELECT * FROM lane_candidates
-        UNION ALL SELECT * FROM ordered_candidates
+    SELECT uuid, probe FROM (
+        SELECT uuid, next_attempt_at, turn, false AS probe FROM candidates
+        UNION ALL SELECT uuid, next_attempt_at, turn, false FROM lane_candidates
+        UNION ALL SELECT uuid, next_attempt_at, turn, false FROM ordered_candidates
+        UNION ALL SELECT uuid, next_attempt_at, 0, true FROM probe_candidates
     ) c
-    ORDER BY next_attempt_at LIMIT $4::integer
+    ORDER BY turn, next_attempt_at LIMIT $4::integer
 ),
 claimed AS (
     UPDATE deliveries d
@@ -202,7 +304,7 @@ claimed AS (
         lease_expires_at = now() + make_interval(secs => $6::float8)
     FROM chosen c, subscribers s
     WHERE d.uuid = c.uuid AND s.uuid = d.subscriber_uuid
-    RETURNING d.uuid, d.event_uuid, d.event_type, d.subscriber_uuid,
+    RETURNING d.uuid, d.event_uuid, d.event_type, d.subscriber_uuid, d.seq, c.probe,
               CAST(d.payload AS text) AS payload, d.attempts_count, s.name, s.url, s.secret,
               s.previous_secret, coalesce(s.previous_secret_expires_at > now(), false) AS previous_valid,
               s.verify_ssl, s.content_type, s.format, s.ordered, s.rate_limit_per_minute,
@@ -215,11 +317,14 @@ parked AS (
         SELECT x.uuid FROM webhooks w
         CROSS JOIN LATERAL (
             SELECT d.uuid FROM deliveries d
-            WHERE d.subscriber_uuid = w.uuid AND {_WALKED} AND d.next_attempt_at <= now()  -- as above
+            -- As above; every row of a webhook whose circuit is not closed, due or not.
+            WHERE d.subscriber_uuid = w.uuid AND {_WALKED}
+              AND d.next_attempt_at <= CASE WHEN w.tripped THEN 'infinity' ELSE now() END
             ORDER BY d.next_attempt_at  -- through ix_deliveries_subscriber_due
             FOR UPDATE SKIP LOCKED
         ) x
-        WHERE w.per_minute IS NOT NULL AND NOT EXISTS (SELECT 1 FROM chosen c WHERE c.uuid = x.uuid)
+        WHERE (w.per_minute IS NOT NULL OR w.tripped)
+          AND NOT EXISTS (SELECT 1 FROM chosen c WHERE c.uuid = x.uuid)
     ) p
     WHERE d.uuid = p.uuid
     RETURNING d.subscriber_uuid
@@ -245,7 +350,7 @@ slots AS (
                OR EXISTS (SELECT 1 FROM left_parked l WHERE l.uuid = w.uuid) AS waiting,
            t.n IS NOT NULL AS took, w.in_lane
     FROM webhooks w LEFT JOIN taken t ON t.subscriber_uuid = w.uuid
-    WHERE w.per_minute IS NOT NULL
+    WHERE w.per_minute IS NOT NULL AND NOT w.tripped
 ),
 rates AS (
     INSERT INTO subscriber_rates AS r (subscriber_uuid, next_at, opens_at)
@@ -259,14 +364,16 @@ rates AS (
     RETURNING r.subscriber_uuid, r.next_at, r.opens_at
 ),
 -- Lane entries of webhooks that are no longer rate-limited enabled webhooks: their parked rows
--- go back to the walk (sweep_expired_controls), which settles or claims them.
+-- go back to the walk (sweep_expired_controls), which settles or claims them. A webhook whose
+-- circuit is not closed leaves the lane too: its rows stay parked until the circuit closes.
 left_lane AS (
     UPDATE subscriber_rates SET opens_at = NULL
     -- An array, so the primary key finds them (a join would read the whole table for none).
     WHERE subscriber_uuid = ANY(ARRAY(
         SELECT l.subscriber_uuid FROM lane l
         WHERE NOT EXISTS (
-            SELECT 1 FROM webhooks w WHERE w.uuid = l.subscriber_uuid AND w.per_minute IS NOT NULL
+            SELECT 1 FROM webhooks w
+            WHERE w.uuid = l.subscriber_uuid AND w.per_minute IS NOT NULL AND NOT w.tripped
         )
     ))
 ),
@@ -294,6 +401,13 @@ wake AS (
         (SELECT opens_at FROM subscriber_rates WHERE opens_at > now() ORDER BY opens_at LIMIT 1)
         UNION ALL
         SELECT opens_at FROM rates WHERE opens_at > now()
+        UNION ALL
+        -- The next probe of an open circuit, as this claim found them and as it stamped them.
+        (SELECT circuit_next_probe_at FROM subscribers
+         WHERE circuit_state <> 'closed' AND circuit_next_probe_at > now()
+         ORDER BY circuit_next_probe_at LIMIT 1)
+        UNION ALL
+        SELECT circuit_next_probe_at FROM probed
         UNION ALL
         -- The next slot of the webhooks just claimed for (rows a lock kept from being parked).
         SELECT r.next_at - {_BURST_SPAN.format(per_minute="s.per_minute")}
@@ -327,6 +441,10 @@ UPDATE deliveries d SET throttled = false
 FROM pending_subscribers p LEFT JOIN subscriber_rates r ON r.subscriber_uuid = p.subscriber_uuid
 WHERE d.subscriber_uuid = p.subscriber_uuid AND d.status = 'pending' AND d.throttled
   AND r.opens_at IS NULL
+  -- An open circuit's rows stay parked until it closes (outbox/circuits.py).
+  AND NOT EXISTS (
+      SELECT 1 FROM subscribers s WHERE s.uuid = p.subscriber_uuid AND s.circuit_state <> 'closed'
+  )
 """  # noqa: S608  (constant fragments, no input)
 )
 
@@ -446,8 +564,12 @@ WHERE subscriber_uuid = :uuid AND status = 'failed'
 
 # -- completions --------------------------------------------------------------------------------
 
+# With each webhook's circuit, which the same transaction moves (outbox/circuits.py).
 LOCK_SUBSCRIBERS = text(
-    "SELECT uuid FROM subscribers WHERE uuid = ANY(CAST(:uuids AS uuid[])) ORDER BY uuid FOR NO KEY UPDATE"
+    """
+SELECT uuid, kind, circuit_state, circuit_since, circuit_next_probe_at, circuit_failures, circuit_probes
+FROM subscribers WHERE uuid = ANY(CAST(:uuids AS uuid[])) ORDER BY uuid FOR NO KEY UPDATE
+"""
 )
 
 # A retry of a subscriber disabled or deleted while the attempt was in flight is not requeued.
@@ -520,6 +642,44 @@ WHERE s.uuid = u.uuid AND s.kind = 'webhook'
        OR s.last_success_at < u.success_at - interval '1 second')
 RETURNING s.uuid, s.enabled, s.failing_since
 """
+)
+
+# -- circuits -----------------------------------------------------------------------------------
+
+MOVE_CIRCUITS = text(
+    """
+UPDATE subscribers s
+SET circuit_state = c.state, circuit_since = c.since, circuit_next_probe_at = c.next_probe_at,
+    circuit_failures = c.failures, circuit_probes = c.probes
+FROM unnest(
+    CAST(:uuids AS uuid[]), CAST(:states AS text[]), CAST(:since AS timestamptz[]),
+    CAST(:next_probe_at AS timestamptz[]), CAST(:failures AS integer[]), CAST(:probes AS integer[])
+) AS c(uuid, state, since, next_probe_at, failures, probes)
+WHERE s.uuid = c.uuid
+"""
+)
+
+# A webhook being enabled starts with a closed circuit (and a clean count).
+CLOSE_CIRCUIT = text(
+    """
+UPDATE subscribers s
+SET circuit_state = 'closed', circuit_failures = 0, circuit_probes = 0, circuit_next_probe_at = NULL,
+    circuit_since = CASE WHEN s.circuit_state = 'closed' THEN s.circuit_since ELSE now() END
+FROM (SELECT circuit_state FROM subscribers WHERE uuid = :uuid) AS before
+WHERE s.uuid = :uuid
+RETURNING before.circuit_state <> 'closed' AS was_open
+"""
+)
+
+# A closed circuit's parked rows go back to the walk at once (a rate limit parks them again), its
+# rate lane entry with them; the dispatchers are woken on commit.
+UNPARK_CIRCUITS = (
+    text(
+        "UPDATE deliveries SET throttled = false "
+        "WHERE subscriber_uuid = ANY(CAST(:uuids AS uuid[])) AND status = 'pending' AND throttled"
+    ),
+    text("UPDATE subscriber_rates SET opens_at = NULL WHERE subscriber_uuid = ANY(CAST(:uuids AS uuid[]))"),
+    text(f"SELECT pg_notify('{DELIVERIES_CHANNEL}', '')"),
 )
 
 # -- what a subscriber's change does to its deliveries ------------------------------------------

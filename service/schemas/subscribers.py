@@ -258,6 +258,12 @@ class SubscriberOut(BaseModel):
                     "header_names": ["Authorization"],
                     "last_success_at": "2026-11-24T09:15:02.113Z",
                     "failing_since": None,
+                    "circuit": {
+                        "state": "closed",
+                        "since": None,
+                        "next_probe_at": None,
+                        "consecutive_failures": 0,
+                    },
                     "created_at": "2026-11-20T16:03:44.520Z",
                     "updated_at": "2026-11-20T16:03:44.520Z",
                 }
@@ -286,8 +292,41 @@ class SubscriberOut(BaseModel):
     )
     last_success_at: datetime | None
     failing_since: datetime | None = Field(description="First failure since the last success.")
+    circuit: CircuitOut
     created_at: datetime
     updated_at: datetime
+
+
+CircuitState = Literal["closed", "open", "half-open"]
+
+
+class CircuitOut(BaseModel):
+    """A webhook's circuit breaker (docs/delivery.md, "The circuit")."""
+
+    state: CircuitState = Field(
+        description="`open`: no delivery is attempted until `next_probe_at`; `half-open`: one "
+        "delivery (the probe) is being attempted; `closed`: deliveries go as usual."
+    )
+    since: datetime | None = Field(
+        description="When it opened, or when it last closed; null if it never opened."
+    )
+    next_probe_at: datetime | None = Field(description="While open: when one delivery is attempted.")
+    consecutive_failures: int = Field(
+        description="Failed attempts in a row (timeout, connection error, 5xx, 429 without Retry-After)."
+    )
+
+
+def circuit_out(subscriber: Subscriber) -> CircuitOut:
+    """The subscriber's circuit as the API shows it."""
+    state = subscriber.circuit_state
+    return CircuitOut.model_validate(
+        {
+            "state": state,
+            "since": subscriber.circuit_since,
+            "next_probe_at": subscriber.circuit_next_probe_at if state == "open" else None,
+            "consecutive_failures": subscriber.circuit_failures,
+        }
+    )
 
 
 class SubscriberCreated(SubscriberOut):
@@ -334,6 +373,7 @@ def subscriber_out(
             "header_names": subscriber.header_names,
             "last_success_at": subscriber.last_success_at,
             "failing_since": subscriber.failing_since,
+            "circuit": circuit_out(subscriber),
             "created_at": subscriber.created_at,
             "updated_at": subscriber.updated_at,
         }

@@ -112,7 +112,7 @@ async def test_ingest_key_may_ingest_and_read_the_catalog(secured: RunningApp) -
     assert batch.status_code == 202, batch.text
     types = await secured.client.get("/api/v1/event-types", headers=headers)
     assert types.status_code == 200
-    assert len(types.json()["items"]) == 58 + 5  # the catalog, then the operational types
+    assert len(types.json()["items"]) == 58 + 7  # the catalog, then the operational types
 
 
 async def test_admin_key_may_do_everything(secured: RunningApp) -> None:

@@ -33,7 +33,7 @@ async def test_event_types_lists_the_whole_catalog(herald: RunningApp) -> None:
     names = [item["name"] for item in body["items"] if not item["operational"]]
     assert names == ALL_TYPES
     assert len(names) == 58
-    assert len(body["items"]) == 58 + 5  # then the operational herald:* types
+    assert len(body["items"]) == 58 + 7  # then the operational herald:* types
     assert "ping" not in names
     assert body["next_cursor"] is None
     by_name = {item["name"]: item for item in body["items"]}

@@ -34,6 +34,8 @@ def _row(box: SecretBox, subscriber: UUID, secret: str, previous: str | None, va
         "content_type": "application/json",
         "format": "standard",
         "ordered": False,
+        "probe": False,
+        "seq": 1,
         "headers": None,
         "url_from_portal": False,
     }

@@ -66,7 +66,12 @@ async def test_failing_is_reported_once_then_recovered(
     app_factory: AppFactory, receiver: Receiver, db: asyncpg.Connection
 ) -> None:
     receiver.reply("/flaky", Reply(500), Reply(500), Reply(500), then=Reply(200))
-    settings = FAST | {"retry_schedule": "50ms,50ms,50ms,50ms", "failing_after_attempts": 2}
+    # The circuit stays closed: these reports are about the deliveries.
+    settings = FAST | {
+        "retry_schedule": "50ms,50ms,50ms,50ms",
+        "failing_after_attempts": 2,
+        "circuit_failures": 100,
+    }
     async with app_factory(**settings) as herald:
         await create_webhook(herald.client, receiver.url("/watch"), subscriptions=WATCH_ALL)
         hook = await create_webhook(herald.client, receiver.url("/flaky"), subscriptions=CATALOG_ONLY)
@@ -86,7 +91,12 @@ async def test_out_of_attempts_reports_failing_once_and_failed(
     app_factory: AppFactory, receiver: Receiver, db: asyncpg.Connection
 ) -> None:
     receiver.reply("/down", then=Reply(503))
-    settings = FAST | {"retry_schedule": "50ms,50ms,50ms,50ms", "failing_after_attempts": 2}
+    # The circuit stays closed: these reports are about the deliveries.
+    settings = FAST | {
+        "retry_schedule": "50ms,50ms,50ms,50ms",
+        "failing_after_attempts": 2,
+        "circuit_failures": 100,
+    }
     async with app_factory(**settings) as herald:
         hook = await create_webhook(herald.client, receiver.url("/down"), subscriptions=CATALOG_ONLY)
         await ingest(herald.client)
@@ -213,6 +223,8 @@ async def test_operational_types_are_listed_and_cannot_be_ingested(herald: Runni
         "herald:delivery:failing",
         "herald:delivery:failed",
         "herald:delivery:recovered",
+        "herald:subscriber:circuit-opened",
+        "herald:subscriber:circuit-closed",
     ]
     assert flags["project:created"] is False
     assert next(i for i in items if i["name"] == "herald:delivery:failed")["optional_filters"] == [

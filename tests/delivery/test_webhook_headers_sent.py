@@ -143,6 +143,8 @@ def _row(box: SecretBox, subscriber: UUID, headers: dict[str, str]) -> Any:
         "headers": sealed,
         "ordered": False,
         "url_from_portal": False,
+        "probe": False,
+        "seq": 1,
     }
 
 

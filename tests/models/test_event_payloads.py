@@ -61,13 +61,14 @@ def test_every_layer_has_sections_and_a_class() -> None:
     kinds = {info.kind for info in CATALOG.values()}
     assert kinds == set(SECTIONS_BY_KIND) == set(EXPECTED_CLASS)
     assert kinds <= set(EVENT_CLASSES)
-    # The root (ping), the abstract job layer, the two operational layers (herald:*) and the
+    # The root (ping), the abstract job layer, the three operational layers (herald:*) and the
     # layer of custom types.
     assert set(EVENT_CLASSES) - kinds == {
         "event",
         "job",
         "operational_subscriber",
         "operational_delivery",
+        "operational_circuit",
         "custom",
     }
 

@@ -89,7 +89,7 @@ async def test_a_paused_webhook_is_skipped_and_says_when_it_opens(db: asyncpg.Co
     assert claim.wake_at == until
 
 
-async def test_an_ordered_webhook_gives_its_oldest_pending_delivery_only_with_none_in_flight(
+async def test_an_ordered_webhook_gives_its_oldest_pending_deliveries_only_with_none_in_flight(
     db: asyncpg.Connection,
 ) -> None:
     ordered = await _add_webhook(db, ordered=True)
@@ -102,7 +102,14 @@ async def test_an_ordered_webhook_gives_its_oldest_pending_delivery_only_with_no
     assert await _claim(db, dispatcher) == []
     await db.execute("UPDATE deliveries SET next_attempt_at = now() WHERE uuid = $1", queued[0])
     assert await _claim(db, dispatcher, busy={ordered: 1}) == []  # one in flight here
-    assert await _claim(db, dispatcher) == [queued[0]]
+    # A run in recording order, up to the first row not due.
+    await db.execute(
+        "UPDATE deliveries SET next_attempt_at = now() + interval '1 hour' WHERE uuid = $1", queued[3]
+    )
+    claim = await claim_webhooks(
+        db, dispatcher=dispatcher, limit=100, per_subscriber=16, busy={}, lease_s=60.0
+    )
+    assert [row["uuid"] for row in sorted(claim.rows, key=lambda r: r["seq"])] == queued[:3]
 
 
 async def test_counts_are_published_only_while_another_dispatcher_is_live_and_bound_its_claims(
@@ -164,7 +171,9 @@ async def _analyzed_claim(db: asyncpg.Connection, dispatcher: UUID) -> dict[str,
     await transaction.start()
     try:
         text = await db.fetchval(
-            "EXPLAIN (ANALYZE, FORMAT JSON) " + CLAIM_WEBHOOKS, [], [], 16, 100, uuid4(), 60.0, dispatcher
+            "EXPLAIN (ANALYZE, FORMAT JSON) " + CLAIM_WEBHOOKS,
+            *([], [], 16, 100, uuid4(), 60.0, dispatcher),
+            *([], [], 16),
         )
     finally:
         await transaction.rollback()

@@ -52,7 +52,8 @@ def test_every_status_the_queries_write_is_a_delivery_status() -> None:
         literal
         for sql in statements
         for literal in re.findall(r"'([a-z]+)'", sql)
-        if literal not in {"webhook", "analytics", "second"}
+        # Not statuses: kinds, an interval unit, a timestamp, the circuit states.
+        if literal not in {"webhook", "analytics", "second", "infinity", "closed", "open"}
     }
     assert written
     assert written <= {status.value for status in DeliveryStatus}
