@@ -122,7 +122,7 @@ class Subscriber(SQLModel, table=True, metaclass=SingleTableInheritanceMeta):
         default=False, sa_column=Column(Boolean, nullable=False, server_default=text("false"))
     )
     paused_until: datetime | None = _timestamp()
-    # The circuit breaker (migration 0018): consecutive failed attempts open it; while open, no
+    # The circuit breaker (migration 0019): consecutive failed attempts open it; while open, no
     # delivery is attempted until circuit_next_probe_at, when one is (half-open). circuit_probes
     # counts the failed probes since it opened (the wait before the next one doubles with each);
     # circuit_since is when it opened (kept across probes) or, once closed again, when it closed.

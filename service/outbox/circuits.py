@@ -1,6 +1,6 @@
 """The circuit breaker of each webhook: ``closed`` → ``open`` → ``half-open`` → ``closed`` or ``open``.
 
-The state is four columns of ``subscribers`` (migration 0018), so every replica honours it:
+The state is four columns of ``subscribers`` (migration 0019), so every replica honours it:
 
 - ``closed``: deliveries go as usual; ``circuit_failures`` counts the failed attempts in a row
   (timeout, connection error, 5xx, or 429 without ``Retry-After``: the caller says which).
