@@ -178,6 +178,31 @@ def _ordered(r: dict[str, Any]) -> Row:
     )
 
 
+def _outage(r: dict[str, Any]) -> Row:
+    ratios = r["ratios_50"]
+    spread = f" (rounds {', '.join(f'{x:.2f}' for x in ratios)})" if len(ratios) > 1 else ""
+    return Row(
+        "healthy webhook beside 50 / 200 webhooks that never answer, from the outage's start "
+        "(its deliveries/s; median round)",
+        f"{_n(r['beside_50']['per_s'])} / {_n(r['beside_200']['per_s'])}",
+        f"{_n(r['alone']['per_s'])} (the same webhook alone)",
+        f"{_n(r['ratio_50'], 2)}x{spread} / {_n(r['ratio_200'], 2)}x",
+        "≥ 0.9x (50); 200 reported",
+        _at_least(r["ratio_50"], 0.9),
+    )
+
+
+def _refill(r: dict[str, Any]) -> Row:
+    return Row(
+        f"{r['webhooks']} webhooks, receivers answering in {r['receiver_delay_ms']} ms (deliveries/s)",
+        _n(r["per_s"]),
+        f"{_n(r['slots_allow_per_s'])} (what their 48 slots allow)",
+        f"{_n(r['ratio'], 2)}x",
+        "≥ 0.9x",
+        _at_least(r["ratio"], 0.9),
+    )
+
+
 def _rate_limited(r: dict[str, Any]) -> Row:
     f = r["rate_limited"]
     ratio = _ratio(f["with_median_ms"], f["without_median_ms"])
@@ -246,6 +271,9 @@ ROWS: list[tuple[str, Callable[[dict[str, Any]], Row]]] = [
     ("secrets", _secrets),
     ("scaling", _scaling),
     ("ordered", _ordered),
+    ("outage", _outage),
+    ("refill", _refill),
+    ("ordered_pace", _ordered),
     ("claims", _claims),
     ("claims", _rate_limited),
     ("deliveries", _memory),

@@ -348,7 +348,7 @@ class Dispatcher(Worker):
             del self._waiting[subscriber]
             for _ in rest:
                 self._slots.unclaim(subscriber)
-            task = asyncio.create_task(self._hand_back_waiting(rest))
+            task = asyncio.create_task(self._hand_back_unsent(rest))
             for delivery in rest:
                 self._in_flight[delivery.uuid] = (delivery, task)
         for owner in [subscriber, *self._waiting]:
@@ -358,13 +358,19 @@ class Dispatcher(Worker):
             if owner in self._waiting and not queue:
                 del self._waiting[owner]
 
-    async def _hand_back_waiting(self, rest: tuple[claims.ClaimedDelivery, ...]) -> None:
+    async def _hand_back_unsent(
+        self, rest: tuple[claims.ClaimedDelivery, ...], held: UUID | None = None
+    ) -> None:
+        # Claimed, never sent: back to the queue, their attempts untouched; then ``held`` (an
+        # ordered webhook whose run ended on a failure) may be claimed for again.
         try:
             self.counters["handed_back"] += await outbox.hand_back(self._engine, rest)
         except Exception:
             logger.warning("handing back deliveries failed; their leases will expire", exc_info=True)
         for delivery in rest:
             del self._in_flight[delivery.uuid]
+        if held is not None:
+            self._slots.unhold(held)
         self._wakeup.set()
 
     async def _deliver(self, delivery: claims.ClaimedDelivery) -> None:
@@ -467,19 +473,9 @@ class Dispatcher(Worker):
     def _release_hold(self, subscriber: UUID, rest: tuple[claims.ClaimedDelivery, ...] = ()) -> None:
         if rest:
             # They stay held (and counted) until they are back in the queue.
-            task = asyncio.create_task(self._hand_back_run(subscriber, rest))
+            task = asyncio.create_task(self._hand_back_unsent(rest, held=subscriber))
             for delivery in rest:
                 self._in_flight[delivery.uuid] = (delivery, task)
             return
-        self._slots.unhold(subscriber)
-        self._wakeup.set()
-
-    async def _hand_back_run(self, subscriber: UUID, rest: tuple[claims.ClaimedDelivery, ...]) -> None:
-        try:
-            self.counters["handed_back"] += await outbox.hand_back(self._engine, rest)
-        except Exception:
-            logger.warning("handing back an ordered run failed; its leases will expire", exc_info=True)
-        for delivery in rest:
-            del self._in_flight[delivery.uuid]
         self._slots.unhold(subscriber)
         self._wakeup.set()

@@ -195,3 +195,24 @@ async def test_a_healthy_webhook_is_served_beside_a_hanging_one_with_eight_slots
         await wait_for_statuses(db, {"delivered": 20}, other["uuid"], timeout_s=10)
         assert len(receiver.on("/hang-alone")) <= 4  # at most its fair share of eight slots
         del hanging
+
+
+async def test_deliveries_claimed_ahead_go_back_unsent_when_the_receiver_asks_to_wait(
+    app_factory: AppFactory, receiver: Receiver, db: asyncpg.Connection
+) -> None:
+    # Fast answers widen the window (and what is claimed ahead), then a 429 with Retry-After.
+    receiver.reply("/busy", *[Reply(200)] * 60, Reply(429, headers={"Retry-After": "2"}), then=Reply(200))
+    async with app_factory(**FAST) as herald:
+        hook = await create_webhook(herald.client, receiver.url("/busy"))
+        await ingest_many(herald.client, 200)
+        await wait_for_statuses(db, {"delivered": 200}, hook["uuid"], timeout_s=15)
+        dispatcher = herald.state.dispatcher
+        assert isinstance(dispatcher, Dispatcher)
+        # The ones waiting for a slot went back to the queue unsent (the 429 stopped them).
+        assert dispatcher.counters["handed_back"] > 0
+    requests = receiver.on("/busy")
+    paused_at = requests[60].at_monotonic
+    # Those in flight when it answered arrive with it; nothing else until the pause ends.
+    during = [r for r in requests[61:] if paused_at + 0.1 < r.at_monotonic < paused_at + 1.9]
+    assert during == []
+    assert await attempts_made(db, hook["uuid"]) == len(requests)
