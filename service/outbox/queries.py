@@ -119,8 +119,13 @@ lane AS (
     SELECT subscriber_uuid FROM subscriber_rates
     WHERE opens_at <= now() ORDER BY opens_at LIMIT $4::integer
 ),
+-- A webhook this dispatcher already has its window's worth of (a hanging one, from its first
+-- request) has nothing to give: it costs the walk's descent, not a lookup.
 reached AS (
-    SELECT subscriber_uuid FROM pending_subscribers WHERE subscriber_uuid IS NOT NULL
+    SELECT p.subscriber_uuid FROM pending_subscribers p
+    LEFT JOIN busy b ON b.subscriber_uuid = p.subscriber_uuid
+    LEFT JOIN windows wn ON wn.subscriber_uuid = p.subscriber_uuid
+    WHERE p.subscriber_uuid IS NOT NULL AND coalesce(b.n, 0) < coalesce(wn.n, $10::integer)
     UNION
     SELECT subscriber_uuid FROM lane
 ),
